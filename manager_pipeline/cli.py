@@ -1,0 +1,213 @@
+"""manager-pipeline: run the deploy job, list sources, open the UI, stop the local stand-in.
+
+Exit codes: 0 done, 1 the run failed (the message says at which stage and why),
+2 a usage error (unknown source or environment, missing variables file, bad manager.yaml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from manager_pipeline.config import ManagerConfig, load_config
+from manager_pipeline.errors import ManagerError
+from manager_pipeline.events import DispatchEvent
+from manager_pipeline.settings import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _config(settings: Settings) -> ManagerConfig:
+    try:
+        return load_config(settings.config_path)
+    except ManagerError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _check_run_request(config: ManagerConfig, source: str, environment: str) -> None:
+    """Everything that can be wrong with the request itself, checked before any run exists."""
+    from manager_pipeline.sources import LocalSource
+
+    try:
+        spec = config.check_partition(source, environment)
+        if spec.path is not None:
+            LocalSource(spec).check_readable()
+    except ManagerError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _ui_command(settings: Settings) -> str:
+    if (settings.config_path.parent / "Makefile").is_file() and Path.cwd() == settings.config_path.parent:
+        return "make ui"
+    return f"{shlex.quote(sys.argv[0])} ui"
+
+
+def _failure_message(result) -> str:
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            if data.user_failure_data and data.user_failure_data.description:
+                return f"{event.step_key}: {data.user_failure_data.description}"
+            if data.error:
+                return f"{event.step_key}: {data.error.message.strip()}"
+    return "the run failed; see the run's event log in the UI"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings()
+    config = _config(settings)
+    _check_run_request(config, args.source, args.env)
+
+    from manager_pipeline.defs.definitions import build_definitions
+    from manager_pipeline.defs.jobs import DEPLOY_JOB
+    from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
+    from manager_pipeline.feedback.report import format_value
+    from manager_pipeline.instance import open_instance
+    from manager_pipeline.local_aws import LocalAws
+
+    instance = open_instance(settings)
+    sync_source_partitions(instance, config)
+    if settings.aws.mode == "local":
+        status = LocalAws(settings.home).ensure_running()
+        state = "started" if status.started else "reused"
+        print(f"[{'aws':<8}] local AWS stand-in (moto) {state} on {status.endpoint_url}")
+    job = build_definitions(settings).resolve_job_def(DEPLOY_JOB)
+    event = DispatchEvent(
+        source=args.source,
+        environment=args.env,
+        sha=args.sha,
+        branch=args.branch,
+        pr=args.pr,
+        plan_only=args.plan_only,
+        trigger="cli",
+    )
+    result = job.execute_in_process(
+        partition_key=partition_key(args.source, args.env),
+        instance=instance,
+        tags=event.to_tags(),
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        raise_on_error=False,
+    )
+    run_id = result.run_id
+    url = f"{settings.webserver_url}/runs/{run_id}"
+    if not result.success:
+        print(f"error: run {run_id} failed at {_failure_message(result)}", file=sys.stderr)
+        print(f"Run details: {_ui_command(settings)}  ->  {url}", file=sys.stderr)
+        return EXIT_FAILED
+    outcome = result.output_for_node("feedback")
+    if outcome.outputs:
+        print("\nOutputs:")
+        width = max(len(name) for name in outcome.outputs)
+        for name, value in outcome.outputs.items():
+            print(f"  {name:<{width}} = {format_value(value)}")
+    print(f"\nRun {run_id} finished: {outcome.status.value}. {outcome.headline}")
+    print(f"Open it in the Dagster UI: {_ui_command(settings)}  ->  {url}")
+    return EXIT_OK
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    settings = _settings()
+    config = _config(settings)
+    if not config.sources:
+        print(f"no sources registered in {settings.config_path}")
+        return EXIT_OK
+    for spec in config.sources.values():
+        where = os.path.relpath(spec.path, settings.config_path.parent) if spec.path else f"github:{spec.repo}"
+        partitions = ", ".join(f"{env}|{spec.name}" for env in spec.environments)
+        print(f"{spec.name:<20} {where}  ({spec.variables_file})  partitions: {partitions}")
+    return EXIT_OK
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from manager_pipeline.instance import prepare_home
+    from manager_pipeline.terraform import ensure_toolchain
+
+    settings = _settings()
+    toolchain = ensure_toolchain(settings.tools_dir, settings.terraform_bin, settings.providers)  # type: ignore[arg-type]
+    home = prepare_home(settings)
+    print(f"terraform {toolchain.version}: {toolchain.terraform}")
+    print(f"providers: {settings.providers} ({toolchain.cli_config})")
+    print(f"dagster instance: {home}")
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from manager_pipeline.instance import prepare_home
+
+    settings = _settings()
+    _config(settings)
+    prepare_home(settings)
+    root = settings.config_path.parent
+    dagster = Path(sys.executable).with_name("dagster")
+    argv = [str(dagster), "dev", "-w", str(root / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    os.chdir(root)
+    print(f"Dagster UI on http://{args.host}:{args.port} (instance {settings.dagster_home}); Ctrl-C stops it")
+    sys.stdout.flush()
+    os.execv(argv[0], argv)
+    return EXIT_OK
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from manager_pipeline.local_aws import LocalAws
+
+    settings = _settings()
+    stopped = LocalAws(settings.home).stop()
+    print("local AWS stand-in stopped" if stopped else "no local AWS stand-in was running")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="manager-pipeline", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the deploy job for one source and environment, in this process")
+    run.add_argument("--source", required=True, help="source name from manager.yaml")
+    run.add_argument("--env", required=True, help="environment, e.g. staging")
+    run.add_argument("--plan-only", action="store_true", help="stop after the plan")
+    run.add_argument("--sha", help="read the variables at this commit")
+    run.add_argument("--branch", help="the branch the commit is on (decides whether it may apply)")
+    run.add_argument("--pr", type=int, help="pull request number (plans only)")
+    run.set_defaults(func=cmd_run)
+
+    commands.add_parser("sources", help="list registered sources and their partitions").set_defaults(func=cmd_sources)
+    commands.add_parser("setup", help="build Terraform and the provider mirror, prepare the instance").set_defaults(
+        func=cmd_setup
+    )
+    ui = commands.add_parser("ui", help="open the Dagster UI (and daemon) on this instance")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    commands.add_parser("stop", help="stop the local AWS stand-in").set_defaults(func=cmd_stop)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ManagerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ComputeSettings:
+    instance_type: str
+    min_instances: int
+    max_instances: int
+    enable_monitoring: bool
+    backup_retention_days: int
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """The validated variables of one source for one environment: exactly what Terraform gets."""
+
+    source_name: str
+    project_name: str
+    environment: str
+    region: str
+    vpc_cidr: str
+    availability_zones: int
+    enable_nat_gateway: bool
+    enable_vpn: bool
+    compute: ComputeSettings
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_tfvars(self) -> dict[str, Any]:
+        """The *.auto.tfvars.json content; keys match terraform/variables.tf one to one."""
+        return asdict(self)
+
+    @property
+    def digest(self) -> str:
+        canonical = json.dumps(self.to_tfvars(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

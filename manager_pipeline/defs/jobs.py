@@ -1,0 +1,45 @@
+"""The deploy job: fetch-variables -> validate -> init -> plan -> approval gate -> apply -> feedback."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from dagster import JobDefinition, graph, in_process_executor
+
+from manager_pipeline.defs.ops import (
+    apply,
+    approval_gate,
+    feedback,
+    fetch_variables,
+    init,
+    plan,
+    report_failure,
+    validate,
+)
+from manager_pipeline.defs.partitions import deploy_partitions
+
+DEPLOY_JOB = "deploy"
+
+
+@graph(description="Deploy one source repo to one environment from its variables.yml.")
+def deploy():
+    document = fetch_variables()
+    deploy_config = validate(document)
+    workdir = init(deploy_config)
+    plan_artifact = plan(document, workdir)
+    approved, held = approval_gate(plan_artifact)
+    applied = apply(workdir, approved)
+    # Fan-in: feedback runs with whichever of the two arrived (apply, or the gate's reason).
+    feedback([applied, held])
+
+
+def deploy_job(environments: Iterable[str]) -> JobDefinition:
+    return deploy.to_job(
+        name=DEPLOY_JOB,
+        partitions_def=deploy_partitions(environments),
+        # Terraform does the heavy lifting in its own processes; one process per op would
+        # only add seconds of start-up to every run.
+        executor_def=in_process_executor,
+        hooks={report_failure},
+        tags={"manager/kind": "deploy"},
+    )

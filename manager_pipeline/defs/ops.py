@@ -1,0 +1,289 @@
+"""The deploy job's ops. Each calls one plain function and records what the UI should show."""
+
+import time
+
+from dagster import Failure, HookContext, MetadataValue, OpExecutionContext, Out, Output, failure_hook, op
+
+from manager_pipeline.approvals import GateAction, decide
+from manager_pipeline.artifacts import PlanArtifact, sha256_file
+from manager_pipeline.contract import DeployConfig, parse_variables, resolve, validate_document
+from manager_pipeline.defs.partitions import split_partition_key
+from manager_pipeline.defs.resources import (
+    AwsResource,
+    FeedbackResource,
+    ManagerConfigResource,
+    PlanStoreResource,
+    SourcesResource,
+    TerraformResource,
+)
+from manager_pipeline.errors import ManagerError
+from manager_pipeline.events import DispatchEvent
+from manager_pipeline.feedback import Outcome, OutcomeStatus
+from manager_pipeline.sources import VariablesDocument
+from manager_pipeline.terraform import (
+    BackendSettings,
+    Workdir,
+    mask_outputs,
+    planned_outputs,
+    prepare_workdir,
+    state_key,
+    summarize,
+)
+
+# Plan text shown inline in the UI; the full text is always in the plan artifact.
+MAX_METADATA_PLAN_CHARS = 60_000
+
+_HELD_STATUS = {
+    GateAction.NO_CHANGES: OutcomeStatus.NO_CHANGES,
+    GateAction.PLAN_ONLY: OutcomeStatus.PLAN_ONLY,
+    GateAction.AWAITING_APPROVAL: OutcomeStatus.AWAITING_APPROVAL,
+}
+
+
+def current_event(context: OpExecutionContext | HookContext) -> DispatchEvent:
+    run = context.run if isinstance(context, OpExecutionContext) else context.instance.get_run_by_id(context.run_id)
+    key = run.tags.get("dagster/partition") if isinstance(context, HookContext) else context.partition_key
+    if not key:
+        raise Failure("the deploy job runs per partition: pick a source and an environment")
+    source, environment = split_partition_key(key)
+    return DispatchEvent.from_tags(source, environment, run.tags)
+
+
+def say(context: OpExecutionContext, stage: str, message: str) -> None:
+    """A progress line: in the run's event log, and on stdout (the CLI, the UI's stdout tab)."""
+    context.log.info(f"{stage}: {message}")
+    print(f"[{stage:<8}] {message}", flush=True)
+
+
+def _failure(exc: ManagerError) -> Failure:
+    return Failure(description=str(exc))
+
+
+@op(description="Read the source's variables file at the event's commit.")
+def fetch_variables(
+    context: OpExecutionContext, manager: ManagerConfigResource, sources: SourcesResource
+) -> VariablesDocument:
+    event = current_event(context)
+    try:
+        spec = manager.load().check_partition(event.source, event.environment)
+        document = sources.fetch(spec, event)
+    except ManagerError as exc:
+        raise _failure(exc) from None
+    say(context, "fetch", f"{document.location} at {(document.sha or 'working tree')[:12]} on {document.branch}")
+    context.add_output_metadata(
+        {
+            "location": document.location,
+            "commit": document.sha or "(not in git)",
+            "branch": document.branch or "(unknown)",
+            "sha256": document.digest,
+        }
+    )
+    return document
+
+
+@op(description="Check variables.yml against the contract and resolve this environment.")
+def validate(context: OpExecutionContext, manager: ManagerConfigResource, document: VariablesDocument) -> DeployConfig:
+    event = current_event(context)
+    try:
+        environments = list(manager.load().environments)
+        data = validate_document(parse_variables(document.text, document.location), environments, document.location)
+        config = resolve(data, event.environment, event.source, document.location)
+    except ManagerError as exc:
+        raise _failure(exc) from None
+    say(context, "validate", f"{config.project_name} for {config.environment} in {config.region}")
+    context.add_output_metadata({"resolved": MetadataValue.json(config.to_tfvars()), "digest": config.digest})
+    return config
+
+
+@op(description="Prepare the run's working directory and initialise Terraform with its state backend.")
+def init(
+    context: OpExecutionContext,
+    manager: ManagerConfigResource,
+    aws: AwsResource,
+    terraform: TerraformResource,
+    deploy_config: DeployConfig,
+) -> Workdir:
+    try:
+        target = aws.target()
+        target.ensure_state_bucket()
+        toolchain = terraform.toolchain()
+        backend = BackendSettings(
+            bucket=target.state_bucket,
+            region=target.state_region,
+            key=state_key(deploy_config.source_name, deploy_config.environment),
+            endpoint_url=target.endpoint_url,
+        )
+        workdir = prepare_workdir(
+            terraform.workdir_for(context.run_id),
+            manager.load().terraform_dir,
+            deploy_config,
+            backend,
+            target.endpoint_url,
+        )
+        terraform.runner(workdir.path, toolchain, target, context.log.debug).init(workdir.backend_file)
+    except ManagerError as exc:
+        raise _failure(exc) from None
+    where = f"s3://{backend.bucket}/{backend.key}"
+    say(
+        context,
+        "init",
+        f"Terraform {toolchain.version}, state {where}" + (f" on {target.endpoint_url}" if target.endpoint_url else ""),
+    )
+    context.add_output_metadata(
+        {
+            "state": where,
+            "terraform": toolchain.version,
+            "module_digest": workdir.module_digest,
+            "workdir": str(workdir.path),
+        }
+    )
+    return workdir
+
+
+@op(description="Plan, save the plan file and record it as a plan artifact.")
+def plan(
+    context: OpExecutionContext,
+    aws: AwsResource,
+    terraform: TerraformResource,
+    plans: PlanStoreResource,
+    document: VariablesDocument,
+    workdir: Workdir,
+) -> PlanArtifact:
+    event = current_event(context)
+    try:
+        toolchain = terraform.toolchain()
+        runner = terraform.runner(workdir.path, toolchain, aws.target(), context.log.debug)
+        has_changes, result = runner.plan(workdir.plan_file)
+        plan_json = runner.show_json(workdir.plan_file)
+    except ManagerError as exc:
+        raise _failure(exc) from None
+    summary = summarize(plan_json)
+    artifact = plans.store().save(
+        plan_file=workdir.plan_file,
+        text=result.stdout,
+        summary=summary,
+        has_changes=has_changes,
+        source=event.source,
+        environment=event.environment,
+        sha=document.sha,
+        branch=document.branch,
+        variables_digest=workdir.variables_digest,
+        module_digest=workdir.module_digest,
+        terraform_version=toolchain.version,
+        planned_outputs=planned_outputs(plan_json),
+        run_id=context.run_id,
+    )
+    say(context, "plan", f"{summary.line()} (plan {artifact.plan_id})")
+    if summary.deletions:
+        say(context, "plan", f"WARNING: destroys {', '.join(summary.deletions)}")
+    text = artifact.text()
+    context.add_output_metadata(
+        {
+            "plan_id": artifact.plan_id,
+            "summary": summary.line(),
+            "add": summary.add,
+            "change": summary.change,
+            "destroy": summary.destroy,
+            "plan_sha256": artifact.plan_sha256,
+            "plan": MetadataValue.md("```text\n" + text[-MAX_METADATA_PLAN_CHARS:] + "\n```"),
+            "planned_outputs": MetadataValue.json(artifact.planned_outputs),
+        }
+    )
+    return artifact
+
+
+@op(
+    description="Decide whether this plan may be applied now.",
+    out={"approved": Out(PlanArtifact, is_required=False), "held": Out(Outcome, is_required=False)},
+)
+def approval_gate(context: OpExecutionContext, manager: ManagerConfigResource, plan: PlanArtifact):
+    event = current_event(context)
+    try:
+        policy = manager.load().policy(event.environment)
+    except ManagerError as exc:
+        raise _failure(exc) from None
+    decision = decide(policy, event, plan.branch, plan.has_changes, plan.plan_id)
+    say(context, "gate", decision.reason)
+    if decision.applies:
+        yield Output(plan, "approved", metadata={"decision": decision.action.value, "reason": decision.reason})
+        return
+    # With no changes, what the plan shows as outputs is what the state holds.
+    outputs = plan.planned_outputs if decision.action is GateAction.NO_CHANGES else {}
+    yield Output(
+        Outcome(
+            event=event,
+            status=_HELD_STATUS[decision.action],
+            headline=decision.reason,
+            plan=plan,
+            outputs=outputs,
+            sha=plan.sha,
+            branch=plan.branch,
+        ),
+        "held",
+        metadata={"decision": decision.action.value, "reason": decision.reason},
+    )
+
+
+@op(description="Apply exactly the saved plan, after checking it is the one that was planned.")
+def apply(
+    context: OpExecutionContext, aws: AwsResource, terraform: TerraformResource, workdir: Workdir, plan: PlanArtifact
+) -> Outcome:
+    event = current_event(context)
+    if sha256_file(plan.plan_file) != plan.plan_sha256:
+        raise Failure(f"plan {plan.plan_id}: the plan file changed since it was planned; re-plan required")
+    started = time.monotonic()
+    try:
+        runner = terraform.runner(workdir.path, terraform.toolchain(), aws.target(), context.log.debug)
+        runner.apply(plan.plan_file)
+        outputs = mask_outputs(runner.outputs())
+    except ManagerError as exc:
+        raise _failure(exc) from None
+    elapsed = time.monotonic() - started
+    say(context, "apply", f"applied plan {plan.plan_id} in {elapsed:.1f}s")
+    context.add_output_metadata({"outputs": MetadataValue.json(outputs), "seconds": round(elapsed, 1)})
+    return Outcome(
+        event=event,
+        status=OutcomeStatus.APPLIED,
+        headline=f"Applied plan {plan.plan_id}.",
+        plan=plan,
+        outputs=outputs,
+        sha=plan.sha,
+        branch=plan.branch,
+    )
+
+
+@op(description="Report the outcome: run metadata in the UI and a report file under the instance.")
+def feedback(context: OpExecutionContext, feedback: FeedbackResource, outcomes: list[Outcome]) -> Outcome:
+    outcome = outcomes[0]
+    markdown, path = feedback.publish(outcome, context.run_id)
+    say(context, "feedback", f"{outcome.status.value}: report {path}")
+    context.add_output_metadata(
+        {
+            "status": outcome.status.value,
+            "report": MetadataValue.md(markdown),
+            "report_file": MetadataValue.path(str(path)),
+        }
+    )
+    return outcome
+
+
+@failure_hook(required_resource_keys={"feedback"})
+def report_failure(context: HookContext) -> None:
+    """A failed op still leaves a report: which stage failed and the error that says what to fix."""
+    error = context.op_exception
+    message = (
+        error.description if isinstance(error, Failure) and error.description else f"{type(error).__name__}: {error}"
+    )
+    try:
+        event = current_event(context)
+    except Failure:
+        return
+    outcome = Outcome(
+        event=event,
+        status=OutcomeStatus.FAILED,
+        headline=f"The run failed at {context.op.name}.",
+        failed_stage=context.op.name,
+        error=message,
+    )
+    _, path = context.resources.feedback.publish(outcome, context.run_id)
+    context.log.error(f"failure report: {path}")

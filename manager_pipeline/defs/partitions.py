@@ -1,0 +1,55 @@
+"""Partitions: every (source, environment) pair is one partition of the deploy job."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from dagster import (
+    DagsterInstance,
+    DynamicPartitionsDefinition,
+    MultiPartitionKey,
+    MultiPartitionsDefinition,
+    StaticPartitionsDefinition,
+)
+
+from manager_pipeline.config import ManagerConfig
+
+SOURCE = "source"
+ENVIRONMENT = "environment"
+
+source_partitions = DynamicPartitionsDefinition(name=SOURCE)
+
+
+def deploy_partitions(environments: Iterable[str]) -> MultiPartitionsDefinition:
+    return MultiPartitionsDefinition(
+        {SOURCE: source_partitions, ENVIRONMENT: StaticPartitionsDefinition(list(environments))}
+    )
+
+
+def partition_key(source: str, environment: str) -> MultiPartitionKey:
+    return MultiPartitionKey({SOURCE: source, ENVIRONMENT: environment})
+
+
+def split_partition_key(key: str | MultiPartitionKey) -> tuple[str, str]:
+    """(source, environment) of a deploy partition key such as ``staging|example``."""
+    if isinstance(key, MultiPartitionKey):
+        dims = key.keys_by_dimension
+    else:
+        environment, source = key.split("|", 1)
+        dims = {SOURCE: source, ENVIRONMENT: environment}
+    return dims[SOURCE], dims[ENVIRONMENT]
+
+
+def partition_changes(config: ManagerConfig, existing: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(to add, to delete) to make the dynamic source partitions match manager.yaml."""
+    wanted, have = set(config.sources), set(existing)
+    return sorted(wanted - have), sorted(have - wanted)
+
+
+def sync_source_partitions(instance: DagsterInstance, config: ManagerConfig) -> tuple[list[str], list[str]]:
+    added, removed = partition_changes(config, instance.get_dynamic_partitions(SOURCE))
+    if added:
+        instance.add_dynamic_partitions(SOURCE, added)
+    for name in removed:
+        instance.delete_dynamic_partition(SOURCE, name)
+    return added, removed

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+from manager_pipeline.artifacts import PlanArtifact
+from manager_pipeline.events import DispatchEvent
+
+
+class OutcomeStatus(str, Enum):
+    APPLIED = "applied"
+    NO_CHANGES = "no-changes"
+    PLAN_ONLY = "plan-only"
+    AWAITING_APPROVAL = "awaiting-approval"
+    FAILED = "failed"
+
+    @property
+    def succeeded(self) -> bool:
+        return self is not OutcomeStatus.FAILED
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended, with what the source repo should be told about it."""
+
+    event: DispatchEvent
+    status: OutcomeStatus
+    headline: str
+    plan: PlanArtifact | None = None
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    failed_stage: str | None = None
+    error: str | None = None
+    sha: str | None = None
+    branch: str | None = None

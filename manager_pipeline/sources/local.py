@@ -1,0 +1,105 @@
+"""A source that is a folder on this machine, usually a git checkout."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from manager_pipeline.config import SourceSpec
+from manager_pipeline.errors import SourceError
+from manager_pipeline.events import DispatchEvent
+from manager_pipeline.sources.document import VariablesDocument
+
+MAX_VARIABLES_BYTES = 256 * 1024
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_revision(folder: Path) -> tuple[str | None, str | None]:
+    """(HEAD commit, current branch) of the git repository holding ``folder``; None when unknown."""
+    sha = _git(folder, "rev-parse", "--verify", "--quiet", "HEAD")
+    branch = _git(folder, "symbolic-ref", "--quiet", "--short", "HEAD") if sha else None
+    return sha, branch
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """Reads a path source: the working tree, or a given commit through git."""
+
+    spec: SourceSpec
+
+    @property
+    def folder(self) -> Path:
+        assert self.spec.path is not None
+        return self.spec.path
+
+    @property
+    def variables_path(self) -> Path:
+        return self.folder / self.spec.variables_file
+
+    def check_readable(self) -> None:
+        """Fail early, before any run exists, when the variables file is not there."""
+        if not self.folder.is_dir():
+            raise SourceError(
+                f"source `{self.spec.name}`: folder {self.folder} does not exist; fix its `path` in manager.yaml"
+            )
+        if not self.variables_path.is_file():
+            raise SourceError(
+                f"source `{self.spec.name}`: no variables file at {self.variables_path}; "
+                f"create it or set `variables_file` for the source in manager.yaml"
+            )
+
+    def fetch(self, event: DispatchEvent) -> VariablesDocument:
+        head, branch = git_revision(self.folder)
+        if event.sha and event.sha != head:
+            text = self._read_at(event.sha)
+            sha = event.sha
+        else:
+            self.check_readable()
+            raw = self.variables_path.read_bytes()
+            text = self._decode(raw)
+            sha = head
+        return VariablesDocument(
+            source=self.spec.name,
+            text=text,
+            location=str(self.variables_path),
+            sha=sha,
+            branch=event.branch or branch or self.spec.default_branch,
+        )
+
+    def _read_at(self, sha: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(self.folder), "show", f"{sha}:./{self.spec.variables_file}"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        if done.returncode != 0:
+            reason = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise SourceError(
+                f"source `{self.spec.name}`: cannot read {self.spec.variables_file} at commit {sha}: "
+                f"{reason[-1] if reason else 'git failed'}"
+            )
+        return self._decode(done.stdout)
+
+    def _decode(self, raw: bytes) -> str:
+        if len(raw) > MAX_VARIABLES_BYTES:
+            raise SourceError(
+                f"source `{self.spec.name}`: {self.spec.variables_file} is {len(raw)} bytes; "
+                f"the limit is {MAX_VARIABLES_BYTES // 1024} KiB"
+            )
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SourceError(
+                f"source `{self.spec.name}`: {self.spec.variables_file} is not UTF-8 (byte {exc.start})"
+            ) from None

@@ -1,0 +1,126 @@
+"""Terraform commands through python-terraform, with its traps handled.
+
+python-terraform builds the command lines. Its process handling is replaced (``cmd``)
+because it only ever passes the whole ``os.environ`` (we pass a curated environment, so no
+manager secret reaches Terraform or a provider), buffers output until the command ends (we
+stream lines to a callback), and leaves stdin open (an apply waiting for "yes" would hang).
+The other traps are avoided by how the methods are called: no ``var`` (the inputs are in
+``*.auto.tfvars.json``; python-terraform would add a temporary ``-var-file`` that a saved
+plan refuses), a backend config *file* (a dict would be written as Python text), the
+detailed exit code read rather than raised on, and outputs parsed from ``output -json``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import python_terraform
+from python_terraform import IsFlagged
+
+from manager_pipeline.errors import TerraformError
+
+LineSink = Callable[[str], None]
+LOCK_TIMEOUT = "60s"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class _PythonTerraform(python_terraform.Terraform):
+    def __init__(self, working_dir: Path, terraform_bin: Path, env: Mapping[str, str], on_line: LineSink | None):
+        super().__init__(
+            working_dir=str(working_dir), terraform_bin_path=str(terraform_bin), is_env_vars_included=False
+        )
+        self._env = dict(env)
+        self._on_line = on_line
+
+    def read_state_file(self, file_path=None):
+        # State lives in the remote backend; there is no local state file to read.
+        self.tfstate = None
+
+    def cmd(self, cmd, *args, **kwargs):
+        for key in ("capture_output", "raise_on_error", "synchronous"):
+            kwargs.pop(key, None)
+        argv = self.generate_cmd_string(cmd, *args, **kwargs)
+        try:
+            process = subprocess.Popen(
+                argv,
+                cwd=self.working_dir,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+            )
+        except OSError as exc:
+            self.temp_var_files.clean_up()
+            raise TerraformError(f"cannot run {argv[0]}: {exc}") from None
+        stderr_chunks: list[str] = []
+        reader = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()), daemon=True)
+        reader.start()
+        stdout_lines = []
+        for line in process.stdout:
+            stdout_lines.append(line)
+            if self._on_line:
+                self._on_line(line.rstrip("\n"))
+        returncode = process.wait()
+        reader.join()
+        self.temp_var_files.clean_up()
+        return returncode, "".join(stdout_lines), "".join(stderr_chunks)
+
+
+def _diagnostics(result: CommandResult) -> str:
+    text = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    return "\n".join(text[-40:]) if text else f"exit code {result.returncode}"
+
+
+class TerraformRunner:
+    """One working directory's Terraform commands."""
+
+    def __init__(self, working_dir: Path, terraform_bin: Path, env: Mapping[str, str], on_line: LineSink | None = None):
+        self.working_dir = working_dir
+        self._tf = _PythonTerraform(working_dir, terraform_bin, env, on_line)
+
+    def _check(self, what: str, raw: tuple[int, str, str], ok: tuple[int, ...] = (0,)) -> CommandResult:
+        result = CommandResult(*raw)
+        if result.returncode not in ok:
+            message = _diagnostics(result)
+            if "Error acquiring the state lock" in message:
+                raise TerraformError(f"terraform {what}: the state is locked by another run\n{message}")
+            raise TerraformError(f"terraform {what} failed:\n{message}")
+        return result
+
+    def init(self, backend_file: Path) -> CommandResult:
+        return self._check(
+            "init",
+            self._tf.init(backend_config=str(backend_file), var=None, reconfigure=IsFlagged, lock_timeout=LOCK_TIMEOUT),
+        )
+
+    def plan(self, plan_file: Path) -> tuple[bool, CommandResult]:
+        """(has changes, result): the saved plan is written to ``plan_file``."""
+        result = self._check("plan", self._tf.plan(out=str(plan_file), var=None, lock_timeout=LOCK_TIMEOUT), ok=(0, 2))
+        return result.returncode == 2, result
+
+    def show_json(self, plan_file: Path) -> dict[str, Any]:
+        result = self._check("show", self._tf.show_cmd(str(plan_file), json=IsFlagged, no_color=IsFlagged))
+        return json.loads(result.stdout)
+
+    def apply(self, plan_file: Path) -> CommandResult:
+        return self._check(
+            "apply",
+            self._tf.apply(str(plan_file), var=None, lock_timeout=LOCK_TIMEOUT),
+        )
+
+    def outputs(self) -> dict[str, Any]:
+        result = self._check("output", self._tf.output_cmd(json=IsFlagged, no_color=IsFlagged))
+        return json.loads(result.stdout or "{}")
