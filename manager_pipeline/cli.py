@@ -73,8 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(settings)
     _check_run_request(config, args.source, args.env)
 
-    from manager_pipeline.defs.definitions import build_definitions
     from manager_pipeline.defs.jobs import DEPLOY_JOB
+    from manager_pipeline.defs.location import build_definitions
     from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
     from manager_pipeline.feedback.report import format_value
     from manager_pipeline.instance import open_instance

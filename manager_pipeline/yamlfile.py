@@ -66,5 +66,7 @@ def load_yaml(text: str, origin: str) -> Any:
 
 def suggest(name: str, known: Iterable[str]) -> str:
     """' ; did you mean `x`?' when a known name is close to ``name``, else ''."""
-    match = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    name, known = str(name), list(known)
+    prefixed = [k for k in known if len(name) >= 3 and k.startswith(name)]
+    match = prefixed[:1] if len(prefixed) == 1 else difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     return f"; did you mean `{match[0]}`?" if match else ""

@@ -25,7 +25,8 @@ def _message(error) -> str:
         extra = sorted(set(error.instance) - set(known))
         return "; ".join(f"{_path([*error.absolute_path, k])}: unknown key `{k}`{suggest(k, known)}" for k in extra)
     if error.validator == "required":
-        return f"{where}: {error.message.replace(' is a required property', '')} is required"
+        missing = [key for key in error.validator_value if key not in error.instance]
+        return "; ".join(f"{where}: `{key}` is required" for key in missing)
     return f"{where}: {error.message}"
 
 

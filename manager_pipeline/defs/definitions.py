@@ -1,23 +1,6 @@
-"""The code location: what workspace.yaml loads for the Dagster UI and daemon."""
+"""The code location that workspace.yaml loads for the Dagster UI and daemon."""
 
-from __future__ import annotations
-
-from dagster import Definitions
-
-from manager_pipeline.config import load_config
-from manager_pipeline.defs.jobs import deploy_job
-from manager_pipeline.defs.resources import build_resources
-from manager_pipeline.defs.sensors import local_source_sensor, partition_sync_sensor
+from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.settings import Settings
-
-
-def build_definitions(settings: Settings) -> Definitions:
-    config = load_config(settings.config_path)
-    return Definitions(
-        jobs=[deploy_job(config.environments)],
-        sensors=[partition_sync_sensor(settings.config_path), local_source_sensor(settings.config_path)],
-        resources=build_resources(settings),
-    )
-
 
 defs = build_definitions(Settings.from_env())

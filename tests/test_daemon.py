@@ -1,0 +1,187 @@
+"""Runs under a real dagster-daemon: sensor-launched runs, the per-partition queue, backfills."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster._core.scheduler.instigation import InstigatorType
+
+from manager_pipeline.instance import open_instance
+
+from .conftest import BIN, EXAMPLE_VARIABLES, build_manager, commit_all, make_source_repo, stop_process
+
+pytestmark = [pytest.mark.integration, pytest.mark.daemon]
+
+TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+
+@pytest.fixture(scope="module")
+def daemon_manager(tmp_path_factory, moto_endpoint, tools_dir):
+    base = tmp_path_factory.mktemp("daemon")
+    sources = {
+        "alpha": make_source_repo(base / "alpha", EXAMPLE_VARIABLES.read_text()),
+        "beta": make_source_repo(base / "beta", EXAMPLE_VARIABLES.read_text().replace("10.20.", "10.21.")),
+    }
+    # Nothing applies here: every run stops after its plan, which keeps the runs short.
+    manager = build_manager(base / "manager", moto_endpoint, tools_dir, sources, staging_auto_apply=False)
+    open_instance(manager.settings())
+    log = open(base / "daemon.log", "wb")
+    process = subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-w", str(manager.root / "workspace.yaml")],
+        cwd=manager.root,
+        env=manager.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    manager.sources = sources
+    manager.daemon_log = base / "daemon.log"
+    yield manager
+    stop_process(process)
+    log.close()
+
+
+def instance_of(manager) -> DagsterInstance:
+    return DagsterInstance.from_config(str(manager.dagster_home))
+
+
+def wait_for(condition, timeout: float, what: str, manager=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    log = manager.daemon_log.read_text()[-3000:] if manager else ""
+    raise AssertionError(f"timed out waiting for {what}\n{log}")
+
+
+def finished_runs(instance: DagsterInstance, tags: dict[str, str], count: int):
+    runs = instance.get_runs(RunsFilter(tags=tags))
+    if len(runs) >= count and all(r.status in TERMINAL for r in runs):
+        return runs
+    return None
+
+
+def sensor_cursor(instance: DagsterInstance, name: str):
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        if state.name == name and state.instigator_data and state.instigator_data.cursor:
+            return state.instigator_data.cursor
+    return None
+
+
+def launch(manager, partition: str, **tags: str) -> subprocess.Popen:
+    """Submit a run to the instance's queue the way `dagster job launch` does (not waiting)."""
+    environment, source = partition.split("|")
+    run_tags = {
+        "dagster/partition": partition,
+        "dagster/partition/environment": environment,
+        "dagster/partition/source": source,
+        "manager/plan-only": "true",
+        **tags,
+    }
+    return subprocess.Popen(
+        [
+            str(BIN / "dagster"),
+            "job",
+            "launch",
+            "-w",
+            str(manager.root / "workspace.yaml"),
+            "-j",
+            "deploy",
+            "--tags",
+            json.dumps(run_tags),
+        ],
+        cwd=manager.root,
+        env=manager.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_a_changed_variables_file_makes_the_sensor_launch_a_run_per_environment(daemon_manager):
+    manager = daemon_manager
+    instance = instance_of(manager)
+    # The first tick records what is there; only a change after that starts runs.
+    wait_for(lambda: sensor_cursor(instance, "watch_local_sources"), 90, "the watch sensor's first tick", manager)
+    assert set(instance.get_dynamic_partitions("source")) == {"alpha", "beta"}
+    assert instance.get_runs() == []
+
+    variables = manager.sources["alpha"] / "infra" / "variables.yml"
+    variables.write_text(variables.read_text().replace("CostCenter: engineering", "CostCenter: research"))
+    sha = commit_all(manager.sources["alpha"], "change a tag")
+
+    runs = wait_for(lambda: finished_runs(instance, {"manager/trigger": "watch"}, 2), 180, "sensor runs", manager)
+    assert sorted(r.tags["dagster/partition"] for r in runs) == ["production|alpha", "staging|alpha"]
+    assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
+    assert all(
+        r.tags["manager/sha"] == sha and r.tags.get("dagster/sensor_name") == "watch_local_sources" for r in runs
+    )
+    # One change, one run per environment: later ticks start nothing more.
+    time.sleep(12)
+    assert len(instance.get_runs(RunsFilter(tags={"manager/trigger": "watch"}))) == 2
+
+
+def test_the_queue_keeps_one_run_per_partition_in_flight(daemon_manager):
+    manager = daemon_manager
+    instance = instance_of(manager)
+    launches = [
+        launch(manager, p, **{"manager/trigger": "queue-test"}) for p in ("staging|alpha",) * 2 + ("staging|beta",)
+    ]
+    for process in launches:
+        output, _ = process.communicate(timeout=120)
+        assert process.returncode == 0, output
+    runs = wait_for(lambda: finished_runs(instance, {"manager/trigger": "queue-test"}, 3), 240, "queued runs", manager)
+    assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
+    records = {
+        r.dagster_run.run_id: r for r in instance.get_run_records(RunsFilter(tags={"manager/trigger": "queue-test"}))
+    }
+    alpha = sorted(
+        (r for r in records.values() if r.dagster_run.tags["dagster/partition"] == "staging|alpha"),
+        key=lambda r: r.start_time,
+    )
+    beta = next(r for r in records.values() if r.dagster_run.tags["dagster/partition"] == "staging|beta")
+    assert len(alpha) == 2
+    # Same partition: the second started only after the first ended.
+    assert alpha[1].start_time >= alpha[0].end_time
+    # Different partitions: beta ran while an alpha run was in flight.
+    assert any(a.start_time < beta.end_time and beta.start_time < a.end_time for a in alpha)
+
+
+def test_a_backfill_of_two_partitions_runs_both(daemon_manager):
+    manager = daemon_manager
+    instance = instance_of(manager)
+    done = subprocess.run(
+        [
+            str(BIN / "dagster"),
+            "job",
+            "backfill",
+            "-w",
+            str(manager.root / "workspace.yaml"),
+            "-j",
+            "deploy",
+            "--partitions",
+            "staging|alpha,staging|beta",
+            "--noprompt",
+            "--tags",
+            json.dumps({"manager/plan-only": "true"}),
+        ],
+        cwd=manager.root,
+        env=manager.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    backfill_id = instance.get_backfills()[0].backfill_id
+    runs = wait_for(
+        lambda: finished_runs(instance, {"dagster/backfill": backfill_id}, 2), 240, "backfill runs", manager
+    )
+    assert sorted(r.tags["dagster/partition"] for r in runs) == ["staging|alpha", "staging|beta"]
+    assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
+    assert all(r.tags["manager/plan-only"] == "true" for r in runs)

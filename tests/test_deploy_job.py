@@ -1,0 +1,115 @@
+"""The deploy job on real Terraform against a moto server, run through a real Dagster instance."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from dagster import DagsterInstance
+
+from manager_pipeline.config import load_config
+from manager_pipeline.defs.jobs import DEPLOY_JOB
+from manager_pipeline.defs.location import build_definitions
+from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
+from manager_pipeline.events import DispatchEvent
+from manager_pipeline.feedback import OutcomeStatus
+from manager_pipeline.instance import open_instance
+
+from .conftest import commit_all, git
+
+pytestmark = pytest.mark.integration
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def run_partition(manager, source: str, environment: str, instance: DagsterInstance | None = None, **event):
+    settings = manager.settings()
+    instance = instance or open_instance(settings)
+    sync_source_partitions(instance, load_config(settings.config_path))
+    job = build_definitions(settings).resolve_job_def(DEPLOY_JOB)
+    tags = DispatchEvent(source=source, environment=environment, trigger="test", **event).to_tags()
+    return job.execute_in_process(
+        partition_key=partition_key(source, environment),
+        instance=instance,
+        tags=tags,
+        run_config=QUIET,
+        raise_on_error=False,
+    )
+
+
+def test_plan_apply_then_replan_shows_no_changes_and_state_is_under_partition_key(manager):
+    first = run_partition(manager, "app", "staging")
+    assert first.success
+    applied = first.output_for_node("feedback")
+    assert applied.status is OutcomeStatus.APPLIED
+    assert applied.plan.summary.add > 0 and applied.plan.summary.destroy == 0
+    assert applied.outputs["vpc_id"].startswith("vpc-")
+    assert applied.outputs["vpc_cidr"] == "10.20.0.0/16"
+
+    state = manager.s3().get_object(Bucket=manager.bucket, Key="app/staging/terraform.tfstate")
+    document = json.loads(state["Body"].read())
+    assert document["outputs"]["vpc_id"]["value"] == applied.outputs["vpc_id"]
+    vpcs = {r["type"] for r in document["resources"]}
+    assert {"aws_vpc", "aws_subnet", "aws_internet_gateway", "aws_route_table"} <= vpcs
+
+    second = run_partition(manager, "app", "staging")
+    assert second.success
+    again = second.output_for_node("feedback")
+    assert again.status is OutcomeStatus.NO_CHANGES
+    assert not again.plan.has_changes
+    assert again.outputs["vpc_id"] == applied.outputs["vpc_id"]
+    # The apply op was skipped, and the run's report says why.
+    assert second.output_for_node("approval_gate", "held").status is OutcomeStatus.NO_CHANGES
+    report = (manager.dagster_home / "reports" / "app" / "staging" / f"{second.run_id}.md").read_text()
+    assert "No changes." in report and applied.outputs["vpc_id"] in report
+
+
+def test_production_stops_after_plan_awaiting_approval(manager):
+    result = run_partition(manager, "app", "production")
+    assert result.success
+    outcome = result.output_for_node("feedback")
+    assert outcome.status is OutcomeStatus.AWAITING_APPROVAL
+    assert f"awaiting approval: plan {outcome.plan.plan_id}" in outcome.headline
+    # Nothing was applied: no state object exists for the partition.
+    listed = manager.s3().list_objects_v2(Bucket=manager.bucket, Prefix="app/production/")
+    assert listed.get("KeyCount", 0) == 0
+    # The plan is kept with what a later apply must check.
+    artifact = outcome.plan
+    assert artifact.plan_file.is_file() and len(artifact.plan_sha256) == 64
+    assert artifact.summary.add > 0 and artifact.variables_digest and artifact.module_digest
+
+
+def test_feature_branch_and_pull_request_only_plan(manager, source_repo):
+    git(source_repo, "checkout", "-q", "-b", "feature")
+    branch = run_partition(manager, "app", "staging")
+    assert branch.output_for_node("feedback").status is OutcomeStatus.PLAN_ONLY
+    assert "branch `feature`" in branch.output_for_node("feedback").headline
+    git(source_repo, "checkout", "-q", "main")
+    pr = run_partition(manager, "app", "staging", pr=7)
+    assert pr.output_for_node("feedback").status is OutcomeStatus.PLAN_ONLY
+    assert manager.s3().list_objects_v2(Bucket=manager.bucket, Prefix="app/").get("KeyCount", 0) == 0
+
+
+def test_variables_at_a_given_commit_are_used(manager, source_repo):
+    variables = source_repo / "infra" / "variables.yml"
+    old_sha = git(source_repo, "rev-parse", "HEAD")
+    variables.write_text(variables.read_text().replace("10.20.0.0/16", "10.30.0.0/16"))
+    commit_all(source_repo, "move the vpc")
+    result = run_partition(manager, "app", "staging", sha=old_sha, plan_only=True)
+    assert result.success
+    config = result.output_for_node("validate")
+    assert config.vpc_cidr == "10.20.0.0/16"
+    assert result.output_for_node("plan").sha == old_sha
+
+
+def test_invalid_variables_fail_validate_with_a_report(manager, source_repo):
+    variables = source_repo / "infra" / "variables.yml"
+    variables.write_text(variables.read_text().replace("networking:", "netwroking:"))
+    result = run_partition(manager, "app", "staging")
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failures] == ["validate"]
+    description = failures[0].step_failure_data.user_failure_data.description
+    assert "unknown key `netwroking`; did you mean `networking`?" in description
+    report = (manager.dagster_home / "reports" / "app" / "staging" / f"{result.run_id}.md").read_text()
+    assert "failed" in report and "netwroking" in report and "validate" in report

@@ -1,0 +1,64 @@
+from pathlib import Path
+
+from manager_pipeline.artifacts import PlanArtifact
+from manager_pipeline.events import DispatchEvent
+from manager_pipeline.feedback import Outcome, OutcomeStatus, render_report
+from manager_pipeline.feedback.report import code_block
+from manager_pipeline.terraform.plan import PlanSummary
+
+
+def artifact(tmp_path: Path, summary: PlanSummary, text: str) -> PlanArtifact:
+    (tmp_path / "plan.txt").write_text(text)
+    return PlanArtifact(
+        plan_id="abc123def456",
+        source="web",
+        environment="staging",
+        sha="f" * 40,
+        branch="main",
+        plan_sha256="0" * 64,
+        variables_digest="v",
+        module_digest="m",
+        terraform_version="1.15.5",
+        created_at="2026-11-26T00:00:00+00:00",
+        has_changes=summary.has_changes,
+        summary=summary,
+        directory=tmp_path,
+    )
+
+
+def test_summary_and_destroy_warning_come_before_the_plan(tmp_path):
+    summary = PlanSummary(to_add=("aws_vpc.a",), to_destroy=("aws_db.main",), to_replace=("aws_instance.web",))
+    plan = artifact(tmp_path, summary, "Plan: 2 to add, 0 to change, 2 to destroy.\n```not a fence```\n")
+    outcome = Outcome(
+        event=DispatchEvent("web", "staging", pr=3),
+        status=OutcomeStatus.PLAN_ONLY,
+        headline="plan only",
+        plan=plan,
+    )
+    report = render_report(outcome, "run-1234567890", "http://ui/runs/run-1234567890")
+    lines = report.splitlines()
+    assert lines[0] == "## 📝 web / staging: plan-only"
+    assert "**2 to add, 0 to change, 2 to destroy** (plan `abc123def456`)" in report
+    warning = report.index("destroys 2 resource(s)")
+    assert warning < report.index("<details>")
+    assert "`aws_db.main`" in report and "`aws_instance.web`" in report
+    assert "[run-1234](http://ui/runs/run-1234567890)" in report
+    # The plan's own backticks cannot close the fence early.
+    assert "````text" in report
+
+
+def test_failures_say_where_and_why(tmp_path):
+    outcome = Outcome(
+        event=DispatchEvent("web", "staging"),
+        status=OutcomeStatus.FAILED,
+        headline="The run failed at validate.",
+        failed_stage="validate",
+        error="variables.yml: unknown key `netwroking`",
+    )
+    report = render_report(outcome)
+    assert "❌" in report and "Failed at **validate**" in report and "netwroking" in report
+
+
+def test_code_block_fence_outgrows_content():
+    assert code_block("a ``` b").startswith("````\n")
+    assert code_block("plain") == "```\nplain\n```"

@@ -1,0 +1,82 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from manager_pipeline.contract import ComputeSettings, DeployConfig
+from manager_pipeline.terraform.workdir import (
+    ENDPOINT_OVERRIDE_FILE,
+    TFVARS_FILE,
+    BackendSettings,
+    module_digest,
+    prepare_workdir,
+    state_key,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+CONFIG = DeployConfig(
+    source_name="web",
+    project_name="web",
+    environment="staging",
+    region="us-east-1",
+    vpc_cidr="10.0.0.0/16",
+    availability_zones=2,
+    enable_nat_gateway=False,
+    enable_vpn=False,
+    compute=ComputeSettings("t3.micro", 1, 2, False, 7),
+    tags={"Owner": '${file("/etc/passwd")}', "Quote": 'a"b\\c'},
+)
+
+
+@pytest.fixture
+def module(tmp_path) -> Path:
+    module = tmp_path / "module"
+    module.mkdir()
+    (module / "main.tf").write_text('terraform {\n  backend "s3" {}\n}\n')
+    (module / "local_override.tf").write_text("# a developer's leftover\n")
+    (module / "terraform.tfstate").write_text("{}")
+    (module / ".terraform").mkdir()
+    (module / ".terraform" / "junk").write_text("x")
+    return module
+
+
+def test_workdir_holds_the_module_and_the_inputs_as_data(tmp_path, module):
+    backend = BackendSettings(bucket="b", region="us-east-1", key=state_key("web", "staging"))
+    workdir = prepare_workdir(tmp_path / "run", module, CONFIG, backend, None)
+    names = sorted(p.name for p in workdir.path.iterdir())
+    assert names == ["backend.hcl", "main.tf", TFVARS_FILE]
+    tfvars = json.loads((workdir.path / TFVARS_FILE).read_text())
+    # Values stay values: nothing is interpolated or quoted into HCL.
+    assert tfvars["tags"]["Owner"] == '${file("/etc/passwd")}' and tfvars["tags"]["Quote"] == 'a"b\\c'
+    assert 'key          = "web/staging/terraform.tfstate"' in workdir.backend_file.read_text()
+    assert "endpoints" not in workdir.backend_file.read_text()
+    assert workdir.variables_digest == CONFIG.digest
+
+
+def test_stand_in_endpoint_goes_into_backend_and_provider_override(tmp_path, module):
+    url = "http://127.0.0.1:5000"
+    backend = BackendSettings(bucket="b", region="us-east-1", key="k", endpoint_url=url)
+    workdir = prepare_workdir(tmp_path / "run", module, CONFIG, backend, url)
+    assert f'endpoints = {{ s3 = "{url}"' in workdir.backend_file.read_text()
+    override = (workdir.path / ENDPOINT_OVERRIDE_FILE).read_text()
+    assert f'ec2 = "{url}"' in override and "skip_get_ec2_platforms      = true" in override
+
+
+def test_hcl_strings_escape_template_sequences():
+    backend = BackendSettings(bucket="b${x}", region="r", key='k"%{y}')
+    hcl = backend.to_hcl()
+    assert 'bucket       = "b$${x}"' in hcl and 'key          = "k\\"%%{y}"' in hcl
+
+
+def test_module_digest_follows_code_not_leftovers(module):
+    before = module_digest(module)
+    (module / ".terraform" / "more").write_text("y")
+    (module / "x_override.tf").write_text("# ignored")
+    assert module_digest(module) == before
+    (module / "main.tf").write_text('terraform {\n  backend "s3" {}\n}\n# changed\n')
+    assert module_digest(module) != before
+
+
+def test_manager_module_is_digestible():
+    assert len(module_digest(REPO / "terraform")) == 64
