@@ -35,6 +35,9 @@ _PASSED_THROUGH = (
 )
 
 
+_READY_BUCKETS: set[tuple[str | None, str]] = set()
+
+
 @dataclass(frozen=True)
 class AwsTarget:
     """Where AWS is for this run: real, or an endpoint standing in for it."""
@@ -71,7 +74,14 @@ class AwsTarget:
         return boto3.session.Session().client(service, **kwargs)
 
     def ensure_state_bucket(self) -> None:
-        """A stand-in gets its bucket created; real AWS must already have it."""
+        """A stand-in gets its bucket created; real AWS must already have it. Checked once per process."""
+        key = (self.endpoint_url, self.state_bucket)
+        if key in _READY_BUCKETS:
+            return
+        self._check_or_create_bucket()
+        _READY_BUCKETS.add(key)
+
+    def _check_or_create_bucket(self) -> None:
         s3 = self.client("s3")
         try:
             s3.head_bucket(Bucket=self.state_bucket)

@@ -68,6 +68,7 @@ class Settings:
     aws: AwsSettings
     webserver_url: str
     providers: str = "mirror"
+    provider_server: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -87,6 +88,7 @@ class Settings:
             aws=AwsSettings.from_env(env),
             webserver_url=(env.get("DAGSTER_WEBSERVER_URL") or "http://127.0.0.1:3000").rstrip("/"),
             providers=_providers(env.get("MANAGER_PROVIDERS") or "mirror"),
+            provider_server=(env.get("MANAGER_PROVIDER_SERVER") or "on").lower() not in ("off", "0", "false", "no"),
         )
 
     @property

@@ -113,3 +113,27 @@ def test_invalid_variables_fail_validate_with_a_report(manager, source_repo):
     assert "unknown key `netwroking`; did you mean `networking`?" in description
     report = (manager.dagster_home / "reports" / "app" / "staging" / f"{result.run_id}.md").read_text()
     assert "failed" in report and "netwroking" in report and "validate" in report
+
+
+def test_no_secret_of_the_manager_reaches_logs_tags_metadata_or_reports(manager, monkeypatch):
+    secret = "ghp_SEKRET0123456789abcdefSEKRET"
+    monkeypatch.setenv("GITHUB_TOKEN", secret)
+    monkeypatch.setenv("MANAGER_SOME_PASSWORD", secret)
+    result = run_partition(manager, "app", "staging", plan_only=True)
+    assert result.success
+    instance = DagsterInstance.from_config(str(manager.dagster_home))
+    run = instance.get_run_by_id(result.run_id)
+    seen = [json.dumps(run.tags)]
+    seen += [entry.message + repr(entry.dagster_event) for entry in instance.all_logs(result.run_id)]
+    seen += [
+        p.read_text(errors="replace")
+        for p in manager.dagster_home.rglob("*")
+        if p.is_file() and p.suffix in (".md", ".txt", ".json")
+    ]
+    seen += [
+        p.read_text(errors="replace")
+        for p in (manager.home / "workdirs").rglob("*")
+        if p.is_file() and p.stat().st_size < 1_000_000
+    ]
+    assert len(seen) > 20
+    assert not any(secret in text for text in seen)

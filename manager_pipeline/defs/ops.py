@@ -106,7 +106,6 @@ def init(
     try:
         target = aws.target()
         target.ensure_state_bucket()
-        toolchain = terraform.toolchain()
         backend = BackendSettings(
             bucket=target.state_bucket,
             region=target.state_region,
@@ -120,7 +119,8 @@ def init(
             backend,
             target.endpoint_url,
         )
-        terraform.runner(workdir.path, toolchain, target, context.log.debug).init(workdir.backend_file)
+        with terraform.session(workdir.path, target) as (runner, toolchain):
+            runner.init(workdir.backend_file)
     except ManagerError as exc:
         raise _failure(exc) from None
     where = f"s3://{backend.bucket}/{backend.key}"
@@ -151,10 +151,9 @@ def plan(
 ) -> PlanArtifact:
     event = current_event(context)
     try:
-        toolchain = terraform.toolchain()
-        runner = terraform.runner(workdir.path, toolchain, aws.target(), context.log.debug)
-        has_changes, result = runner.plan(workdir.plan_file)
-        plan_json = runner.show_json(workdir.plan_file)
+        with terraform.session(workdir.path, aws.target()) as (runner, toolchain):
+            has_changes, result = runner.plan(workdir.plan_file)
+            plan_json = runner.show_json(workdir.plan_file)
     except ManagerError as exc:
         raise _failure(exc) from None
     summary = summarize(plan_json)
@@ -233,9 +232,9 @@ def apply(
         raise Failure(f"plan {plan.plan_id}: the plan file changed since it was planned; re-plan required")
     started = time.monotonic()
     try:
-        runner = terraform.runner(workdir.path, terraform.toolchain(), aws.target(), context.log.debug)
-        runner.apply(plan.plan_file)
-        outputs = mask_outputs(runner.outputs())
+        with terraform.session(workdir.path, aws.target()) as (runner, _):
+            runner.apply(plan.plan_file)
+            outputs = mask_outputs(runner.outputs())
     except ManagerError as exc:
         raise _failure(exc) from None
     elapsed = time.monotonic() - started

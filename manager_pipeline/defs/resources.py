@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -16,7 +18,7 @@ from manager_pipeline.local_aws import LocalAws
 from manager_pipeline.settings import AwsSettings, Settings
 from manager_pipeline.sources import LocalSource, VariablesDocument
 from manager_pipeline.terraform import TerraformRunner, Toolchain, ensure_toolchain
-from manager_pipeline.terraform.runner import LineSink
+from manager_pipeline.terraform.provider_server import provider_servers
 
 
 class ManagerConfigResource(ConfigurableResource):
@@ -62,12 +64,13 @@ class AwsResource(ConfigurableResource):
 
 
 class TerraformResource(ConfigurableResource):
-    """The Terraform toolchain (built on first use) and a runner per working directory."""
+    """The Terraform toolchain (built on first use) and sessions of commands in a working directory."""
 
     tools_dir: str
     workdirs: str
     terraform_bin: str | None = None
     providers: str = "mirror"
+    provider_server: bool = True
 
     def toolchain(self) -> Toolchain:
         return ensure_toolchain(
@@ -79,11 +82,14 @@ class TerraformResource(ConfigurableResource):
     def workdir_for(self, run_id: str) -> Path:
         return Path(self.workdirs) / run_id
 
-    def runner(
-        self, working_dir: Path, toolchain: Toolchain, aws: AwsTarget, on_line: LineSink | None = None
-    ) -> TerraformRunner:
+    @contextmanager
+    def session(self, working_dir: Path, aws: AwsTarget) -> Iterator[tuple[TerraformRunner, Toolchain]]:
+        """A runner for ``working_dir``; mirror providers run once for all of its commands."""
+        toolchain = self.toolchain()
         env = aws.process_env() | toolchain.env()
-        return TerraformRunner(working_dir, toolchain.terraform, env, on_line)
+        servers = toolchain.mirror_providers if self.provider_server else {}
+        with provider_servers(servers, env) as reattach:
+            yield TerraformRunner(working_dir, toolchain.terraform, env | reattach), toolchain
 
 
 class PlanStoreResource(ConfigurableResource):
@@ -128,6 +134,7 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
             workdirs=str(settings.workdirs),
             terraform_bin=str(settings.terraform_bin) if settings.terraform_bin else None,
             providers=settings.providers,
+            provider_server=settings.provider_server,
         ),
         "plans": PlanStoreResource(root=str(settings.plans_dir)),
         "feedback": FeedbackResource(reports_dir=str(settings.reports_dir), webserver_url=settings.webserver_url),

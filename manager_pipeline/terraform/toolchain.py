@@ -21,7 +21,8 @@ import sys
 import tempfile
 import zipfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -39,6 +40,8 @@ class Toolchain:
     cli_config: Path
     plugin_cache: Path
     version: str
+    # Provider address -> executable, for the providers of our own mirror (none with the registry).
+    mirror_providers: dict[str, Path] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         return {
@@ -154,6 +157,16 @@ def _cli_config(mirror: Path | None) -> str:
     )
 
 
+def mirror_providers(mirror: Path) -> dict[str, Path]:
+    """Provider address -> executable for each provider unpacked in a filesystem mirror."""
+    found = {}
+    for executable in sorted(mirror.glob("*/*/*/*/*/terraform-provider-*")):
+        host, namespace, kind = executable.parts[-6:-3]
+        found[f"{host}/{namespace}/{kind}"] = executable
+    return found
+
+
+@lru_cache(maxsize=8)
 def terraform_version(terraform: Path) -> str:
     done = subprocess.run(
         [str(terraform), "version", "-json"],
@@ -188,5 +201,9 @@ def ensure_toolchain(
     plugin_cache = tools_dir / "plugin-cache"
     plugin_cache.mkdir(exist_ok=True)
     return Toolchain(
-        terraform=terraform, cli_config=config_path, plugin_cache=plugin_cache, version=terraform_version(terraform)
+        terraform=terraform,
+        cli_config=config_path,
+        plugin_cache=plugin_cache,
+        version=terraform_version(terraform),
+        mirror_providers=mirror_providers(mirror) if mirror else {},
     )

@@ -1,0 +1,134 @@
+"""Overhead of the deploy job over bare Terraform, measured in one process run.
+
+For each pair it runs, alternately, the deploy job for one partition in plan-only mode
+(in-process, as `manager-pipeline run --plan-only` does) and a bare `terraform init &&
+terraform plan` of the same module with the same inputs, backend and endpoint, each in a
+fresh working directory. It prints both times per pair and the median ratio job/bare.
+
+    .venv/bin/python bench/overhead.py [--pairs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from manager_pipeline.local_aws import LocalAws  # noqa: E402
+from manager_pipeline.settings import Settings  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=int, default=7)
+    parser.add_argument(
+        "--no-provider-server",
+        action="store_true",
+        help="let Terraform start the aws provider itself for every command, as bare Terraform does",
+    )
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="mp-bench-"))
+    source = work / "source"
+    shutil.copytree(REPO / "examples" / "source_monorepo", source)
+    (work / "manager.yaml").write_text(
+        f"sources:\n  - name: bench\n    path: {source}\nterraform_dir: {REPO / 'terraform'}\n"
+    )
+    shutil.copyfile(REPO / "dagster.yaml", work / "dagster.yaml")
+    env_home = work / ".manager"
+    local_aws = LocalAws(env_home)
+    endpoint = local_aws.ensure_running().endpoint_url
+    os.environ.update(
+        {
+            "MANAGER_CONFIG": str(work / "manager.yaml"),
+            "MANAGER_HOME": str(env_home),
+            "DAGSTER_HOME": str(env_home / "dagster"),
+            "AWS_ENDPOINT_URL": endpoint,
+            "TF_STATE_BUCKET": f"bench-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    os.environ.pop("TERRAFORM_BIN", None)
+    os.environ["MANAGER_PROVIDER_SERVER"] = "off" if args.no_provider_server else "on"
+
+    from manager_pipeline.aws import STAND_IN_CREDENTIALS, AwsTarget
+    from manager_pipeline.config import load_config
+    from manager_pipeline.contract import parse_variables, resolve, validate_document
+    from manager_pipeline.defs.jobs import DEPLOY_JOB
+    from manager_pipeline.defs.location import build_definitions
+    from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
+    from manager_pipeline.events import DispatchEvent
+    from manager_pipeline.instance import open_instance
+    from manager_pipeline.terraform import BackendSettings, ensure_toolchain, prepare_workdir, state_key
+
+    settings = Settings.from_env()
+    config = load_config(settings.config_path)
+    toolchain = ensure_toolchain(settings.tools_dir)
+    instance = open_instance(settings)
+    sync_source_partitions(instance, config)
+    job = build_definitions(settings).resolve_job_def(DEPLOY_JOB)
+    tags = DispatchEvent(source="bench", environment="staging", plan_only=True, trigger="bench").to_tags()
+    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+    target = AwsTarget(settings=settings.aws, endpoint_url=endpoint, credentials=dict(STAND_IN_CREDENTIALS))
+    target.ensure_state_bucket()
+    document = validate_document(
+        parse_variables((source / "infra" / "variables.yml").read_text()), list(config.environments)
+    )
+    deploy_config = resolve(document, "staging", "bench")
+    backend = BackendSettings(target.state_bucket, target.state_region, state_key("bench", "staging"), endpoint)
+    bare_env = target.process_env() | toolchain.env()
+
+    def run_job() -> float:
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = job.execute_in_process(
+                partition_key=partition_key("bench", "staging"), instance=instance, tags=tags, run_config=quiet
+            )
+        elapsed = time.perf_counter() - started
+        assert result.success
+        return elapsed
+
+    def run_bare() -> float:
+        workdir = prepare_workdir(
+            work / f"bare-{uuid.uuid4().hex[:8]}", config.terraform_dir, deploy_config, backend, endpoint
+        )
+        started = time.perf_counter()
+        for argv in (
+            ["init", "-input=false", "-no-color", f"-backend-config={workdir.backend_file}"],
+            ["plan", "-input=false", "-no-color"],
+        ):
+            subprocess.run(
+                [str(toolchain.terraform), *argv], cwd=workdir.path, env=bare_env, check=True, stdout=subprocess.DEVNULL
+            )
+        return time.perf_counter() - started
+
+    run_job(), run_bare()  # warm-up: first provider load, first SQLite writes
+    ratios = []
+    print(f"{'pair':>4} {'job s':>8} {'bare s':>8} {'ratio':>6}")
+    for pair in range(1, args.pairs + 1):
+        job_s, bare_s = run_job(), run_bare()
+        ratios.append(job_s / bare_s)
+        print(f"{pair:>4} {job_s:8.2f} {bare_s:8.2f} {job_s / bare_s:6.2f}")
+    server = "off" if args.no_provider_server else "on"
+    print(
+        f"median ratio job/bare: {statistics.median(ratios):.2f} over {args.pairs} pairs "
+        f"(Terraform {toolchain.version}, provider server {server})"
+    )
+    local_aws.stop()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
