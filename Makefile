@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: env demo test ui stop bench clean
+.PHONY: env browser demo test ui stop bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,10 +14,16 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
+# The UI tests render the Dagster UI in Debian's Chromium (the tests need it, the demo does not).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "the UI tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
 demo: env
 	$(BIN)/manager-pipeline run --source example --env staging
 
-test: env
+test: env browser
 	$(BIN)/python -m pytest
 
 ui: env

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from dagster import DagsterInstance
@@ -12,13 +11,15 @@ from manager_pipeline.settings import Settings
 
 
 def prepare_home(settings: Settings) -> Path:
-    """Create DAGSTER_HOME; give it the manager's dagster.yaml unless it has its own."""
+    """Create DAGSTER_HOME; link the manager's dagster.yaml into it unless it has a file of its own."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
     template = settings.config_path.parent / "dagster.yaml"
-    if not target.exists() and template.is_file() and template.resolve() != target.resolve():
-        shutil.copyfile(template, target)
+    if template.is_file() and not target.exists() and template.resolve() != target.resolve():
+        # A link, not a copy, so edits to the repository's dagster.yaml take effect.
+        target.unlink(missing_ok=True)
+        target.symlink_to(template.resolve())
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -82,3 +82,11 @@ def test_the_repository_manager_yaml_loads():
     config = load_config(Path(__file__).resolve().parent.parent / "manager.yaml")
     assert "example" in config.sources
     assert (config.sources["example"].path / "infra" / "variables.yml").is_file()
+
+
+def test_partition_changes_follow_manager_yaml():
+    from manager_pipeline.defs.partitions import partition_changes
+
+    config = parse("sources:\n  - {name: web, path: x}\n  - {name: api, path: y}\n")
+    assert partition_changes(config, ["web", "old"]) == (["api"], ["old"])
+    assert partition_changes(config, ["api", "web"]) == ([], [])

@@ -1,0 +1,108 @@
+"""What a person sees: the Dagster UI, rendered by a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from manager_pipeline.instance import prepare_home
+from manager_pipeline.local_aws import free_port
+
+from .conftest import BIN, stop_process
+from .test_deploy_job import run_partition
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1000",
+    "--virtual-time-budget=20000",
+]
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "Debian's chromium is needed for UI tests; `make env` installs it"
+    return found
+
+
+def render(url: str, screenshot=None) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        args = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+        if screenshot:
+            subprocess.run([*args, f"--screenshot={screenshot}", url], capture_output=True, timeout=120)
+        done = subprocess.run([*args, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    return done.stdout
+
+
+def graphql(base: str, query: str) -> dict:
+    request = urllib.request.Request(
+        f"{base}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def webserver(manager):
+    prepare_home(manager.settings())
+    port = free_port()
+    log = open(manager.root / "webserver.log", "wb")
+    process = subprocess.Popen(
+        [
+            str(BIN / "dagster-webserver"),
+            "-w",
+            str(manager.root / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=manager.root,
+        env=manager.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/server_info", timeout=2):
+                break
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, (manager.root / "webserver.log").read_text()
+            time.sleep(0.5)
+    graphql(base, "mutation { setNuxSeen }")
+    yield base
+    stop_process(process)
+    log.close()
+
+
+def test_the_run_and_its_op_graph_are_visible_in_the_ui(manager, webserver, tmp_path):
+    result = run_partition(manager, "app", "staging", plan_only=True)
+    assert result.success
+
+    run_page = render(f"{webserver}/runs/{result.run_id}", screenshot=tmp_path / "run.png")
+    assert "staging|app" in run_page
+    assert "Success" in run_page
+    assert "plan-only" in run_page
+
+    location = "manager_pipeline.defs.definitions"
+    job_page = render(f"{webserver}/locations/{location}/jobs/deploy", screenshot=tmp_path / "job.png")
+    for op_name in ("fetch_variables", "validate", "init", "plan", "approval_gate", "apply", "feedback"):
+        assert op_name in job_page
+    assert (tmp_path / "run.png").stat().st_size > 10_000
