@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: env browser demo test ui stop bench clean
+.PHONY: env browser demo test ui stop bench generate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ ui: env
 
 stop:
 	@if [ -x $(BIN)/manager-pipeline ]; then $(BIN)/manager-pipeline stop; fi
+
+# terraform/sections.tf, schema/variables.schema.json and the README's field table, from the schema.
+generate: env
+	$(BIN)/python -m manager_pipeline.contract.generated
 
 bench: env
 	$(BIN)/python bench/overhead.py

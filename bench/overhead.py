@@ -64,7 +64,7 @@ def main() -> None:
 
     from manager_pipeline.aws import STAND_IN_CREDENTIALS, AwsTarget
     from manager_pipeline.config import load_config
-    from manager_pipeline.contract import parse_variables, resolve, validate_document
+    from manager_pipeline.contract import load_variables, resolve
     from manager_pipeline.defs.jobs import DEPLOY_JOB
     from manager_pipeline.defs.location import build_definitions
     from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
@@ -83,9 +83,7 @@ def main() -> None:
 
     target = AwsTarget(settings=settings.aws, endpoint_url=endpoint, credentials=dict(STAND_IN_CREDENTIALS))
     target.ensure_state_bucket()
-    document = validate_document(
-        parse_variables((source / "infra" / "variables.yml").read_text()), list(config.environments)
-    )
+    document = load_variables((source / "infra" / "variables.yml").read_text(), list(config.environments))
     deploy_config = resolve(document, "staging", "bench")
     backend = BackendSettings(target.state_bucket, target.state_region, state_key("bench", "staging"), endpoint)
     bare_env = target.process_env() | toolchain.env()

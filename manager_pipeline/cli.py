@@ -7,6 +7,7 @@ Exit codes: 0 done, 1 the run failed (the message says at which stage and why),
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -171,6 +172,60 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _known_environments(settings: Settings) -> list[str]:
+    """The manager's environments when its manager.yaml is there; else the defaults."""
+    from manager_pipeline.config import DEFAULT_ENVIRONMENTS
+
+    if not settings.config_path.is_file():
+        return list(DEFAULT_ENVIRONMENTS)
+    return list(_config(settings).environments)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from manager_pipeline.contract import load_variables, resolve
+    from manager_pipeline.errors import ContractError
+
+    settings = _settings()
+    environments = _known_environments(settings)
+    if args.env and args.env not in environments:
+        raise UsageError(f"unknown environment `{args.env}` (known: {', '.join(environments)})")
+    try:
+        source = Path(args.path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.path}: {exc.strerror}") from None
+    try:
+        data = load_variables(source, environments, args.path)
+        resolved = resolve(data, args.env, "validate", args.path).to_tfvars() if args.env else None
+    except ContractError as exc:
+        if args.format == "json":
+            print(json.dumps({"valid": False, "errors": [p.to_dict() for p in exc.problems]}, indent=2))
+        else:
+            print(str(exc), file=sys.stderr)
+        return EXIT_FAILED
+    if resolved is not None:
+        resolved.pop("source_name")
+    if args.format == "json":
+        print(json.dumps({"valid": True, "file": args.path, "environment": args.env, "resolved": resolved}, indent=2))
+    else:
+        print(f"{args.path} is valid" + (f"; what Terraform receives for {args.env}:" if resolved else ""))
+        if resolved:
+            print(json.dumps(resolved, indent=2))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from manager_pipeline.contract import SCHEMA
+    from manager_pipeline.contract.generated import markdown_reference, terraform_sections
+
+    if args.markdown:
+        print(markdown_reference())
+    elif args.terraform:
+        print(terraform_sections(), end="")
+    else:
+        print(json.dumps(SCHEMA, indent=2))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="manager-pipeline", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -185,6 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     commands.add_parser("sources", help="list registered sources and their partitions").set_defaults(func=cmd_sources)
+    validate = commands.add_parser("validate", help="check a variables.yml against the contract")
+    validate.add_argument("path", help="the variables.yml to check")
+    validate.add_argument("--env", help="also print what Terraform receives for this environment")
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.set_defaults(func=cmd_validate)
+    schema = commands.add_parser("schema", help="print the JSON Schema of variables.yml")
+    generated = schema.add_mutually_exclusive_group()
+    generated.add_argument("--markdown", action="store_true", help="the field reference (README) instead")
+    generated.add_argument("--terraform", action="store_true", help="terraform/sections.tf instead")
+    schema.set_defaults(func=cmd_schema)
     commands.add_parser("setup", help="build Terraform and the provider mirror, prepare the instance").set_defaults(
         func=cmd_setup
     )

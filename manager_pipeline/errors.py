@@ -5,6 +5,11 @@ them into a Dagster ``Failure`` with the same text, so the UI, the CLI and the f
 say the same thing.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
 
 class ManagerError(Exception):
     """Base of the errors whose message is meant for the user as it stands."""
@@ -22,14 +27,39 @@ class SourceError(ManagerError):
     """The variables of a source could not be read (missing file, unknown commit)."""
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One violation of the variables.yml contract, placed in its file."""
+
+    path: str
+    message: str
+    origin: str = "variables.yml"
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.origin}:{self.line}:{self.column}" if self.line is not None else self.origin
+        return f"{where}: {self.path}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.origin,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+            "message": self.message,
+        }
+
+
 class ContractError(ManagerError):
     """variables.yml breaks the contract; ``problems`` lists every violation."""
 
-    def __init__(self, problems: list[str], origin: str = "variables.yml"):
+    def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
-        self.origin = origin
+        origin = self.problems[0].origin if self.problems else "variables.yml"
+        count = len(self.problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{origin} is not valid ({len(self.problems)} problem(s)):\n{lines}")
+        super().__init__(f"{origin} is not valid ({count} problem{'s' if count != 1 else ''}):\n{lines}")
 
 
 class TerraformError(ManagerError):

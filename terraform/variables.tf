@@ -47,8 +47,8 @@ variable "enable_vpn" {
   default     = false
 }
 
-variable "compute" {
-  description = "Compute settings of this environment, for compute modules."
+variable "instances" {
+  description = "Instance settings of this environment (environments.<name> in variables.yml)."
   type = object({
     instance_type         = string
     min_instances         = number

@@ -102,6 +102,18 @@ def test_variables_at_a_given_commit_are_used(manager, source_repo):
     assert result.output_for_node("plan").sha == old_sha
 
 
+def test_every_optional_section_reaches_terraform_as_typed_variables(manager, source_repo):
+    from .conftest import REPO
+
+    (source_repo / "infra" / "variables.yml").write_text((REPO / "examples" / "variables.full.yml").read_text())
+    result = run_partition(manager, "app", "production", plan_only=True)
+    assert result.success, [e.message for e in result.all_events if e.is_step_failure]
+    tfvars = json.loads((manager.home / "workdirs" / result.run_id / "manager.auto.tfvars.json").read_text())
+    assert tfvars["database"]["engine"] == "postgres" and tfvars["custom"]["nested"] == {"deep": [1, 2, 3]}
+    # NAT gateway and its EIP are planned too: the sections and networking reached the module.
+    assert "aws_nat_gateway.main[0]" in result.output_for_node("plan").summary.to_add
+
+
 def test_invalid_variables_fail_validate_with_a_report(manager, source_repo):
     variables = source_repo / "infra" / "variables.yml"
     variables.write_text(variables.read_text().replace("networking:", "netwroking:"))

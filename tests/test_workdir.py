@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from manager_pipeline.contract import ComputeSettings, DeployConfig
+from manager_pipeline.contract import DeployConfig, InstanceSettings
 from manager_pipeline.terraform.workdir import (
     ENDPOINT_OVERRIDE_FILE,
     TFVARS_FILE,
@@ -24,7 +24,7 @@ CONFIG = DeployConfig(
     availability_zones=2,
     enable_nat_gateway=False,
     enable_vpn=False,
-    compute=ComputeSettings("t3.micro", 1, 2, False, 7),
+    instances=InstanceSettings("t3.micro", 1, 2, False, 7),
     tags={"Owner": '${file("/etc/passwd")}', "Quote": 'a"b\\c'},
 )
 

@@ -1,6 +1,15 @@
-"""variables.yml -> DeployConfig: parse safely, validate against the schema, resolve one environment."""
+"""variables.yml -> DeployConfig: parse safely, check against the schema, resolve one environment."""
 
-from manager_pipeline.contract.deploy_config import ComputeSettings, DeployConfig
-from manager_pipeline.contract.validate import parse_variables, resolve, validate_document
+from manager_pipeline.contract.deploy_config import DeployConfig, InstanceSettings
+from manager_pipeline.contract.schema import SCHEMA
+from manager_pipeline.contract.validate import check_document, load_variables, parse_variables, resolve
 
-__all__ = ["ComputeSettings", "DeployConfig", "parse_variables", "resolve", "validate_document"]
+__all__ = [
+    "SCHEMA",
+    "DeployConfig",
+    "InstanceSettings",
+    "check_document",
+    "load_variables",
+    "parse_variables",
+    "resolve",
+]

@@ -7,7 +7,9 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class ComputeSettings:
+class InstanceSettings:
+    """The per-environment instance settings of variables.yml."""
+
     instance_type: str
     min_instances: int
     max_instances: int
@@ -27,12 +29,16 @@ class DeployConfig:
     availability_zones: int
     enable_nat_gateway: bool
     enable_vpn: bool
-    compute: ComputeSettings
+    instances: InstanceSettings
     tags: dict[str, str] = field(default_factory=dict)
+    # The optional sections (compute, database, ...) as validated; None where absent.
+    sections: dict[str, Any] = field(default_factory=dict)
 
     def to_tfvars(self) -> dict[str, Any]:
         """The *.auto.tfvars.json content; keys match terraform/variables.tf one to one."""
-        return asdict(self)
+        values = asdict(self)
+        values.update(values.pop("sections"))
+        return values
 
     @property
     def digest(self) -> str:

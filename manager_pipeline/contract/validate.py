@@ -1,119 +1,237 @@
+"""Parse variables.yml safely, check it against the contract, resolve one environment."""
+
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any, Iterable
 
 from jsonschema import Draft202012Validator
 
-from manager_pipeline.contract.deploy_config import ComputeSettings, DeployConfig
-from manager_pipeline.contract.schema import ENVIRONMENT_SETTINGS, SCHEMA
-from manager_pipeline.errors import ContractError
-from manager_pipeline.yamlfile import YamlError, load_yaml, suggest
+from manager_pipeline.contract.deploy_config import DeployConfig, InstanceSettings
+from manager_pipeline.contract.schema import ENVIRONMENT_SETTINGS, PLACEHOLDER, SCHEMA, SECTIONS
+from manager_pipeline.errors import ContractError, Problem
+from manager_pipeline.yamlfile import YamlDocument, YamlError, parse_yaml, suggest
 
 _VALIDATOR = Draft202012Validator(SCHEMA)
-_PLACEHOLDER = "{{ environment }}"
+_TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_TAG_TEXT = re.compile(r"^[\w\s.:/=+\-@]*$", re.UNICODE)
+# Tags the manager sets on every resource (terraform/main.tf and the Name tag of each resource).
+MANAGER_TAGS = ("Project", "Environment", "Source", "ManagedBy", "Name")
+AWS_TAG_LIMIT = 50
 
 
-def _path(parts: Iterable[Any]) -> str:
-    return ".".join(str(p) for p in parts) or "(top level)"
+def _dotted(parts: Iterable[Any]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
 
 
-def _message(error) -> str:
-    where = _path(error.absolute_path)
-    if error.validator == "additionalProperties" and error.validator_value is False:
-        known = list(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(known))
-        return "; ".join(f"{_path([*error.absolute_path, k])}: unknown key `{k}`{suggest(k, known)}" for k in extra)
-    if error.validator == "required":
-        missing = [key for key in error.validator_value if key not in error.instance]
-        return "; ".join(f"{where}: `{key}` is required" for key in missing)
-    return f"{where}: {error.message}"
+class _Collector:
+    """Problems in file order, each placed at its key or value."""
 
+    def __init__(self, document: YamlDocument, origin: str):
+        self.document, self.origin = document, origin
+        self.problems: list[Problem] = []
 
-def _semantic_problems(document: dict[str, Any], known_environments: Iterable[str]) -> list[str]:
-    problems = []
-    known = list(known_environments)
-    for name, settings in (document.get("environments") or {}).items():
-        if known and name not in known:
-            problems.append(
-                f"environments.{name}: the manager does not deploy to `{name}`{suggest(name, known)} "
-                f"(known: {', '.join(known)})"
-            )
-        if isinstance(settings, dict):
-            low, high = settings.get("min_instances"), settings.get("max_instances")
-            if isinstance(low, int) and isinstance(high, int) and low > high:
-                problems.append(f"environments.{name}.min_instances: {low} is more than max_instances ({high})")
-    cidr = (document.get("networking") or {}).get("vpc_cidr")
-    if isinstance(cidr, str):
-        try:
-            network = ipaddress.IPv4Network(cidr, strict=True)
-        except ValueError as exc:
-            problems.append(f"networking.vpc_cidr: {cidr!r} is not an IPv4 CIDR block ({exc})")
-        else:
-            if not network.is_private or not 16 <= network.prefixlen <= 24:
-                problems.append(f"networking.vpc_cidr: {cidr} must be a private range between /16 and /24")
-    return problems
-
-
-def parse_variables(text: str, origin: str = "variables.yml") -> Any:
-    try:
-        return load_yaml(text, origin)
-    except YamlError as exc:
-        raise ContractError([str(exc)], origin) from None
-
-
-def validate_document(
-    document: Any, known_environments: Iterable[str] = (), origin: str = "variables.yml"
-) -> dict[str, Any]:
-    """The document itself when it honours the contract; else ContractError listing every problem."""
-    if not isinstance(document, dict):
-        kind = "empty" if document is None else type(document).__name__
-        raise ContractError([f"(top level): expected a mapping of settings, got {kind}"], origin)
-    problems = [
-        _message(e) for e in sorted(_VALIDATOR.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
-    ]
-    problems += _semantic_problems(document, known_environments)
-    if problems:
-        raise ContractError(problems, origin)
-    return document
-
-
-def _default(schema: dict[str, Any], key: str) -> Any:
-    return schema["properties"][key]["default"]
-
-
-def resolve(
-    document: dict[str, Any], environment: str, source_name: str, origin: str = "variables.yml"
-) -> DeployConfig:
-    """The DeployConfig for one environment of a validated document, placeholders replaced."""
-    settings = (document.get("environments") or {}).get(environment)
-    if settings is None:
-        declared = ", ".join(document.get("environments") or {}) or "none"
-        raise ContractError(
-            [f"environments.{environment}: missing; add an `{environment}:` section (declared: {declared})"], origin
+    def add(self, path: Iterable[Any], message: str, at_key: bool = False) -> None:
+        path = tuple(path)
+        place = self.document.place(path, key=at_key)
+        self.problems.append(
+            Problem(_dotted(path), message, self.origin, place.line if place else None, place.column if place else None)
         )
-    networking = document.get("networking") or {}
-    net_schema = SCHEMA["properties"]["networking"]
-    tags = {
-        str(key): str(value).replace(_PLACEHOLDER, environment) for key, value in (document.get("tags") or {}).items()
-    }
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            ordered = sorted(self.problems, key=lambda p: (p.line or 0, p.column or 0, p.path))
+            raise ContractError(ordered)
+
+
+def _schema_message(error) -> list[tuple[tuple[Any, ...], str, bool]]:
+    """(path, message, placed at the key) for one JSON Schema error."""
+    path = tuple(error.absolute_path)
+    kind, rule, value = error.validator, error.validator_value, error.instance
+    if kind == "additionalProperties" and rule is False:
+        known = list(error.schema.get("properties", {}))
+        extra = sorted(set(value) - set(known))
+        return [((*path, key), f"unknown key `{key}`{suggest(key, known)}", True) for key in extra]
+    if kind == "required":
+        return [(path, f"`{key}` is required", False) for key in rule if key not in value]
+    if kind == "type":
+        wanted = " or ".join(rule) if isinstance(rule, list) else rule
+        return [(path, f"expected {wanted}, got {_kind(value)} {value!r}", False)]
+    if kind == "enum":
+        return [(path, f"{value!r} is not one of {', '.join(map(repr, rule))}", False)]
+    if kind == "pattern":
+        return [(path, f"{value!r} is not valid: {error.schema.get('description', 'pattern ' + rule)}", False)]
+    if kind == "minimum":
+        return [(path, f"{value} is less than {rule}", False)]
+    if kind == "maximum":
+        return [(path, f"{value} is more than {rule}", False)]
+    if kind in ("minLength", "maxLength"):
+        return [(path, f"must be {'at least' if kind == 'minLength' else 'at most'} {rule} characters", False)]
+    if kind == "minProperties":
+        return [(path, "must not be empty", False)]
+    if kind == "maxProperties":
+        return [(path, f"has {len(value)} entries; at most {rule} are allowed", False)]
+    if kind == "maxItems":
+        return [(path, f"has {len(value)} items; at most {rule} are allowed", False)]
+    if kind == "propertyNames":
+        return [(path, f"key {error.instance!r} is not allowed here ({error.message})", False)]
+    return [(path, error.message, False)]
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "text", bool: "a boolean", type(None): "nothing"}.get(
+        type(value), "a number"
+    )
+
+
+def _tag_problems(out: _Collector, tags: dict[str, Any], environments: Iterable[str]) -> None:
+    for key, value in tags.items():
+        if key.lower().startswith("aws:"):
+            out.add(("tags", key), "the `aws:` prefix is reserved by AWS; rename the tag", at_key=True)
+        if not _TAG_TEXT.match(key):
+            out.add(("tags", key), "tag keys may hold letters, digits, spaces and _ . : / = + - @", at_key=True)
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        unknown = [name for name in _TEMPLATE.findall(text) if name != "environment"]
+        for name in unknown:
+            out.add(("tags", key), f"unknown placeholder `{{{{ {name} }}}}`; the only one is `{PLACEHOLDER}`")
+        if unknown:
+            continue
+        for environment in environments:
+            resolved = _TEMPLATE.sub(environment, text)
+            if len(resolved) > 256:
+                out.add(("tags", key), f"is {len(resolved)} characters in {environment}; at most 256")
+                break
+            if not _TAG_TEXT.match(resolved):
+                out.add(("tags", key), "tag values may hold letters, digits, spaces and _ . : / = + - @")
+                break
+    total = len(set(tags) | set(MANAGER_TAGS))
+    if total > AWS_TAG_LIMIT:
+        out.add(
+            ("tags",),
+            f"{len(tags)} tags and the manager's own ({', '.join(MANAGER_TAGS)}) make {total}; "
+            f"AWS allows {AWS_TAG_LIMIT} per resource",
+        )
+
+
+def _cidr(value: Any) -> ipaddress.IPv4Network | None:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except (ValueError, TypeError):
+        return None
+
+
+def _semantic_problems(out: _Collector, data: dict[str, Any], known_environments: list[str]) -> None:
+    environments = data.get("environments")
+    if isinstance(environments, dict):
+        for name, settings in environments.items():
+            if known_environments and name not in known_environments:
+                out.add(
+                    ("environments", name),
+                    f"the manager does not deploy to `{name}`{suggest(name, known_environments)} "
+                    f"(known: {', '.join(known_environments)})",
+                    at_key=True,
+                )
+            if isinstance(settings, dict):
+                low, high = settings.get("min_instances"), settings.get("max_instances")
+                if type(low) is int and type(high) is int and low > high:
+                    out.add(("environments", name, "min_instances"), f"{low} is more than max_instances ({high})")
+    networking = data.get("networking")
+    if isinstance(networking, dict) and isinstance(networking.get("vpc_cidr"), str):
+        cidr = networking["vpc_cidr"]
+        network = _cidr(cidr)
+        if network is None:
+            out.add(("networking", "vpc_cidr"), f"{cidr!r} is not an IPv4 CIDR block such as 10.0.0.0/16")
+        elif not network.is_private or not 16 <= network.prefixlen <= 24:
+            out.add(("networking", "vpc_cidr"), f"{cidr} must be a private range between /16 and /24")
+    security = data.get("security")
+    if isinstance(security, dict) and isinstance(security.get("allowed_cidr_blocks"), list):
+        for index, block in enumerate(security["allowed_cidr_blocks"]):
+            if isinstance(block, str) and _cidr(block) is None:
+                out.add(("security", "allowed_cidr_blocks", index), f"{block!r} is not an IPv4 CIDR block")
+    tags = data.get("tags")
+    if isinstance(tags, dict):
+        names = list(environments) if isinstance(environments, dict) else []
+        _tag_problems(out, tags, names or known_environments or ["environment"])
+
+
+def parse_variables(source: str | bytes, origin: str = "variables.yml") -> YamlDocument:
+    """The YAML document, or ContractError with the place of the YAML problem."""
+    try:
+        return parse_yaml(source, origin)
+    except YamlError as exc:
+        raise ContractError([Problem("(file)", exc.message, origin, exc.line, exc.column)]) from None
+
+
+def check_document(document: YamlDocument, known_environments: Iterable[str] = (), origin: str = "variables.yml"):
+    """The data when it honours the contract; else ContractError listing every problem."""
+    out = _Collector(document, origin)
+    data = document.data
+    if not isinstance(data, dict):
+        kind = "an empty file" if data is None else _kind(data)
+        out.add((), f"expected a mapping with project_name and environments, got {kind}")
+        out.raise_if_any()
+    for error in _VALIDATOR.iter_errors(data):
+        for path, message, at_key in _schema_message(error):
+            out.add(path, message, at_key)
+    _semantic_problems(out, data, list(known_environments))
+    out.raise_if_any()
+    return data
+
+
+def load_variables(source: str | bytes, known_environments: Iterable[str] = (), origin: str = "variables.yml"):
+    return check_document(parse_variables(source, origin), known_environments, origin)
+
+
+def _tag_value(value: Any, environment: str) -> str:
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return _TEMPLATE.sub(environment, text)
+
+
+def _with_defaults(section: dict[str, Any] | None, schema: dict[str, Any]) -> dict[str, Any]:
+    values = dict(section or {})
+    for key, field in schema.get("properties", {}).items():
+        if key not in values and "default" in field:
+            values[key] = field["default"]
+    return values
+
+
+def resolve(data: dict[str, Any], environment: str, source_name: str, origin: str = "variables.yml") -> DeployConfig:
+    """The DeployConfig for one environment of a checked document, defaults filled, placeholders replaced."""
+    settings = (data.get("environments") or {}).get(environment)
+    if settings is None:
+        declared = ", ".join(data.get("environments") or {}) or "none"
+        raise ContractError(
+            [
+                Problem(
+                    f"environments.{environment}",
+                    f"missing; add an `{environment}:` section (declared: {declared})",
+                    origin,
+                )
+            ]
+        )
+    settings = _with_defaults(settings, ENVIRONMENT_SETTINGS)
+    networking = _with_defaults(data.get("networking"), SCHEMA["properties"]["networking"])
+    sections = {name: data.get(name) for name in SECTIONS}
     return DeployConfig(
         source_name=source_name,
-        project_name=document["project_name"],
+        project_name=data["project_name"],
         environment=environment,
         region=settings["region"],
-        vpc_cidr=networking.get("vpc_cidr", _default(net_schema, "vpc_cidr")),
-        availability_zones=networking.get("availability_zones", _default(net_schema, "availability_zones")),
-        enable_nat_gateway=networking.get("enable_nat_gateway", _default(net_schema, "enable_nat_gateway")),
-        enable_vpn=networking.get("enable_vpn", _default(net_schema, "enable_vpn")),
-        compute=ComputeSettings(
+        vpc_cidr=networking["vpc_cidr"],
+        availability_zones=networking["availability_zones"],
+        enable_nat_gateway=networking["enable_nat_gateway"],
+        enable_vpn=networking["enable_vpn"],
+        instances=InstanceSettings(
             instance_type=settings["instance_type"],
             min_instances=settings["min_instances"],
             max_instances=settings["max_instances"],
-            enable_monitoring=settings.get("enable_monitoring", _default(ENVIRONMENT_SETTINGS, "enable_monitoring")),
-            backup_retention_days=settings.get(
-                "backup_retention_days", _default(ENVIRONMENT_SETTINGS, "backup_retention_days")
-            ),
+            enable_monitoring=settings["enable_monitoring"],
+            backup_retention_days=settings["backup_retention_days"],
         ),
-        tags=tags,
+        tags={str(key): _tag_value(value, environment) for key, value in (data.get("tags") or {}).items()},
+        sections=sections,
     )

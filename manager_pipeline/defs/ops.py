@@ -6,7 +6,7 @@ from dagster import Failure, HookContext, MetadataValue, OpExecutionContext, Out
 
 from manager_pipeline.approvals import GateAction, decide
 from manager_pipeline.artifacts import PlanArtifact, sha256_file
-from manager_pipeline.contract import DeployConfig, parse_variables, resolve, validate_document
+from manager_pipeline.contract import DeployConfig, load_variables, resolve
 from manager_pipeline.defs.partitions import split_partition_key
 from manager_pipeline.defs.resources import (
     AwsResource,
@@ -86,7 +86,7 @@ def validate(context: OpExecutionContext, manager: ManagerConfigResource, docume
     event = current_event(context)
     try:
         environments = list(manager.load().environments)
-        data = validate_document(parse_variables(document.text, document.location), environments, document.location)
+        data = load_variables(document.text, environments, document.location)
         config = resolve(data, event.environment, event.source, document.location)
     except ManagerError as exc:
         raise _failure(exc) from None
