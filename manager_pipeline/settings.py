@@ -69,6 +69,7 @@ class Settings:
     webserver_url: str
     providers: str = "mirror"
     provider_server: bool = True
+    database_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +90,7 @@ class Settings:
             webserver_url=(env.get("DAGSTER_WEBSERVER_URL") or "http://127.0.0.1:3000").rstrip("/"),
             providers=_providers(env.get("MANAGER_PROVIDERS") or "mirror"),
             provider_server=(env.get("MANAGER_PROVIDER_SERVER") or "on").lower() not in ("off", "0", "false", "no"),
+            database_url=env.get("MANAGER_DATABASE_URL") or f"sqlite:///{dagster_home / 'manager.db'}",
         )
 
     @property

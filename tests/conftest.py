@@ -183,3 +183,73 @@ def manager(tmp_path, moto_endpoint, tools_dir, source_repo, monkeypatch) -> Man
     for key, value in setup.env.items():
         monkeypatch.setenv(key, value)
     return setup
+
+
+class GitHubStandIn:
+    """Client of the GitHub stand-in's control endpoints."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def _call(self, method: str, path: str, payload=None):
+        import json as _json
+        import urllib.request
+
+        data = None if payload is None else _json.dumps(payload).encode()
+        request = urllib.request.Request(
+            f"{self.url}/_standin/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return _json.loads(body) if body else None
+
+    def token(self, token: str) -> None:
+        self._call("POST", "tokens", {"token": token})
+
+    def app(self, app_id: int, public_key: str, installation_id: int) -> None:
+        self._call("POST", "app", {"app_id": app_id, "public_key": public_key, "installation_id": installation_id})
+
+    def repo(self, full_name: str, commits: dict, branches: dict, pulls: list | None = None, **extra) -> None:
+        self._call(
+            "POST",
+            "repos",
+            {"full_name": full_name, "commits": commits, "branches": branches, "pulls": pulls or [], **extra},
+        )
+
+    def faults(self, *faults: dict) -> None:
+        self._call("POST", "faults", {"faults": list(faults)})
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def requests(self) -> list[dict]:
+        return self._call("GET", "requests")
+
+    def state(self, full_name: str) -> dict:
+        return self._call("GET", f"repos/{full_name}")
+
+
+@pytest.fixture(scope="session")
+def github_standin(tmp_path_factory) -> GitHubStandIn:
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("github") / "standin.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.github_standin", "--port", str(port)],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    standin = GitHubStandIn(url)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            standin.requests()
+            break
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "GitHub stand-in did not start"
+            time.sleep(0.1)
+    yield standin
+    stop_process(process)
+    log.close()

@@ -7,7 +7,7 @@ from dagster import Definitions
 from manager_pipeline.config import load_config
 from manager_pipeline.defs.jobs import deploy_job
 from manager_pipeline.defs.resources import build_resources
-from manager_pipeline.defs.sensors import local_source_sensor, partition_sync_sensor
+from manager_pipeline.defs.sensors import feedback_delivery_sensor, local_source_sensor, partition_sync_sensor
 from manager_pipeline.settings import Settings
 
 
@@ -15,6 +15,10 @@ def build_definitions(settings: Settings) -> Definitions:
     config = load_config(settings.config_path)
     return Definitions(
         jobs=[deploy_job(config.environments)],
-        sensors=[partition_sync_sensor(settings.config_path), local_source_sensor(settings.config_path)],
+        sensors=[
+            partition_sync_sensor(settings.config_path),
+            local_source_sensor(settings.config_path),
+            feedback_delivery_sensor(),
+        ],
         resources=build_resources(settings),
     )

@@ -17,7 +17,7 @@ from manager_pipeline.defs.resources import (
     TerraformResource,
 )
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.events import DispatchEvent
+from manager_pipeline.events import BRANCH_TAG, SHA_TAG, DispatchEvent
 from manager_pipeline.feedback import Outcome, OutcomeStatus
 from manager_pipeline.sources import VariablesDocument
 from manager_pipeline.terraform import (
@@ -61,7 +61,7 @@ def _failure(exc: ManagerError) -> Failure:
 
 @op(description="Read the source's variables file at the event's commit.")
 def fetch_variables(
-    context: OpExecutionContext, manager: ManagerConfigResource, sources: SourcesResource
+    context: OpExecutionContext, manager: ManagerConfigResource, sources: SourcesResource, feedback: FeedbackResource
 ) -> VariablesDocument:
     event = current_event(context)
     try:
@@ -69,7 +69,16 @@ def fetch_variables(
         document = sources.fetch(spec, event)
     except ManagerError as exc:
         raise _failure(exc) from None
+    # The commit actually read, on the run itself: the UI shows it and later stages report on it.
+    resolved = {SHA_TAG: document.sha, BRANCH_TAG: document.branch}
+    context.instance.add_run_tags(
+        context.run_id, {k: v for k, v in resolved.items() if v and k not in context.run.tags}
+    )
     say(context, "fetch", f"{document.location} at {(document.sha or 'working tree')[:12]} on {document.branch}")
+    if spec.repo and document.sha:
+        delivery = feedback.started(spec.repo, document.sha, event.environment, context.run_id)
+        if delivery.pending:
+            say(context, "fetch", "GitHub did not take the pending status yet; it stays queued")
     context.add_output_metadata(
         {
             "location": document.location,
@@ -252,21 +261,27 @@ def apply(
 
 
 @op(description="Report the outcome: run metadata in the UI and a report file under the instance.")
-def feedback(context: OpExecutionContext, feedback: FeedbackResource, outcomes: list[Outcome]) -> Outcome:
+def feedback(
+    context: OpExecutionContext, manager: ManagerConfigResource, feedback: FeedbackResource, outcomes: list[Outcome]
+) -> Outcome:
     outcome = outcomes[0]
-    markdown, path = feedback.publish(outcome, context.run_id)
-    say(context, "feedback", f"{outcome.status.value}: report {path}")
-    context.add_output_metadata(
-        {
-            "status": outcome.status.value,
-            "report": MetadataValue.md(markdown),
-            "report_file": MetadataValue.path(str(path)),
-        }
-    )
+    repo = manager.load().source(outcome.event.source).repo
+    published = feedback.publish(outcome, context.run_id, repo, outcome.event.pr)
+    say(context, "feedback", f"{outcome.status.value}: report {published.report_file}")
+    metadata = {
+        "status": outcome.status.value,
+        "report": MetadataValue.md(published.markdown),
+        "report_file": MetadataValue.path(str(published.report_file)),
+    }
+    if repo:
+        delivery = published.delivery
+        say(context, "feedback", f"GitHub {repo}: {len(delivery.delivered)} sent, {delivery.pending} queued")
+        metadata |= {"github_sent": len(delivery.delivered), "github_queued": delivery.pending}
+    context.add_output_metadata(metadata)
     return outcome
 
 
-@failure_hook(required_resource_keys={"feedback"})
+@failure_hook(required_resource_keys={"feedback", "manager"})
 def report_failure(context: HookContext) -> None:
     """A failed op still leaves a report: which stage failed and the error that says what to fix."""
     error = context.op_exception
@@ -284,5 +299,9 @@ def report_failure(context: HookContext) -> None:
         failed_stage=context.op.name,
         error=message,
     )
-    _, path = context.resources.feedback.publish(outcome, context.run_id)
-    context.log.error(f"failure report: {path}")
+    try:
+        repo = context.resources.manager.load().source(event.source).repo
+    except ManagerError:
+        repo = None
+    published = context.resources.feedback.publish(outcome, context.run_id, repo, event.pr)
+    context.log.error(f"failure report: {published.report_file}")

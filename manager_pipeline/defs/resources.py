@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
+from github import Github
 
 from manager_pipeline.artifacts import PlanStore
 from manager_pipeline.aws import STAND_IN_CREDENTIALS, AwsTarget
 from manager_pipeline.config import ManagerConfig, SourceSpec, load_config
-from manager_pipeline.errors import SourceError
 from manager_pipeline.events import DispatchEvent
-from manager_pipeline.feedback import LocalReportSink, Outcome, render_report
+from manager_pipeline.feedback import LocalReportSink, Outcome, github_items, render_report
+from manager_pipeline.feedback.delivery import DeliveryReport, deliver
+from manager_pipeline.feedback.outbox import Outbox
+from manager_pipeline.github import GitHubPublisher, GitHubSettings, GitHubSource, connect
+from manager_pipeline.github.client import DEFAULT_API_URL
 from manager_pipeline.local_aws import LocalAws
 from manager_pipeline.settings import AwsSettings, Settings
 from manager_pipeline.sources import LocalSource, VariablesDocument
@@ -30,13 +36,55 @@ class ManagerConfigResource(ConfigurableResource):
         return load_config(Path(self.config_path))
 
 
+class GitHubResource(ConfigurableResource):
+    """GitHub through PyGithub: a token or a GitHub App installation, any API base URL.
+
+    The secrets are Dagster ``EnvVar``s: the UI shows the variable's name, never its value.
+    """
+
+    api_url: str = DEFAULT_API_URL
+    token: str | None = None
+    app_id: str | None = None
+    app_private_key: str | None = None
+    installation_id: int | None = None
+    timeout: float = 15.0
+    retries: int = 5
+    backoff: float = 0.5
+    max_rate_limit_wait: float = 300.0
+    throttle: bool = True
+
+    def settings(self, quick: bool = False) -> GitHubSettings:
+        """``quick``: one retry and a short timeout, for an attempt inside a run (the outbox keeps the rest)."""
+        return GitHubSettings(
+            api_url=self.api_url,
+            token=self.token,
+            app_id=self.app_id,
+            app_private_key=self.app_private_key,
+            installation_id=self.installation_id,
+            timeout=min(self.timeout, 10.0) if quick else self.timeout,
+            retries=1 if quick else self.retries,
+            backoff=self.backoff,
+            max_rate_limit_wait=min(self.max_rate_limit_wait, 5.0) if quick else self.max_rate_limit_wait,
+            throttle=self.throttle,
+        )
+
+    @property
+    def configured(self) -> bool:
+        return self.settings().configured
+
+    def client(self, quick: bool = False) -> Github:
+        return connect(self.settings(quick))
+
+
 class SourcesResource(ConfigurableResource):
-    """Reads a source's variables file: from its folder, or (with a commit) through git."""
+    """Reads a source's variables file: from its folder (through git), or from GitHub at a commit."""
+
+    github: GitHubResource
 
     def fetch(self, spec: SourceSpec, event: DispatchEvent) -> VariablesDocument:
-        if spec.path is None:
-            raise SourceError(f"source `{spec.name}`: GitHub sources ({spec.repo}) are not supported by this build yet")
-        return LocalSource(spec).fetch(event)
+        if spec.path is not None:
+            return LocalSource(spec).fetch(event)
+        return GitHubSource(spec, self.github.client()).fetch(event)
 
 
 class AwsResource(ConfigurableResource):
@@ -102,26 +150,77 @@ class PlanStoreResource(ConfigurableResource):
 
 
 class FeedbackResource(ConfigurableResource):
-    """Where run reports go: a markdown file per run under the instance."""
+    """Where feedback goes: a report file per run, and for GitHub sources the outbox, then GitHub."""
 
     reports_dir: str
     webserver_url: str
+    database_url: str
+    github: GitHubResource
 
     def run_url(self, run_id: str) -> str:
         return f"{self.webserver_url}/runs/{run_id}"
 
-    def publish(self, outcome: Outcome, run_id: str) -> tuple[str, Path]:
-        markdown = render_report(outcome, run_id, self.run_url(run_id))
+    def outbox(self) -> Outbox:
+        return Outbox(self.database_url)
+
+    def publish(self, outcome: Outcome, run_id: str, repo: str | None, pr: int | None) -> Published:
+        """Write the report; queue and try to send the GitHub feedback of a GitHub source."""
+        url = self.run_url(run_id)
+        markdown = render_report(outcome, run_id, url)
         path = LocalReportSink(Path(self.reports_dir)).write(
             outcome.event.source, outcome.event.environment, run_id, markdown
         )
-        return markdown, path
+        sha = outcome.sha or (outcome.plan.sha if outcome.plan else None) or outcome.event.sha
+        if not repo or not sha:
+            return Published(markdown, path, DeliveryReport())
+        self.outbox().add(github_items.items_for(outcome, repo, sha, pr, run_id, url), run_id)
+        return Published(markdown, path, self.deliver(quick=True))
+
+    def started(self, repo: str, sha: str, environment: str, run_id: str) -> DeliveryReport:
+        self.outbox().add([github_items.started(repo, sha, environment, self.run_url(run_id))], run_id)
+        return self.deliver(quick=True)
+
+    def deliver(self, quick: bool = False) -> DeliveryReport:
+        """Send what the outbox holds; GitHub being down leaves it there for the delivery sensor."""
+        if not self.github.configured:
+            return DeliveryReport()
+        return deliver(self.outbox(), GitHubPublisher(self.github.client(quick)), deadline_s=20 if quick else 120)
+
+
+@dataclass(frozen=True)
+class Published:
+    markdown: str
+    report_file: Path
+    delivery: DeliveryReport
+
+
+def github_resource(env: Mapping[str, str] | None = None) -> GitHubResource:
+    """GitHub settings from the environment; secrets stay EnvVar references."""
+    env = os.environ if env is None else env
+
+    def secret(name: str) -> EnvVar | None:
+        return EnvVar(name) if env.get(name) else None
+
+    return GitHubResource(
+        api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL,
+        token=secret("GITHUB_TOKEN"),
+        app_id=env.get("GITHUB_APP_ID") or None,
+        app_private_key=secret("GITHUB_APP_PRIVATE_KEY"),
+        installation_id=int(env["GITHUB_APP_INSTALLATION_ID"]) if env.get("GITHUB_APP_INSTALLATION_ID") else None,
+        timeout=float(env.get("GITHUB_TIMEOUT") or 15),
+        retries=int(env.get("GITHUB_RETRIES") or 5),
+        backoff=float(env.get("GITHUB_RETRY_BACKOFF") or 0.5),
+        max_rate_limit_wait=float(env.get("GITHUB_MAX_RATE_LIMIT_WAIT") or 300),
+        throttle=(env.get("GITHUB_THROTTLE") or "on").lower() not in ("off", "0", "false", "no"),
+    )
 
 
 def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
+    github = github_resource()
     return {
         "manager": ManagerConfigResource(config_path=str(settings.config_path)),
-        "sources": SourcesResource(),
+        "github": github,
+        "sources": SourcesResource(github=github),
         "aws": AwsResource(
             mode=settings.aws.mode,
             region=settings.aws.region,
@@ -137,5 +236,10 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
             provider_server=settings.provider_server,
         ),
         "plans": PlanStoreResource(root=str(settings.plans_dir)),
-        "feedback": FeedbackResource(reports_dir=str(settings.reports_dir), webserver_url=settings.webserver_url),
+        "feedback": FeedbackResource(
+            reports_dir=str(settings.reports_dir),
+            webserver_url=settings.webserver_url,
+            database_url=settings.database_url,
+            github=github,
+        ),
     }

@@ -18,6 +18,7 @@ from dagster import (
 from manager_pipeline.config import load_config
 from manager_pipeline.defs.jobs import DEPLOY_JOB
 from manager_pipeline.defs.partitions import SOURCE, partition_changes, partition_key
+from manager_pipeline.defs.resources import FeedbackResource
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.watch import LocalWatchState, detect_local_changes
@@ -90,3 +91,19 @@ def local_source_sensor(config_path: Path, interval: int = 10):
         )
 
     return watch_local_sources
+
+
+def feedback_delivery_sensor(interval: int = 15):
+    @sensor(
+        name="deliver_feedback",
+        minimum_interval_seconds=interval,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Sends the feedback that GitHub did not take during its run, in order, once each.",
+    )
+    def deliver_feedback(context: SensorEvaluationContext, feedback: FeedbackResource):
+        if not feedback.outbox().undelivered(limit=1):
+            return SkipReason("nothing waiting for GitHub")
+        report = feedback.deliver()
+        return SkipReason(f"sent {len(report.delivered)} feedback item(s); {report.pending} still waiting")
+
+    return deliver_feedback

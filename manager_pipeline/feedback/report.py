@@ -27,7 +27,10 @@ def format_value(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def render_report(outcome: Outcome, run_id: str | None = None, run_url: str | None = None) -> str:
+def render_report(
+    outcome: Outcome, run_id: str | None = None, run_url: str | None = None, plan_text: str | None = None
+) -> str:
+    """The report; ``plan_text`` replaces the plan artifact's text (e.g. shortened to fit a comment)."""
     event = outcome.event
     lines = [f"## {_ICONS[outcome.status]} {event.source} / {event.environment}: {outcome.status.value}", ""]
     plan = outcome.plan
@@ -58,11 +61,13 @@ def render_report(outcome: Outcome, run_id: str | None = None, run_url: str | No
         lines += ["### Outputs", "", "| Output | Value |", "|---|---|"]
         lines += [f"| `{name}` | `{format_value(value)}` |" for name, value in outcome.outputs.items()]
         lines.append("")
-    if plan is not None and plan.text_file.exists():
+    if plan_text is None and plan is not None and plan.text_file.exists():
+        plan_text = plan.text()
+    if plan_text is not None:
         lines += [
             "<details><summary>Terraform plan</summary>",
             "",
-            code_block(plan.text(), "text"),
+            code_block(plan_text, "text"),
             "",
             "</details>",
             "",

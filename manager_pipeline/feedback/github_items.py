@@ -1,0 +1,103 @@
+"""What a run tells a GitHub repository, as outbox items (plain data, no GitHub calls)."""
+
+from __future__ import annotations
+
+from manager_pipeline.feedback.comments import COMMENT_LIMIT, MAX_PARTS, fit_plan, split_comment
+from manager_pipeline.feedback.outbox import FeedbackItem
+from manager_pipeline.feedback.outcome import Outcome, OutcomeStatus
+from manager_pipeline.feedback.redact import redact, secret_values
+from manager_pipeline.feedback.report import format_value, render_report
+
+STATUS_CONTEXT = "manager-pipeline/{environment}"
+_STATE = {
+    OutcomeStatus.APPLIED: "success",
+    OutcomeStatus.NO_CHANGES: "success",
+    OutcomeStatus.PLAN_ONLY: "success",
+    OutcomeStatus.AWAITING_APPROVAL: "pending",
+    OutcomeStatus.FAILED: "failure",
+}
+
+
+def _clean(item: FeedbackItem) -> FeedbackItem:
+    return FeedbackItem(item.repo, item.kind, redact(item.payload, secret_values()))
+
+
+def status(repo: str, sha: str, environment: str, state: str, description: str, target_url: str) -> FeedbackItem:
+    return _clean(
+        FeedbackItem(
+            repo,
+            "status",
+            {
+                "sha": sha,
+                "context": STATUS_CONTEXT.format(environment=environment),
+                "state": state,
+                "description": description if len(description) <= 140 else description[:139] + "…",
+                "target_url": target_url,
+            },
+        )
+    )
+
+
+def started(repo: str, sha: str, environment: str, run_url: str) -> FeedbackItem:
+    return status(repo, sha, environment, "pending", f"Planning {environment}…", run_url)
+
+
+def _description(outcome: Outcome) -> str:
+    plan = outcome.plan
+    summary = plan.summary.line().rstrip(".") if plan else ""
+    if outcome.status is OutcomeStatus.FAILED:
+        first = (outcome.error or "").strip().splitlines()
+        return f"Failed at {outcome.failed_stage}: {first[0] if first else 'see the run'}"
+    if outcome.status is OutcomeStatus.APPLIED:
+        return f"Applied plan {plan.plan_id}: {summary}" if plan else "Applied"
+    if outcome.status is OutcomeStatus.NO_CHANGES:
+        return "No changes"
+    if outcome.status is OutcomeStatus.AWAITING_APPROVAL:
+        return f"Awaiting approval: plan {plan.plan_id} ({summary})" if plan else "Awaiting approval"
+    return f"Plan {plan.plan_id}: {summary}" if plan else "Planned"
+
+
+def plan_comment(repo: str, pr: int | None, sha: str, outcome: Outcome, run_id: str, run_url: str) -> FeedbackItem:
+    """The sticky plan comment of this pull request and environment (split into parts if long)."""
+    event = outcome.event
+    key = f"plan:{event.source}:{event.environment}"
+    plan_text = None
+    if outcome.plan is not None and outcome.plan.text_file.exists():
+        room = MAX_PARTS * (COMMENT_LIMIT - 400) - len(render_report(outcome, run_id, run_url, plan_text=""))
+        plan_text = fit_plan(outcome.plan.text(), room, run_url)
+    body = render_report(outcome, run_id, run_url, plan_text=plan_text)
+    return _clean(FeedbackItem(repo, "comment", {"pr": pr, "sha": sha, "key": key, "parts": split_comment(body, key)}))
+
+
+def notification(repo: str, pr: int | None, sha: str, outcome: Outcome, run_id: str, run_url: str) -> FeedbackItem:
+    event = outcome.event
+    marker = f"<!-- manager-pipeline:notify:{run_id}:{outcome.status.value} -->"
+    if outcome.status is OutcomeStatus.FAILED:
+        lines = [
+            marker,
+            f"### ❌ {event.source} / {event.environment}: failed at {outcome.failed_stage}",
+            "",
+            "```",
+            (outcome.error or "").strip(),
+            "```",
+        ]
+    else:
+        lines = [marker, f"### ✅ {event.source} / {event.environment}: {outcome.headline}"]
+        if outcome.outputs:
+            lines += ["", "| Output | Value |", "|---|---|"]
+            lines += [f"| `{name}` | `{format_value(value)}` |" for name, value in outcome.outputs.items()]
+    lines += ["", f"[Run {run_id[:8]} in the Dagster UI]({run_url})"]
+    return _clean(
+        FeedbackItem(repo, "notification", {"pr": pr, "sha": sha, "marker": marker, "body": "\n".join(lines)})
+    )
+
+
+def items_for(outcome: Outcome, repo: str, sha: str, pr: int | None, run_id: str, run_url: str) -> list[FeedbackItem]:
+    """Everything a finished (or failed) run tells its repository, in the order to send it."""
+    items = [status(repo, sha, outcome.event.environment, _STATE[outcome.status], _description(outcome), run_url)]
+    if outcome.plan is not None:
+        # Posted on the pull request of the event, or on those of the commit (none: nothing).
+        items.append(plan_comment(repo, pr, sha, outcome, run_id, run_url))
+    if outcome.status in (OutcomeStatus.APPLIED, OutcomeStatus.FAILED):
+        items.append(notification(repo, pr, sha, outcome, run_id, run_url))
+    return items

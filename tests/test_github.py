@@ -1,0 +1,254 @@
+"""GitHub: variables fetched and feedback given through the real PyGithub client, against the stand-in."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from manager_pipeline.config import SourceSpec
+from manager_pipeline.errors import SourceError
+from manager_pipeline.events import DispatchEvent
+from manager_pipeline.feedback.comments import COMMENT_LIMIT, join_parts, split_comment
+from manager_pipeline.feedback.delivery import deliver
+from manager_pipeline.feedback.outbox import FeedbackItem, Outbox
+from manager_pipeline.github import GitHubPublisher, GitHubSettings, GitHubSource, connect
+
+from .conftest import EXAMPLE_VARIABLES
+
+pytestmark = pytest.mark.integration
+
+
+def sha_of(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+@pytest.fixture
+def repo(github_standin):
+    """A fresh repository on the stand-in, a token for it, and a client; faults cleared afterwards."""
+    name = f"acme/app-{uuid.uuid4().hex[:8]}"
+    token = f"ghp_{uuid.uuid4().hex}"
+    old, new = sha_of(name + "old"), sha_of(name + "new")
+    variables = EXAMPLE_VARIABLES.read_text()
+    github_standin.token(token)
+    github_standin.repo(
+        name,
+        commits={
+            old: {"infra/variables.yml": variables.replace("10.20.", "10.21.")},
+            new: {"infra/variables.yml": variables},
+        },
+        branches={"main": new},
+        pulls=[{"number": 7, "head_sha": new}],
+    )
+    settings = GitHubSettings(
+        api_url=github_standin.url, token=token, timeout=3, retries=4, backoff=0.05, throttle=False
+    )
+    yield {"name": name, "token": token, "old": old, "new": new, "settings": settings}
+    github_standin.clear_faults()
+
+
+def source_for(repo) -> GitHubSource:
+    spec = SourceSpec(name="app", environments=("staging",), repo=repo["name"])
+    return GitHubSource(spec, connect(repo["settings"]))
+
+
+def test_variables_are_read_at_the_event_commit_never_the_branch_head(repo, github_standin):
+    document = source_for(repo).fetch(DispatchEvent("app", "staging", sha=repo["old"], branch="main"))
+    assert "10.21.0.0/16" in document.text and document.sha == repo["old"]
+    assert document.location == f"{repo['name']}@{repo['old'][:12]}:infra/variables.yml"
+    # Without a commit, the branch head is resolved once and that exact commit is read.
+    head = source_for(repo).fetch(DispatchEvent("app", "staging"))
+    assert head.sha == repo["new"] and "10.20.0.0/16" in head.text
+    reads = [r for r in github_standin.requests() if r["path"].endswith("/contents/infra/variables.yml")]
+    assert {r["query"] for r in reads} >= {f"ref={repo['old']}", f"ref={repo['new']}"}
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("unknown-commit", "not found; check that the file and commit exist"),
+        ("missing-file", "not found; check that the file and commit exist"),
+        ("no-access", "not found; check that the file and commit exist and that the manager's GitHub credentials"),
+        ("bad-token", "GitHub refused access"),
+    ],
+)
+def test_fetch_failures_say_what_to_check(repo, github_standin, case, message):
+    source = source_for(repo)
+    event = DispatchEvent("app", "staging", sha=repo["new"])
+    if case == "unknown-commit":
+        event = DispatchEvent("app", "staging", sha="0" * 40)
+    elif case == "missing-file":
+        source = GitHubSource(
+            SourceSpec("app", ("staging",), variables_file="deploy/vars.yml", repo=repo["name"]), source.github
+        )
+    elif case == "no-access":
+        github_standin.repo(repo["name"], commits={}, branches={}, accessible=False)
+    elif case == "bad-token":
+        source = GitHubSource(
+            source.spec,
+            connect(GitHubSettings(api_url=github_standin.url, token="ghp_wrong", retries=0, throttle=False)),
+        )
+    with pytest.raises(SourceError) as caught:
+        source.fetch(event)
+    assert message in str(caught.value)
+    assert repo["token"] not in str(caught.value)
+
+
+def test_app_installation_auth(repo, github_standin):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    github_standin.app(4242, public, 99)
+    settings = GitHubSettings(
+        api_url=github_standin.url, app_id="4242", app_private_key=private, installation_id=99, throttle=False
+    )
+    spec = SourceSpec(name="app", environments=("staging",), repo=repo["name"])
+    document = GitHubSource(spec, connect(settings)).fetch(DispatchEvent("app", "staging", sha=repo["new"]))
+    assert document.sha == repo["new"]
+    requests = github_standin.requests()
+    token_calls = [r for r in requests if r["path"] == "/app/installations/99/access_tokens"]
+    assert token_calls and token_calls[-1]["authorization"].startswith("Bearer ")
+    reads = [r for r in requests if r["path"].startswith(f"/repos/{repo['name']}/contents")]
+    assert reads[-1]["authorization"].startswith("token ghs_installation")
+
+
+def test_sticky_comment_parts_are_edited_in_place_and_surplus_parts_removed(repo, github_standin):
+    publisher = GitHubPublisher(connect(repo["settings"]))
+    key = "plan:app:staging"
+    publisher.upsert_comment(repo["name"], 7, key, split_comment("first\n" * 10, key))
+    long_body = "\n".join(f"line {i} " + "x" * 60 for i in range(3000))
+    publisher.upsert_comment(repo["name"], 7, key, split_comment(long_body, key))
+    state = github_standin.state(repo["name"])
+    assert len(state["issue_comments"]) == 4
+    publisher.upsert_comment(repo["name"], 7, key, split_comment("short again", key))
+    comments = github_standin.state(repo["name"])["issue_comments"]
+    assert len(comments) == 1 and comments[0]["edits"] == 2 and "short again" in comments[0]["body"]
+
+
+def test_a_300_kb_plan_is_split_and_reassembled_equal(repo, github_standin):
+    plan = "\n".join(f'  + resource "aws_subnet" "s{i}" {{ cidr_block = "10.{i % 250}.0.0/24" }}' for i in range(6000))
+    body = f"## plan\n\n<details><summary>Terraform plan</summary>\n\n```text\n{plan}\n```\n\n</details>\n"
+    assert len(body) > 300_000
+    key = "plan:app:staging"
+    parts = split_comment(body, key)
+    assert len(parts) >= 5 and all(len(part) <= COMMENT_LIMIT for part in parts)
+    for part in parts:
+        lines = part.split("\n")
+        assert sum(1 for line in lines if line.startswith("```")) % 2 == 0
+        assert part.count("<details>") == part.count("</details>")
+    GitHubPublisher(connect(repo["settings"])).upsert_comment(repo["name"], 7, key, parts)
+    posted = sorted(github_standin.state(repo["name"])["issue_comments"], key=lambda c: c["id"])
+    assert join_parts([c["body"] for c in posted]) == body
+
+
+def items(repo, count: int) -> list[FeedbackItem]:
+    return [
+        FeedbackItem(
+            repo["name"],
+            "status",
+            {
+                "sha": repo["new"],
+                "context": "manager-pipeline/staging",
+                "state": "success",
+                "description": f"item {i}",
+                "target_url": "http://ui",
+            },
+        )
+        for i in range(count)
+    ]
+
+
+def test_rate_limits_and_server_errors_are_retried_then_delivered(repo, github_standin, tmp_path):
+    statuses = f"/repos/{repo['name']}/statuses/"
+    github_standin.faults(
+        {"method": "POST", "path": statuses, "status": 500, "times": 2},
+        {
+            "method": "POST",
+            "path": statuses,
+            "status": 429,
+            "times": 1,
+            "message": "API rate limit exceeded",
+            "headers": {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset-In": "1"},
+        },
+        {
+            "method": "POST",
+            "path": statuses,
+            "status": 403,
+            "times": 1,
+            "message": "You have exceeded a secondary rate limit",
+            "headers": {"Retry-After": "1"},
+        },
+    )
+    outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
+    outbox.add(items(repo, 1))
+    started = time.monotonic()
+    report = deliver(outbox, GitHubPublisher(connect(repo["settings"])))
+    assert report.delivered and not report.pending
+    assert time.monotonic() - started >= 1.5  # it waited for the rate limits instead of hammering
+    attempts = [r for r in github_standin.requests() if r["path"].startswith(statuses)]
+    assert len(attempts) == 5
+    assert [s["description"] for s in github_standin.state(repo["name"])["statuses"]] == ["item 0"]
+
+
+def test_an_outage_keeps_feedback_until_github_answers_then_delivers_each_once_in_order(repo, github_standin, tmp_path):
+    outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
+    outbox.add(items(repo, 3))
+    outbox.add(
+        [
+            FeedbackItem(
+                repo["name"],
+                "notification",
+                {"pr": None, "sha": repo["new"], "marker": "<!-- m1 -->", "body": "<!-- m1 -->\napplied"},
+            )
+        ]
+    )
+    github_standin.faults({"path": f"/repos/{repo['name']}", "status": 503})
+    quick = GitHubSettings(
+        api_url=github_standin.url, token=repo["token"], timeout=2, retries=1, backoff=0.05, throttle=False
+    )
+    for _ in range(3):
+        report = deliver(outbox, GitHubPublisher(connect(quick)))
+        assert not report.delivered and report.pending == 4
+    assert github_standin.state(repo["name"])["statuses"] == []
+    github_standin.clear_faults()
+    report = deliver(outbox, GitHubPublisher(connect(repo["settings"])))
+    assert len(report.delivered) == 4
+    assert deliver(outbox, GitHubPublisher(connect(repo["settings"]))).delivered == []
+    state = github_standin.state(repo["name"])
+    assert [s["description"] for s in state["statuses"]] == ["item 0", "item 1", "item 2"]
+    # No pull request was given: the notification found PR #7 of the commit and went there once.
+    assert [c["body"] for c in state["issue_comments"]] == ["<!-- m1 -->\napplied"]
+
+
+def test_a_hanging_github_does_not_hold_delivery_forever(repo, github_standin, tmp_path):
+    outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
+    outbox.add(items(repo, 1))
+    github_standin.faults({"path": f"/repos/{repo['name']}/statuses", "hang": 5, "times": 1})
+    quick = GitHubSettings(api_url=github_standin.url, token=repo["token"], timeout=1, retries=0, throttle=False)
+    started = time.monotonic()
+    report = deliver(outbox, GitHubPublisher(connect(quick)))
+    assert report.pending == 1 and time.monotonic() - started < 4
+    assert len(deliver(outbox, GitHubPublisher(connect(repo["settings"]))).delivered) == 1
+
+
+def test_the_sticky_comment_is_found_past_the_first_page(repo, github_standin):
+    publisher = GitHubPublisher(connect(repo["settings"]))
+    key = "plan:app:staging"
+    publisher.upsert_comment(repo["name"], 7, key, split_comment("v1", key))
+    for index in range(105):
+        publisher.post_once(repo["name"], 7, repo["new"], f"<!-- chatter {index} -->", f"<!-- chatter {index} -->")
+    publisher.upsert_comment(repo["name"], 7, key, split_comment("v2", key))
+    comments = github_standin.state(repo["name"])["issue_comments"]
+    plans = [c for c in comments if "manager-pipeline:plan:app:staging" in c["body"]]
+    assert len(comments) == 106 and len(plans) == 1 and plans[0]["body"].endswith("v2")
+    assert any("page=2" in r["query"] for r in github_standin.requests() if r["path"].endswith("/issues/7/comments"))

@@ -1,0 +1,154 @@
+"""Runs of the deploy job for a source on GitHub: fetch at the commit, statuses, comments, notifications."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+
+import pytest
+from dagster import build_sensor_context
+
+from manager_pipeline.defs.location import build_definitions
+from manager_pipeline.feedback import OutcomeStatus
+from manager_pipeline.instance import open_instance
+
+from .conftest import EXAMPLE_VARIABLES, REPO
+from .test_deploy_job import run_partition
+
+pytestmark = pytest.mark.integration
+
+SECRET_OUTPUT = 'output "admin_password" {\n  value     = "s3cr3t-${var.project_name}-pw"\n  sensitive = true\n}\n'
+
+
+@pytest.fixture
+def github_source(manager, github_standin, monkeypatch, tmp_path):
+    """The manager's source `app` lives on the GitHub stand-in, with PR #7 on its head commit."""
+    name = f"acme/web-{uuid.uuid4().hex[:8]}"
+    token = f"ghp_{uuid.uuid4().hex}"
+    head = hashlib.sha1(name.encode()).hexdigest()
+    github_standin.token(token)
+    github_standin.repo(
+        name,
+        commits={head: {"infra/variables.yml": EXAMPLE_VARIABLES.read_text()}},
+        branches={"main": head},
+        pulls=[{"number": 7, "head_sha": head}],
+    )
+    module = tmp_path / "terraform"
+    shutil.copytree(REPO / "terraform", module, ignore=shutil.ignore_patterns(".terraform*"))
+    (module / "secret_outputs.tf").write_text(SECRET_OUTPUT)
+    manager.write_config(
+        f"sources:\n  - name: app\n    repo: {name}\n"
+        "environments:\n  staging: {auto_apply: true}\n  production: {auto_apply: false}\n"
+        f"terraform_dir: {module}\n"
+    )
+    env = {
+        "GITHUB_API_URL": github_standin.url,
+        "GITHUB_TOKEN": token,
+        "GITHUB_TIMEOUT": "2",
+        "GITHUB_RETRIES": "2",
+        "GITHUB_RETRY_BACKOFF": "0.05",
+        "GITHUB_THROTTLE": "off",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield {"name": name, "token": token, "head": head}
+    github_standin.clear_faults()
+
+
+def comments_of(github_standin, name):
+    return github_standin.state(name)["issue_comments"]
+
+
+def test_pull_request_plans_keep_one_sticky_comment_and_statuses_say_where_it_stands(
+    manager, github_standin, github_source
+):
+    plan_ids = []
+    for _ in range(3):
+        result = run_partition(manager, "app", "staging", pr=7, sha=github_source["head"])
+        assert result.success
+        plan_ids.append(result.output_for_node("plan").plan_id)
+    comments = comments_of(github_standin, github_source["name"])
+    assert len(comments) == 1 and comments[0]["issue"] == 7 and comments[0]["edits"] == 2
+    body = comments[0]["body"]
+    assert f"plan `{plan_ids[-1]}`" in body and "to add, 0 to change, 0 to destroy" in body
+    assert body.index("to add") < body.index("<details>")
+    statuses = github_standin.state(github_source["name"])["statuses"]
+    assert [s["state"] for s in statuses] == ["pending", "success"] * 3
+    assert {s["context"] for s in statuses} == {"manager-pipeline/staging"}
+    assert all(len(s["description"]) <= 140 and "/runs/" in s["target_url"] for s in statuses)
+
+    gated = run_partition(manager, "app", "production", sha=github_source["head"], branch="main")
+    assert gated.success
+    last = github_standin.state(github_source["name"])["statuses"][-1]
+    assert last["context"] == "manager-pipeline/production" and last["state"] == "pending"
+    assert last["description"].startswith(f"Awaiting approval: plan {gated.output_for_node('plan').plan_id}")
+
+
+def test_github_outage_neither_fails_the_run_nor_loses_feedback(manager, github_standin, github_source):
+    github_standin.faults({"path": f"/repos/{github_source['name']}/(statuses|issues|commits/.*/pulls)", "status": 502})
+    result = run_partition(manager, "app", "staging", pr=7, sha=github_source["head"])
+    assert result.success
+    assert result.output_for_node("feedback").status is OutcomeStatus.PLAN_ONLY
+    assert github_standin.state(github_source["name"])["statuses"] == []
+
+    definitions = build_definitions(manager.settings())
+    sensor = definitions.resolve_sensor_def("deliver_feedback")
+    instance = open_instance(manager.settings())
+    resources = {"feedback": definitions.resources["feedback"]}
+    with build_sensor_context(instance=instance, resources=resources) as context:
+        assert "still waiting" in sensor(context).skip_message
+    github_standin.clear_faults()
+    with build_sensor_context(instance=instance, resources=resources) as context:
+        assert "sent 3 feedback item(s); 0 still waiting" in sensor(context).skip_message
+    with build_sensor_context(instance=instance, resources=resources) as context:
+        assert sensor(context).skip_message == "nothing waiting for GitHub"
+    state = github_standin.state(github_source["name"])
+    assert [s["state"] for s in state["statuses"]] == ["pending", "success"]
+    assert len(state["issue_comments"]) == 1
+
+
+def test_apply_notifies_with_outputs_and_no_secret_ever_reaches_github(
+    manager, github_standin, github_source, monkeypatch
+):
+    seeded = {
+        "MANAGER_DB_PASSWORD": "pw-Zq8Xv3Lm9Tn2",
+        "AWS_SECRET_ACCESS_KEY": "aws-Secret-8812abcd",
+        "SLACK_TOKEN": "xoxb-778899",
+    }
+    for key, value in seeded.items():
+        monkeypatch.setenv(key, value)
+    result = run_partition(manager, "app", "staging", sha=github_source["head"], branch="main")
+    assert result.success
+    outcome = result.output_for_node("feedback")
+    assert outcome.status is OutcomeStatus.APPLIED and outcome.outputs["admin_password"] == "(sensitive)"
+    state = github_standin.state(github_source["name"])
+    notes = [c for c in state["issue_comments"] if "manager-pipeline:notify" in c["body"]]
+    assert len(notes) == 1 and "Applied plan" in notes[0]["body"] and outcome.outputs["vpc_id"] in notes[0]["body"]
+    assert "`admin_password` | `(sensitive)`" in notes[0]["body"]
+
+    variables = EXAMPLE_VARIABLES.read_text().replace("networking:", "netwroking:")
+    bad = hashlib.sha1(b"bad" + github_source["name"].encode()).hexdigest()
+    github_standin.repo(
+        github_source["name"],
+        commits={bad: {"infra/variables.yml": variables}, github_source["head"]: {"infra/variables.yml": ""}},
+        branches={"main": bad},
+        pulls=[{"number": 8, "head_sha": bad}],
+    )
+    failed = run_partition(manager, "app", "staging", sha=bad, pr=8)
+    assert not failed.success
+    state = github_standin.state(github_source["name"])
+    assert state["statuses"][-1]["state"] == "failure" and "Failed at validate" in state["statuses"][-1]["description"]
+    failure_notes = [c for c in state["issue_comments"] if c["issue"] == 8 and "notify" in c["body"]]
+    assert (
+        len(failure_notes) == 1 and "unknown key `netwroking`; did you mean `networking`?" in failure_notes[0]["body"]
+    )
+
+    bodies = [r["body"] for r in github_standin.requests() if r["body"]]
+    assert len(bodies) >= 5
+    for secret in [github_source["token"], "s3cr3t-demo-app-pw", *seeded.values()]:
+        assert not any(secret in body for body in bodies), secret
+    assert not any(
+        github_source["token"] in json.dumps(tags) for tags in [result.dagster_run.tags, failed.dagster_run.tags]
+    )
