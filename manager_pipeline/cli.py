@@ -226,6 +226,33 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve_webhooks(args: argparse.Namespace) -> int:
+    import logging
+
+    from manager_pipeline.instance import prepare_home
+    from manager_pipeline.intake.inbox import Inbox
+    from manager_pipeline.intake.receiver import PATH, ConfigWatcher, WebhookApp, make_server
+
+    settings = _settings()
+    _config(settings)
+    secret = os.environ.get("GITHUB_WEBHOOK_SECRET", "")
+    if not secret:
+        raise UsageError("GITHUB_WEBHOOK_SECRET is not set; the receiver refuses to start without a secret")
+    prepare_home(settings)
+    app = WebhookApp(secret, ConfigWatcher(settings.config_path), Inbox(settings.database_url))
+    server = make_server(app, args.host, args.port)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    host, port = server.server_address[:2]
+    print(f"receiving GitHub deliveries on http://{host}:{port}{PATH} (health: /healthz)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="manager-pipeline", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -258,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
     commands.add_parser("stop", help="stop the local AWS stand-in").set_defaults(func=cmd_stop)
+    webhooks = commands.add_parser("serve-webhooks", help="receive GitHub webhook deliveries into the inbox")
+    webhooks.add_argument("--host", default="127.0.0.1")
+    webhooks.add_argument("--port", type=int, default=8088)
+    webhooks.set_defaults(func=cmd_serve_webhooks)
     return parser
 
 

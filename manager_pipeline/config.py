@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -78,6 +79,15 @@ class ManagerConfig:
                 f"(its environments: {', '.join(spec.environments)}); add it under the source in {self.path.name}"
             )
         return spec
+
+    @cached_property
+    def sources_by_repo(self) -> dict[str, tuple[SourceSpec, ...]]:
+        """GitHub ``owner/name`` (lowercase) -> the sources that live in it."""
+        found: dict[str, list[SourceSpec]] = {}
+        for spec in self.sources.values():
+            if spec.repo:
+                found.setdefault(spec.repo.lower(), []).append(spec)
+        return {repo: tuple(specs) for repo, specs in found.items()}
 
     def partitions(self) -> list[tuple[str, str]]:
         return [(s.name, env) for s in self.sources.values() for env in s.environments]

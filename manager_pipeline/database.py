@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, Table, create_engine, event
 from sqlalchemy.engine import Engine
 
 metadata = MetaData()
@@ -17,14 +17,30 @@ metadata = MetaData()
 def _sqlite_pragmas(connection, _record) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
 @lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
-    engine = create_engine(url, future=True)
+def _engine(url: str) -> Engine:
+    engine = (
+        create_engine(url, future=True, pool_size=10, max_overflow=20)
+        if not url.startswith("sqlite")
+        else (create_engine(url, future=True, connect_args={"check_same_thread": False}, pool_size=10, max_overflow=20))
+    )
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
-    metadata.create_all(engine)
+    return engine
+
+
+_created: set[tuple[str, str]] = set()
+
+
+def engine_for(url: str, table: Table) -> Engine:
+    """The engine of ``url``, with ``table`` created if it is not there yet."""
+    engine = _engine(url)
+    if (url, table.name) not in _created:
+        metadata.create_all(engine, tables=[table])
+        _created.add((url, table.name))
     return engine

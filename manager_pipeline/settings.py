@@ -70,6 +70,7 @@ class Settings:
     providers: str = "mirror"
     provider_server: bool = True
     database_url: str = ""
+    polling: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +92,7 @@ class Settings:
             providers=_providers(env.get("MANAGER_PROVIDERS") or "mirror"),
             provider_server=(env.get("MANAGER_PROVIDER_SERVER") or "on").lower() not in ("off", "0", "false", "no"),
             database_url=env.get("MANAGER_DATABASE_URL") or f"sqlite:///{dagster_home / 'manager.db'}",
+            polling=(env.get("MANAGER_POLLING") or "off").lower() in ("on", "1", "true", "yes"),
         )
 
     @property

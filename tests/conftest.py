@@ -216,6 +216,12 @@ class GitHubStandIn:
             {"full_name": full_name, "commits": commits, "branches": branches, "pulls": pulls or [], **extra},
         )
 
+    def update(self, full_name: str, commits: dict | None = None, branches: dict | None = None, pulls=None) -> None:
+        payload = {"commits": commits or {}, "branches": branches or {}}
+        if pulls is not None:
+            payload["pulls"] = pulls
+        self._call("POST", f"repos/{full_name}/update", payload)
+
     def faults(self, *faults: dict) -> None:
         self._call("POST", "faults", {"faults": list(faults)})
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import re
 import threading
@@ -80,10 +81,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
         body = b"" if payload is None else json.dumps(payload).encode()
+        headers = dict(headers or {})
+        if self.command == "GET" and status == 200 and not self.path.startswith("/_standin/"):
+            # Conditional requests, as GitHub answers them: an unchanged resource is a bodiless 304.
+            etag = 'W/"' + hashlib.sha1(body).hexdigest() + '"'
+            headers["ETag"] = etag
+            if self.headers.get("If-None-Match") == etag:
+                status, body = 304, b""
+        if getattr(self, "_record", None) is not None:
+            self._record["status"] = status
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
+        for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
@@ -96,17 +106,16 @@ class Handler(BaseHTTPRequestHandler):
         raw = self._body()
         if url.path.startswith("/_standin/"):
             return self._admin(method, url.path, raw)
+        self._record = {
+            "method": method,
+            "path": url.path,
+            "query": url.query,
+            "authorization": self.headers.get("Authorization", ""),
+            "body": raw.decode("utf-8", "replace"),
+            "time": time.time(),
+        }
         with STATE.lock:
-            STATE.requests.append(
-                {
-                    "method": method,
-                    "path": url.path,
-                    "query": url.query,
-                    "authorization": self.headers.get("Authorization", ""),
-                    "body": raw.decode("utf-8", "replace"),
-                    "time": time.time(),
-                }
-            )
+            STATE.requests.append(self._record)
             fault = self._take_fault(method, url.path)
         if fault:
             if fault.get("hang"):
@@ -174,7 +183,18 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", r"/contents/(?P<path>.+)", lambda m: self._contents(repo, m["path"], query, base)),
             ("POST", r"/statuses/(?P<sha>[0-9a-f]{40})", lambda m: self._status(repo, m["sha"], body, base)),
             ("GET", r"/commits/(?P<sha>[0-9a-f]{40})/pulls", lambda m: self._commit_pulls(repo, m["sha"], base)),
+            (
+                "GET",
+                r"/pulls",
+                lambda m: self._send(200, [self._pull_json(repo, n, base) for n in sorted(repo["pulls"])]),
+            ),
             ("GET", r"/pulls/(?P<number>\d+)", lambda m: self._pull(repo, int(m["number"]), base)),
+            ("GET", r"/pulls/(?P<number>\d+)/files", lambda m: self._pull_files(repo, int(m["number"]))),
+            (
+                "GET",
+                r"/compare/(?P<base>[0-9a-f]{40})\.\.\.(?P<head>[0-9a-f]{40})",
+                lambda m: self._compare(repo, m["base"], m["head"], base),
+            ),
             ("GET", r"/issues/(?P<number>\d+)", lambda m: self._issue(repo, int(m["number"]), base)),
             (
                 "GET",
@@ -268,6 +288,34 @@ class Handler(BaseHTTPRequestHandler):
 
     def _pull(self, repo, number, base):
         self._send(200, self._pull_json(repo, number, base))
+
+    @staticmethod
+    def _diff(repo, old_sha, new_sha):
+        old, new = repo["commits"].get(old_sha, {}), repo["commits"][new_sha]
+        return sorted(path for path in set(old) | set(new) if old.get(path) != new.get(path))
+
+    def _pull_files(self, repo, number):
+        pull = repo["pulls"][number]
+        base_sha = repo["branches"][pull.get("base_ref", repo["default_branch"])]
+        files = self._diff(repo, base_sha, pull["head_sha"])
+        self._send(200, [{"filename": f, "status": "modified", "sha": "0" * 40} for f in files])
+
+    def _compare(self, repo, old, new, base):
+        if old not in repo["commits"] or new not in repo["commits"]:
+            return self._error(404, "Not Found")
+        files = [{"filename": f, "status": "modified", "sha": "0" * 40} for f in self._diff(repo, old, new)]
+        self._send(
+            200,
+            {
+                "url": f"{base}/compare/{old}...{new}",
+                "status": "ahead",
+                "ahead_by": 1,
+                "behind_by": 0,
+                "total_commits": 1,
+                "commits": [],
+                "files": files,
+            },
+        )
 
     def _issue(self, repo, number, base):
         pull = repo["pulls"][number]
@@ -394,6 +442,14 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(200, STATE.requests)
             if method == "DELETE" and path == "/_standin/requests":
                 STATE.requests.clear()
+                return self._send(200, {})
+            match = re.fullmatch(r"/_standin/repos/([^/]+/[^/]+)/update", path)
+            if method == "POST" and match:
+                repo = STATE.repos[match.group(1)]
+                repo["commits"].update(data.get("commits", {}))
+                repo["branches"].update(data.get("branches", {}))
+                if "pulls" in data:
+                    repo["pulls"] = {int(p["number"]): p for p in data["pulls"]}
                 return self._send(200, {})
             match = re.fullmatch(r"/_standin/repos/([^/]+/[^/]+)", path)
             if method == "GET" and match:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
+import urllib.request
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.scheduler.instigation import InstigatorType
 
 from manager_pipeline.instance import open_instance
+from manager_pipeline.intake.webhooks import signature_for
+from manager_pipeline.local_aws import free_port
 
 from .conftest import BIN, EXAMPLE_VARIABLES, build_manager, commit_all, make_source_repo, stop_process
 
@@ -19,8 +23,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.daemon]
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 
+GITHUB_REPO = "acme/gamma"
+GITHUB_TOKEN = "ghp_daemon_tests_token"
+WEBHOOK_SECRET = "daemon-webhook-secret"
+
+
 @pytest.fixture(scope="module")
-def daemon_manager(tmp_path_factory, moto_endpoint, tools_dir):
+def daemon_manager(tmp_path_factory, moto_endpoint, tools_dir, github_standin):
     base = tmp_path_factory.mktemp("daemon")
     sources = {
         "alpha": make_source_repo(base / "alpha", EXAMPLE_VARIABLES.read_text()),
@@ -28,6 +37,20 @@ def daemon_manager(tmp_path_factory, moto_endpoint, tools_dir):
     }
     # Nothing applies here: every run stops after its plan, which keeps the runs short.
     manager = build_manager(base / "manager", moto_endpoint, tools_dir, sources, staging_auto_apply=False)
+    # A third source on the GitHub stand-in, reached through webhooks.
+    manager.write_config(
+        manager.config_path.read_text().replace(
+            "environments:", f"  - name: gamma\n    repo: {GITHUB_REPO}\nenvironments:", 1
+        )
+    )
+    github_standin.token(GITHUB_TOKEN)
+    manager.env |= {
+        "GITHUB_API_URL": github_standin.url,
+        "GITHUB_TOKEN": GITHUB_TOKEN,
+        "GITHUB_THROTTLE": "off",
+        "GITHUB_TIMEOUT": "3",
+        "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
     open_instance(manager.settings())
     log = open(base / "daemon.log", "wb")
     process = subprocess.Popen(
@@ -109,7 +132,7 @@ def test_a_changed_variables_file_makes_the_sensor_launch_a_run_per_environment(
     instance = instance_of(manager)
     # The first tick records what is there; only a change after that starts runs.
     wait_for(lambda: sensor_cursor(instance, "watch_local_sources"), 90, "the watch sensor's first tick", manager)
-    assert set(instance.get_dynamic_partitions("source")) == {"alpha", "beta"}
+    assert set(instance.get_dynamic_partitions("source")) == {"alpha", "beta", "gamma"}
     assert instance.get_runs() == []
 
     variables = manager.sources["alpha"] / "infra" / "variables.yml"
@@ -185,3 +208,61 @@ def test_a_backfill_of_two_partitions_runs_both(daemon_manager):
     assert sorted(r.tags["dagster/partition"] for r in runs) == ["staging|alpha", "staging|beta"]
     assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
     assert all(r.tags["manager/plan-only"] == "true" for r in runs)
+
+
+def test_a_signed_push_webhook_becomes_runs_that_report_back_to_github(daemon_manager, github_standin):
+    manager = daemon_manager
+    instance = instance_of(manager)
+    head = hashlib.sha1(b"gamma-head").hexdigest()
+    github_standin.repo(
+        GITHUB_REPO, commits={head: {"infra/variables.yml": EXAMPLE_VARIABLES.read_text()}}, branches={"main": head}
+    )
+    port = free_port()
+    receiver = subprocess.Popen(
+        [str(BIN / "manager-pipeline"), "serve-webhooks", "--port", str(port)],
+        cwd=manager.root,
+        env=manager.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        body = json.dumps(
+            {
+                "ref": "refs/heads/main",
+                "after": head,
+                "repository": {"full_name": GITHUB_REPO},
+                "commits": [{"id": head, "added": [], "removed": [], "modified": ["infra/variables.yml"]}],
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/webhooks/github",
+            data=body,
+            method="POST",
+            headers={
+                "X-GitHub-Event": "push",
+                "X-GitHub-Delivery": "e2e-push-1",
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": signature_for(WEBHOOK_SECRET.encode(), body),
+            },
+        )
+
+        def post():
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    return response.status
+            except OSError:
+                return None
+
+        assert wait_for(post, 30, "the receiver", manager) == 202
+    finally:
+        stop_process(receiver)
+    runs = wait_for(
+        lambda: finished_runs(instance, {"manager/delivery": "e2e-push-1"}, 2), 180, "webhook runs", manager
+    )
+    assert sorted(r.tags["dagster/partition"] for r in runs) == ["production|gamma", "staging|gamma"]
+    assert all(r.status == DagsterRunStatus.SUCCESS and r.tags["manager/sha"] == head for r in runs)
+    statuses = github_standin.state(GITHUB_REPO)["statuses"]
+    final = {s["context"]: s for s in statuses if s["state"] != "pending" or "Awaiting" in s["description"]}
+    assert set(final) == {"manager-pipeline/staging", "manager-pipeline/production"}
+    assert all("Awaiting approval" in s["description"] for s in final.values())

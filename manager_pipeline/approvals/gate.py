@@ -12,6 +12,7 @@ class GateAction(str, Enum):
     NO_CHANGES = "no-changes"
     PLAN_ONLY = "plan-only"
     AWAITING_APPROVAL = "awaiting-approval"
+    SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,12 @@ class GateDecision:
 
 
 def decide(
-    policy: EnvironmentPolicy, event: DispatchEvent, branch: str | None, has_changes: bool, plan_id: str
+    policy: EnvironmentPolicy,
+    event: DispatchEvent,
+    branch: str | None,
+    has_changes: bool,
+    plan_id: str,
+    superseded_by: str | None = None,
 ) -> GateDecision:
     """Apply only what may be applied unattended: changes, on an allowed branch, auto_apply.
 
@@ -42,6 +48,10 @@ def decide(
         return GateDecision(
             GateAction.PLAN_ONLY,
             f"branch `{branch or 'unknown'}` does not apply to {policy.name} (apply_branches: {allowed})",
+        )
+    if superseded_by:
+        return GateDecision(
+            GateAction.SUPERSEDED, f"superseded by delivery {superseded_by}: plan {plan_id} is not applied"
         )
     if not policy.auto_apply:
         return GateDecision(

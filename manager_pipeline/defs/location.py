@@ -7,7 +7,13 @@ from dagster import Definitions
 from manager_pipeline.config import load_config
 from manager_pipeline.defs.jobs import deploy_job
 from manager_pipeline.defs.resources import build_resources
-from manager_pipeline.defs.sensors import feedback_delivery_sensor, local_source_sensor, partition_sync_sensor
+from manager_pipeline.defs.sensors import (
+    dispatch_sensor,
+    feedback_delivery_sensor,
+    local_source_sensor,
+    partition_sync_sensor,
+    polling_sensor,
+)
 from manager_pipeline.settings import Settings
 
 
@@ -19,6 +25,8 @@ def build_definitions(settings: Settings) -> Definitions:
             partition_sync_sensor(settings.config_path),
             local_source_sensor(settings.config_path),
             feedback_delivery_sensor(),
+            dispatch_sensor(settings.config_path),
+            polling_sensor(settings.config_path, enabled=settings.polling),
         ],
         resources=build_resources(settings),
     )

@@ -11,6 +11,7 @@ from manager_pipeline.defs.partitions import split_partition_key
 from manager_pipeline.defs.resources import (
     AwsResource,
     FeedbackResource,
+    InboxResource,
     ManagerConfigResource,
     PlanStoreResource,
     SourcesResource,
@@ -19,6 +20,7 @@ from manager_pipeline.defs.resources import (
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import BRANCH_TAG, SHA_TAG, DispatchEvent
 from manager_pipeline.feedback import Outcome, OutcomeStatus
+from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG
 from manager_pipeline.sources import VariablesDocument
 from manager_pipeline.terraform import (
     BackendSettings,
@@ -34,6 +36,7 @@ from manager_pipeline.terraform import (
 MAX_METADATA_PLAN_CHARS = 60_000
 
 _HELD_STATUS = {
+    GateAction.SUPERSEDED: OutcomeStatus.SUPERSEDED,
     GateAction.NO_CHANGES: OutcomeStatus.NO_CHANGES,
     GateAction.PLAN_ONLY: OutcomeStatus.PLAN_ONLY,
     GateAction.AWAITING_APPROVAL: OutcomeStatus.AWAITING_APPROVAL,
@@ -204,13 +207,22 @@ def plan(
     description="Decide whether this plan may be applied now.",
     out={"approved": Out(PlanArtifact, is_required=False), "held": Out(Outcome, is_required=False)},
 )
-def approval_gate(context: OpExecutionContext, manager: ManagerConfigResource, plan: PlanArtifact):
+def approval_gate(
+    context: OpExecutionContext, manager: ManagerConfigResource, inbox: InboxResource, plan: PlanArtifact
+):
     event = current_event(context)
     try:
-        policy = manager.load().policy(event.environment)
+        config = manager.load()
+        policy = config.policy(event.environment)
+        repo = config.source(event.source).repo
     except ManagerError as exc:
         raise _failure(exc) from None
-    decision = decide(policy, event, plan.branch, plan.has_changes, plan.plan_id)
+    superseded_by = None
+    inbox_id, ref_key = context.run.tags.get(INBOX_ID_TAG), context.run.tags.get(REF_TAG)
+    if repo and inbox_id and ref_key:
+        # A newer delivery for this branch or pull request came in while this run was going.
+        superseded_by = inbox.inbox().newer_delivery(repo, ref_key, event.source, int(inbox_id))
+    decision = decide(policy, event, plan.branch, plan.has_changes, plan.plan_id, superseded_by)
     say(context, "gate", decision.reason)
     if decision.applies:
         yield Output(plan, "approved", metadata={"decision": decision.action.value, "reason": decision.reason})

@@ -20,6 +20,7 @@ from manager_pipeline.feedback.delivery import DeliveryReport, deliver
 from manager_pipeline.feedback.outbox import Outbox
 from manager_pipeline.github import GitHubPublisher, GitHubSettings, GitHubSource, connect
 from manager_pipeline.github.client import DEFAULT_API_URL
+from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.local_aws import LocalAws
 from manager_pipeline.settings import AwsSettings, Settings
 from manager_pipeline.sources import LocalSource, VariablesDocument
@@ -149,6 +150,15 @@ class PlanStoreResource(ConfigurableResource):
         return PlanStore(Path(self.root))
 
 
+class InboxResource(ConfigurableResource):
+    """The inbox of webhook deliveries (and polled changes), in the manager's database."""
+
+    database_url: str
+
+    def inbox(self) -> Inbox:
+        return Inbox(self.database_url)
+
+
 class FeedbackResource(ConfigurableResource):
     """Where feedback goes: a report file per run, and for GitHub sources the outbox, then GitHub."""
 
@@ -236,6 +246,7 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
             provider_server=settings.provider_server,
         ),
         "plans": PlanStoreResource(root=str(settings.plans_dir)),
+        "inbox": InboxResource(database_url=settings.database_url),
         "feedback": FeedbackResource(
             reports_dir=str(settings.reports_dir),
             webserver_url=settings.webserver_url,

@@ -6,9 +6,11 @@ from pathlib import Path
 
 from dagster import (
     AddDynamicPartitionsRequest,
+    DagsterRunStatus,
     DefaultSensorStatus,
     DeleteDynamicPartitionsRequest,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -18,9 +20,13 @@ from dagster import (
 from manager_pipeline.config import load_config
 from manager_pipeline.defs.jobs import DEPLOY_JOB
 from manager_pipeline.defs.partitions import SOURCE, partition_changes, partition_key
-from manager_pipeline.defs.resources import FeedbackResource
+from manager_pipeline.defs.resources import FeedbackResource, GitHubResource, InboxResource
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.events import DispatchEvent
+from manager_pipeline.events import ENVIRONMENT_TAG, SOURCE_TAG, TRIGGER_TAG, DispatchEvent
+from manager_pipeline.github.polling import GitHubPoller
+from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG, plan_dispatch
+from manager_pipeline.intake.polling import PollState, poll
+from manager_pipeline.intake.webhooks import touches_source
 from manager_pipeline.watch import LocalWatchState, detect_local_changes
 
 
@@ -107,3 +113,96 @@ def feedback_delivery_sensor(interval: int = 15):
         return SkipReason(f"sent {len(report.delivered)} feedback item(s); {report.pending} still waiting")
 
     return deliver_feedback
+
+
+def dispatch_sensor(config_path: Path, interval: int = 5, batch: int = 20_000):
+    @sensor(
+        name="dispatch_webhooks",
+        job_name=DEPLOY_JOB,
+        minimum_interval_seconds=interval,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=(
+            "Turns inbox deliveries into runs: a pull request plans every environment of its source, a push to "
+            "an apply branch plans (and applies where allowed) per environment. One run per delivery and "
+            "environment; newer deliveries supersede older ones still queued."
+        ),
+    )
+    def dispatch_webhooks(context: SensorEvaluationContext, inbox: InboxResource, github: GitHubResource):
+        try:
+            config = load_config(config_path)
+        except ManagerError as exc:
+            return SkipReason(f"manager.yaml not loaded: {exc}")
+        store = inbox.inbox()
+        events = store.after(int(context.cursor or 0), batch)
+        if not events:
+            return SkipReason("no new deliveries")
+        plan = plan_dispatch(events, config, _pr_checker(github))
+        store.mark(plan.notes)
+        _supersede_queued_runs(context, plan)
+        known = set(context.instance.get_dynamic_partitions(SOURCE))
+        missing = sorted({run.source for run in plan.runs} - known)
+        return SensorResult(
+            run_requests=[
+                RunRequest(
+                    run_key=run.run_key, partition_key=partition_key(run.source, run.environment), tags=run.tags()
+                )
+                for run in plan.runs
+            ],
+            cursor=str(events[-1].id),
+            dynamic_partitions_requests=[AddDynamicPartitionsRequest(SOURCE, missing)] if missing else [],
+        )
+
+    return dispatch_webhooks
+
+
+def _pr_checker(github: GitHubResource):
+    """Whether a pull request changes a source's variables; asked of GitHub once per pull request head."""
+    files_of: dict[tuple[str, int, str | None], tuple[str, ...] | None] = {}
+
+    def touches(delivery, spec) -> bool:
+        key = (delivery.repo, delivery.pr, delivery.sha)
+        if key not in files_of:
+            files_of[key] = (
+                GitHubPoller(github.client()).pull_files(delivery.repo, delivery.pr) if github.configured else None
+            )
+        return touches_source(spec, files_of[key])
+
+    return touches
+
+
+def _supersede_queued_runs(context: SensorEvaluationContext, plan) -> None:
+    newest = {(run.source, run.environment, run.delivery.ref_key): run for run in plan.runs}
+    queued = context.instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.QUEUED], tags={TRIGGER_TAG: "webhook"}))
+    for run in queued:
+        key = (run.tags.get(SOURCE_TAG), run.tags.get(ENVIRONMENT_TAG), run.tags.get(REF_TAG))
+        newer = newest.get(key)
+        if newer and int(run.tags.get(INBOX_ID_TAG, "0")) < newer.inbox_id:
+            context.instance.report_engine_event(
+                f"superseded by delivery {newer.delivery.delivery_id} before it started: not run", run
+            )
+            context.instance.run_coordinator.cancel_run(run.run_id)
+
+
+def polling_sensor(config_path: Path, interval: int = 60, enabled: bool = False):
+    @sensor(
+        name="poll_github_sources",
+        minimum_interval_seconds=interval,
+        default_status=DefaultSensorStatus.RUNNING if enabled else DefaultSensorStatus.STOPPED,
+        description=(
+            "For set-ups without webhooks: polls each GitHub source for new commits on apply branches and new "
+            "pull request heads (conditional requests: an unchanged repository costs no rate limit) and puts "
+            "them in the inbox."
+        ),
+    )
+    def poll_github_sources(context: SensorEvaluationContext, inbox: InboxResource, github: GitHubResource):
+        if not github.configured:
+            return SkipReason("no GitHub credentials")
+        config = load_config(config_path)
+        state = PollState.from_json(context.cursor)
+        deliveries = poll(config, GitHubPoller(github.client()), state)
+        store = inbox.inbox()
+        added = sum(1 for delivery in deliveries if store.add(delivery)[1])
+        context.update_cursor(state.to_json())
+        return SkipReason(f"{added} new change(s) put in the inbox")
+
+    return poll_github_sources

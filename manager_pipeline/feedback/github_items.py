@@ -14,6 +14,7 @@ _STATE = {
     OutcomeStatus.NO_CHANGES: "success",
     OutcomeStatus.PLAN_ONLY: "success",
     OutcomeStatus.AWAITING_APPROVAL: "pending",
+    OutcomeStatus.SUPERSEDED: "success",
     OutcomeStatus.FAILED: "failure",
 }
 
@@ -52,6 +53,8 @@ def _description(outcome: Outcome) -> str:
         return f"Applied plan {plan.plan_id}: {summary}" if plan else "Applied"
     if outcome.status is OutcomeStatus.NO_CHANGES:
         return "No changes"
+    if outcome.status is OutcomeStatus.SUPERSEDED:
+        return "Superseded by a newer change; not applied"
     if outcome.status is OutcomeStatus.AWAITING_APPROVAL:
         return f"Awaiting approval: plan {plan.plan_id} ({summary})" if plan else "Awaiting approval"
     return f"Plan {plan.plan_id}: {summary}" if plan else "Planned"

@@ -57,7 +57,7 @@ class StoredItem:
 
 class Outbox:
     def __init__(self, url: str):
-        self.engine = engine_for(url)
+        self.engine = engine_for(url, outbox_table)
 
     def add(self, items: list[FeedbackItem], run_id: str | None = None) -> list[int]:
         ids = []

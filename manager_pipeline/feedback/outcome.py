@@ -13,6 +13,7 @@ class OutcomeStatus(str, Enum):
     NO_CHANGES = "no-changes"
     PLAN_ONLY = "plan-only"
     AWAITING_APPROVAL = "awaiting-approval"
+    SUPERSEDED = "superseded"
     FAILED = "failed"
 
     @property

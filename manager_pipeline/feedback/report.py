@@ -12,6 +12,7 @@ _ICONS = {
     OutcomeStatus.NO_CHANGES: "✅",
     OutcomeStatus.PLAN_ONLY: "📝",
     OutcomeStatus.AWAITING_APPROVAL: "⏸️",
+    OutcomeStatus.SUPERSEDED: "⏭️",
     OutcomeStatus.FAILED: "❌",
 }
 

@@ -1,0 +1,1 @@
+"""Dispatch intake: webhook deliveries -> a durable inbox -> run requests."""

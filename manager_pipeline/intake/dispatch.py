@@ -1,0 +1,95 @@
+"""Inbox events -> run requests (plain data): one run per delivery, source and environment.
+
+Within what one tick reads, a newer delivery for the same source, environment and branch or
+pull request supersedes the older ones: they get a note instead of a run. Runs already
+queued are superseded by the sensor; a run already going checks again at its gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from manager_pipeline.config import ManagerConfig, SourceSpec
+from manager_pipeline.events import DispatchEvent
+from manager_pipeline.intake.inbox import InboxEvent
+from manager_pipeline.intake.webhooks import Delivery
+
+INBOX_ID_TAG = "manager/inbox-id"
+REF_TAG = "manager/ref"
+
+PrTouches = Callable[[Delivery, SourceSpec], bool]
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    source: str
+    environment: str
+    inbox_id: int
+    delivery: Delivery
+
+    @property
+    def run_key(self) -> str:
+        return f"{self.delivery.delivery_id}:{self.source}:{self.environment}"
+
+    def tags(self) -> dict[str, str]:
+        event = DispatchEvent(
+            source=self.source,
+            environment=self.environment,
+            sha=self.delivery.sha,
+            branch=self.delivery.branch,
+            pr=self.delivery.pr,
+            delivery_id=self.delivery.delivery_id,
+            plan_only=self.delivery.pr is not None,
+            trigger="webhook",
+        )
+        return event.to_tags() | {INBOX_ID_TAG: str(self.inbox_id), REF_TAG: self.delivery.ref_key}
+
+
+@dataclass
+class DispatchPlan:
+    runs: list[PlannedRun] = field(default_factory=list)
+    # inbox row id -> (state, note)
+    notes: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+
+
+def plan_dispatch(events: list[InboxEvent], config: ManagerConfig, pr_touches: PrTouches) -> DispatchPlan:
+    newest: dict[tuple[str, str, str], PlannedRun] = {}
+    reasons: dict[int, list[str]] = {}
+    for event in events:
+        delivery = event.delivery
+        reasons.setdefault(event.id, [])
+        for name in delivery.sources:
+            spec = config.sources.get(name)
+            if spec is None:
+                reasons[event.id].append(f"{name}: no longer a source in manager.yaml")
+                continue
+            if delivery.pr is not None:
+                if not pr_touches(delivery, spec):
+                    reasons[event.id].append(f"{name}: the pull request changes nothing under {spec.variables_file}")
+                    continue
+                environments = list(spec.environments)
+            else:
+                environments = [e for e in spec.environments if delivery.branch in config.policy(e).apply_branches]
+                if not environments:
+                    reasons[event.id].append(f"{name}: branch {delivery.branch} deploys to no environment")
+                    continue
+            for environment in environments:
+                key = (name, environment, delivery.ref_key)
+                older = newest.get(key)
+                if older is not None:
+                    reasons[older.inbox_id].append(
+                        f"{name}/{environment}: superseded by delivery {delivery.delivery_id}"
+                    )
+                newest[key] = PlannedRun(name, environment, event.id, delivery)
+    plan = DispatchPlan(runs=sorted(newest.values(), key=lambda run: (run.inbox_id, run.source, run.environment)))
+    dispatched = {run.inbox_id for run in plan.runs}
+    for row_id, notes in reasons.items():
+        note = "; ".join(notes) or None
+        if row_id in dispatched:
+            plan.notes[row_id] = ("dispatched", note)
+        elif any("superseded" in n for n in notes):
+            plan.notes[row_id] = ("superseded", note)
+        else:
+            plan.notes[row_id] = ("ignored", note)
+    return plan
