@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import MetaData, Table, create_engine, event
+from sqlalchemy import MetaData, Table, create_engine, event, func, select
 from sqlalchemy.engine import Engine
 
 metadata = MetaData()
@@ -44,3 +44,10 @@ def engine_for(url: str, table: Table) -> Engine:
         metadata.create_all(engine, tables=[table])
         _created.add((url, table.name))
     return engine
+
+
+def count_by(engine: Engine, column) -> dict[str, int]:
+    """How many rows hold each value of ``column``."""
+    with engine.connect() as connection:
+        rows = connection.execute(select(column, func.count()).group_by(column)).all()
+    return {value: count for value, count in rows}

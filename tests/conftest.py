@@ -62,6 +62,20 @@ def tools_dir() -> Path:
     return settings.tools_dir
 
 
+def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Wait until ``url`` answers, failing with the service's log if its process ends first."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.2)
+
+
 def git(folder: Path, *args: str) -> str:
     done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=True)
     return done.stdout.strip()

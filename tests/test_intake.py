@@ -27,7 +27,7 @@ from manager_pipeline.intake.polling import PollState, poll
 from manager_pipeline.intake.webhooks import Refused, read_delivery, signature_for
 from manager_pipeline.local_aws import free_port
 
-from .conftest import BIN, REPO, stop_process
+from .conftest import BIN, REPO, stop_process, wait_for_http
 
 SECRET = "webhook-secret-for-tests-4f9a"
 CONFIG_TEXT = """
@@ -279,14 +279,7 @@ def receiver(tmp_path):
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+    wait_for_http(f"{url}/healthz", process, log)
     yield Receiver(url, Inbox(f"sqlite:///{tmp_path / '.manager' / 'dagster' / 'manager.db'}"), log)
     stop_process(process)
 

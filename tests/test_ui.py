@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.request
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from manager_pipeline.instance import prepare_home
 from manager_pipeline.local_aws import free_port
 
-from .conftest import BIN, stop_process
+from .conftest import BIN, stop_process, wait_for_http
 from .test_deploy_job import run_partition
 
 pytestmark = pytest.mark.integration
@@ -78,14 +77,7 @@ def webserver(manager):
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/server_info", timeout=2):
-                break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, (manager.root / "webserver.log").read_text()
-            time.sleep(0.5)
+    wait_for_http(f"{base}/server_info", process, manager.root / "webserver.log", timeout=90)
     graphql(base, "mutation { setNuxSeen }")
     yield base
     stop_process(process)

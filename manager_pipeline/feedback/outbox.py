@@ -124,11 +124,3 @@ class Outbox:
                     state="pending", last_error=error[:2000], claimed_until=None, attempts=outbox_table.c.attempts + 1
                 )
             )
-
-    def counts(self) -> dict[str, int]:
-        with self.engine.connect() as connection:
-            rows = connection.execute(select(outbox_table.c.state)).all()
-        counts: dict[str, int] = {}
-        for (state,) in rows:
-            counts[state] = counts.get(state, 0) + 1
-        return counts

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Column, Float, Integer, String, Table, Text, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from manager_pipeline.database import engine_for, metadata
+from manager_pipeline.database import count_by, engine_for, metadata
 from manager_pipeline.intake.webhooks import Delivery
 
 inbox_table = Table(
@@ -123,9 +123,4 @@ class Inbox:
         return None
 
     def states(self) -> dict[str, int]:
-        with self.engine.connect() as connection:
-            rows = connection.execute(select(inbox_table.c.state)).all()
-        counts: dict[str, int] = {}
-        for (state,) in rows:
-            counts[state] = counts.get(state, 0) + 1
-        return counts
+        return count_by(self.engine, inbox_table.c.state)
