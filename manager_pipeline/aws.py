@@ -74,32 +74,35 @@ class AwsTarget:
         return boto3.session.Session().client(service, **kwargs)
 
     def ensure_state_bucket(self) -> None:
-        """A stand-in gets its bucket created; real AWS must already have it. Checked once per process."""
-        key = (self.endpoint_url, self.state_bucket)
+        self.ensure_bucket(self.state_bucket)
+
+    def ensure_bucket(self, bucket: str) -> None:
+        """A stand-in gets the bucket created; real AWS must already have it. Checked once per process."""
+        key = (self.endpoint_url, bucket)
         if key in _READY_BUCKETS:
             return
-        self._check_or_create_bucket()
+        self._check_or_create_bucket(bucket)
         _READY_BUCKETS.add(key)
 
-    def _check_or_create_bucket(self) -> None:
+    def _check_or_create_bucket(self, bucket: str) -> None:
         s3 = self.client("s3")
         try:
-            s3.head_bucket(Bucket=self.state_bucket)
+            s3.head_bucket(Bucket=bucket)
             return
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code not in ("404", "NoSuchBucket", "NotFound"):
-                raise ManagerError(f"state bucket {self.state_bucket}: {code or exc}") from None
+                raise ManagerError(f"bucket {bucket}: {code or exc}") from None
         except BotoCoreError as exc:
-            raise ManagerError(f"cannot reach S3 for state bucket {self.state_bucket}: {exc}") from None
+            raise ManagerError(f"cannot reach S3 for bucket {bucket}: {exc}") from None
         if not self.is_stand_in:
             raise ManagerError(
-                f"state bucket {self.state_bucket} does not exist; "
-                "create it (versioned, encrypted) or fix TF_STATE_BUCKET"
+                f"bucket {bucket} does not exist; create it (versioned, encrypted) or fix TF_STATE_BUCKET / "
+                "PLAN_ARTIFACT_BUCKET"
             )
         extra = (
             {}
             if self.state_region == "us-east-1"
             else {"CreateBucketConfiguration": {"LocationConstraint": self.state_region}}
         )
-        s3.create_bucket(Bucket=self.state_bucket, **extra)
+        s3.create_bucket(Bucket=bucket, **extra)

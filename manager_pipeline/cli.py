@@ -69,6 +69,16 @@ def _failure_message(result) -> str:
     return "the run failed; see the run's event log in the UI"
 
 
+def _print_outputs(outcome) -> None:
+    from manager_pipeline.feedback.report import format_value
+
+    if outcome.outputs:
+        print("\nOutputs:")
+        width = max(len(name) for name in outcome.outputs)
+        for name, value in outcome.outputs.items():
+            print(f"  {name:<{width}} = {format_value(value)}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings()
     config = _config(settings)
@@ -77,7 +87,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from manager_pipeline.defs.jobs import DEPLOY_JOB
     from manager_pipeline.defs.location import build_definitions
     from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
-    from manager_pipeline.feedback.report import format_value
     from manager_pipeline.instance import open_instance
     from manager_pipeline.local_aws import LocalAws
 
@@ -96,6 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         pr=args.pr,
         plan_only=args.plan_only,
         trigger="cli",
+        author=args.author,
     )
     result = job.execute_in_process(
         partition_key=partition_key(args.source, args.env),
@@ -111,13 +121,156 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"Run details: {_ui_command(settings)}  ->  {url}", file=sys.stderr)
         return EXIT_FAILED
     outcome = result.output_for_node("feedback")
-    if outcome.outputs:
-        print("\nOutputs:")
-        width = max(len(name) for name in outcome.outputs)
-        for name, value in outcome.outputs.items():
-            print(f"  {name:<{width}} = {format_value(value)}")
+    _print_outputs(outcome)
     print(f"\nRun {run_id} finished: {outcome.status.value}. {outcome.headline}")
     print(f"Open it in the Dagster UI: {_ui_command(settings)}  ->  {url}")
+    return EXIT_OK
+
+
+def _resources(settings: Settings):
+    from manager_pipeline.defs.resources import build_resources
+
+    return build_resources(settings)
+
+
+def cmd_plans(args: argparse.Namespace) -> int:
+    import datetime
+
+    settings = _settings()
+    _config(settings)
+    from manager_pipeline.instance import prepare_home
+
+    prepare_home(settings)
+    records = _resources(settings)["plans"].records()
+    rows = records.plans(state=args.state, source=args.source, environment=args.env)
+    if not rows:
+        print("no plans")
+        return EXIT_OK
+    print(f"{'PLAN':<13} {'PARTITION':<28} {'STATE':<18} {'COMMIT':<13} {'CREATED (UTC)':<20} APPROVALS")
+    for row in rows:
+        created = datetime.datetime.fromtimestamp(row.created_at, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        approvals = ", ".join(f"{a.login}{'' if a.accepted else ' (refused)'}" for a in records.approvals(row.plan_id))
+        partition = f"{row.environment}|{row.source}"
+        print(
+            f"{row.plan_id:<13} {partition:<28} {row.state:<18} {(row.sha or '-')[:12]:<13} {created:<20} {approvals}"
+        )
+    return EXIT_OK
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    import time
+    import uuid
+
+    from manager_pipeline.approvals.policy import Candidate, approved_by, judge
+    from manager_pipeline.approvals.records import AWAITING, ApprovalRecord
+    from manager_pipeline.approvals.review import author_of
+    from manager_pipeline.defs.audit import audit
+    from manager_pipeline.github.approvals import GitHubApprovals
+    from manager_pipeline.instance import open_instance
+
+    settings = _settings()
+    config = _config(settings)
+    instance = open_instance(settings)
+    resources = _resources(settings)
+    records = resources["plans"].records()
+    record = records.plan(args.plan_id)
+    if record is None:
+        raise UsageError(f"no plan `{args.plan_id}`; `manager-pipeline plans` lists the plans")
+    if record.state != AWAITING:
+        print(f"error: plan {record.plan_id} is {record.state}, not awaiting approval", file=sys.stderr)
+        return EXIT_FAILED
+    policy = config.policy(record.environment)
+    github = resources["github"]
+    approvals = GitHubApprovals(github.client()) if github.configured else None
+    candidate = Candidate(args.login, "console", f"console:{uuid.uuid4().hex}", args.reason)
+    refusal = judge(
+        policy, author_of(record, approvals), candidate, approvals.in_team if approvals else lambda *_: False
+    )
+    approval = ApprovalRecord(
+        record.plan_id, args.login, "console", candidate.origin, refusal is None, refusal or args.reason, time.time()
+    )
+    records.record(approval)
+    audit(instance, record, [approval])
+    if refusal:
+        print(f"error: approval refused: {refusal}", file=sys.stderr)
+        return EXIT_FAILED
+    accepted = [a.login for a in records.approvals(record.plan_id) if a.accepted]
+    if approved_by(policy, accepted):
+        print(
+            f"plan {record.plan_id} approved ({', '.join(sorted(set(accepted)))}); the daemon applies it, or now: "
+            f"manager-pipeline apply {record.plan_id}"
+        )
+    else:
+        print(f"approval recorded: {len(set(accepted))} of {policy.required_approvals} for plan {record.plan_id}")
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from manager_pipeline.defs.jobs import APPLY_JOB
+    from manager_pipeline.defs.location import build_definitions
+    from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
+    from manager_pipeline.events import PLAN_ID_TAG
+    from manager_pipeline.instance import open_instance
+
+    settings = _settings()
+    config = _config(settings)
+    instance = open_instance(settings)
+    record = _resources(settings)["plans"].records().plan(args.plan_id)
+    if record is None:
+        raise UsageError(f"no plan `{args.plan_id}`; `manager-pipeline plans` lists the plans")
+    sync_source_partitions(instance, config)
+    job = build_definitions(settings).resolve_job_def(APPLY_JOB)
+    event = DispatchEvent(
+        source=record.source,
+        environment=record.environment,
+        sha=record.sha,
+        branch=record.branch,
+        pr=record.pr,
+        trigger="cli",
+        author=record.author,
+    )
+    result = job.execute_in_process(
+        partition_key=partition_key(record.source, record.environment),
+        instance=instance,
+        tags=event.to_tags() | {PLAN_ID_TAG: record.plan_id},
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        raise_on_error=False,
+    )
+    if not result.success:
+        print(f"error: run {result.run_id} failed at {_failure_message(result)}", file=sys.stderr)
+        return EXIT_FAILED
+    outcome = result.output_for_node("feedback")
+    _print_outputs(outcome)
+    print(f"\nRun {result.run_id} finished: {outcome.status.value}. {outcome.headline}")
+    return EXIT_OK
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    from manager_pipeline.defs.resources import AwsResource
+    from manager_pipeline.terraform import BackendSettings, state_key
+    from manager_pipeline.terraform.workdir import BACKEND_FILE, ENDPOINT_OVERRIDE_FILE, endpoint_override
+
+    settings = _settings()
+    config = _config(settings)
+    _check_run_request(config, args.source, args.env)
+    resources = _resources(settings)
+    aws: AwsResource = resources["aws"]
+    target = aws.target()
+    workdir = settings.workdirs / f"unlock-{args.source}-{args.env}"
+    import shutil
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    shutil.copytree(config.terraform_dir, workdir, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
+    backend = BackendSettings(
+        target.state_bucket, target.state_region, state_key(args.source, args.env), target.endpoint_url
+    )
+    (workdir / BACKEND_FILE).write_text(backend.to_hcl())
+    if target.endpoint_url:
+        (workdir / ENDPOINT_OVERRIDE_FILE).write_text(endpoint_override(target.endpoint_url))
+    with resources["terraform"].session(workdir, target) as (runner, _):
+        runner.init(workdir / BACKEND_FILE)
+        runner.force_unlock(args.lock_id)
+    print(f"released lock {args.lock_id} on {backend.key}")
     return EXIT_OK
 
 
@@ -264,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sha", help="read the variables at this commit")
     run.add_argument("--branch", help="the branch the commit is on (decides whether it may apply)")
     run.add_argument("--pr", type=int, help="pull request number (plans only)")
+    run.add_argument("--author", help="GitHub login of the change's author (who may not approve it)")
     run.set_defaults(func=cmd_run)
 
     commands.add_parser("sources", help="list registered sources and their partitions").set_defaults(func=cmd_sources)
@@ -285,6 +439,24 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
     commands.add_parser("stop", help="stop the local AWS stand-in").set_defaults(func=cmd_stop)
+    plans = commands.add_parser("plans", help="list saved plans, their state and approvals")
+    plans.add_argument("--source")
+    plans.add_argument("--env")
+    plans.add_argument("--state", help="e.g. awaiting-approval, applied")
+    plans.set_defaults(func=cmd_plans)
+    approve = commands.add_parser("approve", help="approve a plan waiting for approval, as an operator")
+    approve.add_argument("plan_id")
+    approve.add_argument("--as", dest="login", required=True, help="your GitHub login")
+    approve.add_argument("--reason", required=True, help="why; kept in the audit trail")
+    approve.set_defaults(func=cmd_approve)
+    apply = commands.add_parser("apply", help="apply an approved plan in this process, after the same checks")
+    apply.add_argument("plan_id")
+    apply.set_defaults(func=cmd_apply)
+    unlock = commands.add_parser("unlock", help="release a state lock a killed run left behind")
+    unlock.add_argument("source")
+    unlock.add_argument("env")
+    unlock.add_argument("lock_id")
+    unlock.set_defaults(func=cmd_unlock)
     webhooks = commands.add_parser("serve-webhooks", help="receive GitHub webhook deliveries into the inbox")
     webhooks.add_argument("--host", default="127.0.0.1")
     webhooks.add_argument("--port", type=int, default=8088)

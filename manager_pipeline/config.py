@@ -21,11 +21,20 @@ _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9_.-]+$")
 
 @dataclass(frozen=True)
 class EnvironmentPolicy:
-    """How one environment may be deployed."""
+    """How one environment may be deployed: decided here, checked in one place (approvals/)."""
 
     name: str
     auto_apply: bool = False
     apply_branches: tuple[str, ...] = ("main",)
+    required_approvals: int = 0
+    # GitHub logins, and `org/team` slugs whose members may approve.
+    approvers: tuple[str, ...] = ()
+    allow_self_approval: bool = False
+    max_plan_age_hours: float = 7 * 24
+
+    @property
+    def gated(self) -> bool:
+        return not self.auto_apply
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,16 @@ class ManagerConfig:
 
 _TOP_KEYS = ("sources", "environments", "terraform_dir")
 _SOURCE_KEYS = ("name", "path", "repo", "variables_file", "environments", "default_branch")
-_POLICY_KEYS = ("auto_apply", "apply_branches")
+_POLICY_KEYS = (
+    "auto_apply",
+    "apply_branches",
+    "required_approvals",
+    "approvers",
+    "allow_self_approval",
+    "max_plan_age",
+)
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([hd])$")
+_APPROVER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9_.-]+)?$")
 
 
 def _check_keys(where: str, data: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
@@ -123,12 +141,36 @@ def _parse_policy(name: str, data: Any, origin: str) -> EnvironmentPolicy:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of settings")
     _check_keys(where, data, _POLICY_KEYS)
+    auto_apply = _bool(f"{where}.auto_apply", data.get("auto_apply", False))
+    approvals = data.get("required_approvals", 0 if auto_apply else 1)
+    if type(approvals) is not int or not 0 <= approvals <= 10:
+        raise ConfigError(f"{where}.required_approvals: expected a whole number from 0 to 10, got {approvals!r}")
+    approvers = _str_list(f"{where}.approvers", data["approvers"]) if "approvers" in data else ()
+    for approver in approvers:
+        if not _APPROVER.match(approver):
+            raise ConfigError(f"{where}.approvers: {approver!r} is neither a GitHub login nor an `org/team` slug")
+    if "required_approvals" in data and approvals and not approvers:
+        raise ConfigError(
+            f"{where}: requires {approvals} approval(s) but names no `approvers`; list GitHub logins or `org/team` "
+            "slugs, or set `auto_apply: true`"
+        )
+    if auto_apply and "required_approvals" in data and approvals:
+        raise ConfigError(f"{where}: `auto_apply: true` applies without approval; drop `required_approvals`")
+    age = str(data.get("max_plan_age", "7d"))
+    match = _AGE.match(age)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{where}.max_plan_age: expected hours or days such as `12h` or `7d`, got {age!r}")
+    hours = float(match.group(1)) * (24 if match.group(2) == "d" else 1)
     return EnvironmentPolicy(
         name=name,
-        auto_apply=_bool(f"{where}.auto_apply", data.get("auto_apply", False)),
+        auto_apply=auto_apply,
         apply_branches=(
             _str_list(f"{where}.apply_branches", data["apply_branches"]) if "apply_branches" in data else ("main",)
         ),
+        required_approvals=approvals,
+        approvers=approvers,
+        allow_self_approval=_bool(f"{where}.allow_self_approval", data.get("allow_self_approval", False)),
+        max_plan_age_hours=hours,
     )
 
 

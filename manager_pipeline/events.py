@@ -18,6 +18,8 @@ PR_TAG = "manager/pr"
 DELIVERY_TAG = "manager/delivery"
 PLAN_ONLY_TAG = "manager/plan-only"
 TRIGGER_TAG = "manager/trigger"
+AUTHOR_TAG = "manager/author"
+PLAN_ID_TAG = "manager/plan-id"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class DispatchEvent:
     delivery_id: str | None = None
     plan_only: bool = False
     trigger: str = "manual"
+    author: str | None = None
 
     def to_tags(self) -> dict[str, str]:
         tags = {
@@ -49,6 +52,8 @@ class DispatchEvent:
             tags[DELIVERY_TAG] = self.delivery_id
         if self.plan_only:
             tags[PLAN_ONLY_TAG] = "true"
+        if self.author:
+            tags[AUTHOR_TAG] = self.author
         return tags
 
     @classmethod
@@ -64,4 +69,5 @@ class DispatchEvent:
             delivery_id=tags.get(DELIVERY_TAG) or None,
             plan_only=tags.get(PLAN_ONLY_TAG, "").lower() in ("1", "true", "yes"),
             trigger=tags.get(TRIGGER_TAG) or ("backfill" if "dagster/backfill" in tags else "manual"),
+            author=tags.get(AUTHOR_TAG) or None,
         )

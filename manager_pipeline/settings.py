@@ -71,6 +71,8 @@ class Settings:
     provider_server: bool = True
     database_url: str = ""
     polling: bool = False
+    artifact_bucket: str | None = None
+    lock_timeout: str = "60s"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,6 +95,8 @@ class Settings:
             provider_server=(env.get("MANAGER_PROVIDER_SERVER") or "on").lower() not in ("off", "0", "false", "no"),
             database_url=env.get("MANAGER_DATABASE_URL") or f"sqlite:///{dagster_home / 'manager.db'}",
             polling=(env.get("MANAGER_POLLING") or "off").lower() in ("on", "1", "true", "yes"),
+            artifact_bucket=env.get("PLAN_ARTIFACT_BUCKET") or None,
+            lock_timeout=env.get("MANAGER_LOCK_TIMEOUT") or "60s",
         )
 
     @property

@@ -217,8 +217,11 @@ class GitHubStandIn:
             body = response.read()
         return _json.loads(body) if body else None
 
-    def token(self, token: str) -> None:
-        self._call("POST", "tokens", {"token": token})
+    def token(self, token: str, login: str | None = None) -> None:
+        self._call("POST", "tokens", {"token": token, "login": login})
+
+    def team(self, org: str, slug: str, members: list[str]) -> None:
+        self._call("POST", "teams", {"org": org, "slug": slug, "members": members})
 
     def app(self, app_id: int, public_key: str, installation_id: int) -> None:
         self._call("POST", "app", {"app_id": app_id, "public_key": public_key, "installation_id": installation_id})
@@ -230,8 +233,10 @@ class GitHubStandIn:
             {"full_name": full_name, "commits": commits, "branches": branches, "pulls": pulls or [], **extra},
         )
 
-    def update(self, full_name: str, commits: dict | None = None, branches: dict | None = None, pulls=None) -> None:
-        payload = {"commits": commits or {}, "branches": branches or {}}
+    def update(
+        self, full_name: str, commits: dict | None = None, branches: dict | None = None, pulls=None, **extra
+    ) -> None:
+        payload = {"commits": commits or {}, "branches": branches or {}, **extra}
         if pulls is not None:
             payload["pulls"] = pulls
         self._call("POST", f"repos/{full_name}/update", payload)

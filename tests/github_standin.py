@@ -33,7 +33,8 @@ def now_iso() -> str:
 class State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.tokens: set[str] = set()
+        self.tokens: dict[str, str] = {}
+        self.teams: dict[str, set[str]] = {}
         self.app: dict[str, Any] | None = None
         self.installation_tokens: set[str] = set()
         self.repos: dict[str, dict[str, Any]] = {}
@@ -129,6 +130,12 @@ class Handler(BaseHTTPRequestHandler):
             return self._installation_token(url.path)
         if not self._authorized():
             return self._error(401, "Bad credentials")
+        team = re.fullmatch(r"/orgs/([^/]+)/teams/([^/]+)/members/([^/]+)", url.path)
+        if team and method == "GET":
+            members = STATE.teams.get(f"{team.group(1)}/{team.group(2)}")
+            if members is None:
+                return self._error(404, "Not Found")
+            return self._send(204) if team.group(3) in members else self._error(404, "Not Found")
         try:
             self._route(method, url.path, parse_qs(url.query), json.loads(raw) if raw else {})
         except KeyError as exc:
@@ -148,6 +155,11 @@ class Handler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization", "")
         token = header.split(" ", 1)[1] if " " in header else ""
         return token in STATE.tokens or token in STATE.installation_tokens
+
+    def _login(self) -> str:
+        header = self.headers.get("Authorization", "")
+        token = header.split(" ", 1)[1] if " " in header else ""
+        return STATE.tokens.get(token, "manager-bot")
 
     def _installation_token(self, path: str) -> None:
         match = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
@@ -190,6 +202,7 @@ class Handler(BaseHTTPRequestHandler):
             ),
             ("GET", r"/pulls/(?P<number>\d+)", lambda m: self._pull(repo, int(m["number"]), base)),
             ("GET", r"/pulls/(?P<number>\d+)/files", lambda m: self._pull_files(repo, int(m["number"]))),
+            ("GET", r"/pulls/(?P<number>\d+)/reviews", lambda m: self._send(200, repo["reviews"].get(m["number"], []))),
             (
                 "GET",
                 r"/compare/(?P<base>[0-9a-f]{40})\.\.\.(?P<head>[0-9a-f]{40})",
@@ -234,7 +247,17 @@ class Handler(BaseHTTPRequestHandler):
         full = next((s for s in repo["commits"] if s.startswith(sha)), None)
         if full is None:
             return self._error(422, f"No commit found for SHA: {sha}")
-        self._send(200, {"sha": full, "url": f"{base}/commits/{full}", "commit": {"message": "commit"}, "files": []})
+        author = repo["commit_authors"].get(full)
+        self._send(
+            200,
+            {
+                "sha": full,
+                "url": f"{base}/commits/{full}",
+                "commit": {"message": "commit"},
+                "files": [],
+                "author": {"login": author, "id": 9} if author else None,
+            },
+        )
 
     def _contents(self, repo, path, query, base):
         ref = (query.get("ref") or [repo["branches"][repo["default_branch"]]])[0]
@@ -337,7 +360,7 @@ class Handler(BaseHTTPRequestHandler):
         return {
             "id": comment["id"],
             "body": comment["body"],
-            "user": {"login": "manager-bot"},
+            "user": {"login": comment.get("user", "manager-bot")},
             "url": f"{base}/issues/comments/{comment['id']}",
             "html_url": f"https://github.example/comment/{comment['id']}",
             "created_at": comment["created_at"],
@@ -399,7 +422,7 @@ class Handler(BaseHTTPRequestHandler):
             "id": STATE.new_id(),
             "commit_id": sha,
             "body": body["body"],
-            "user": {"login": "manager-bot"},
+            "user": {"login": self._login()},
             "url": f"{base}/comments/{STATE.next_id}",
             "html_url": "https://github.example/c",
             "created_at": now_iso(),
@@ -414,7 +437,10 @@ class Handler(BaseHTTPRequestHandler):
         data = json.loads(raw) if raw else {}
         with STATE.lock:
             if method == "POST" and path == "/_standin/tokens":
-                STATE.tokens.add(data["token"])
+                STATE.tokens[data["token"]] = data.get("login") or "manager-bot"
+                return self._send(200, {})
+            if method == "POST" and path == "/_standin/teams":
+                STATE.teams[f"{data['org']}/{data['slug']}"] = set(data["members"])
                 return self._send(200, {})
             if method == "POST" and path == "/_standin/app":
                 STATE.app = data
@@ -427,6 +453,8 @@ class Handler(BaseHTTPRequestHandler):
                     "commits": data.get("commits", {}),
                     "pulls": {int(p["number"]): p for p in data.get("pulls", [])},
                     "accessible": data.get("accessible", True),
+                    "reviews": {str(k): v for k, v in data.get("reviews", {}).items()},
+                    "commit_authors": data.get("commit_authors", {}),
                     "statuses": [],
                     "issue_comments": {},
                     "commit_comments": [],
@@ -450,6 +478,8 @@ class Handler(BaseHTTPRequestHandler):
                 repo["branches"].update(data.get("branches", {}))
                 if "pulls" in data:
                     repo["pulls"] = {int(p["number"]): p for p in data["pulls"]}
+                repo["reviews"].update({str(k): v for k, v in data.get("reviews", {}).items()})
+                repo["commit_authors"].update(data.get("commit_authors", {}))
                 return self._send(200, {})
             match = re.fullmatch(r"/_standin/repos/([^/]+/[^/]+)", path)
             if method == "GET" and match:

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.terraform.plan import PlanSummary
@@ -48,6 +48,8 @@ class PlanArtifact:
     directory: Path
     planned_outputs: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
+    # The validated variables the plan was made from (what Terraform received), to init an apply.
+    tfvars: dict[str, Any] = field(default_factory=dict)
 
     @property
     def plan_file(self) -> Path:
@@ -74,11 +76,44 @@ class PlanArtifact:
         return cls(**fields)
 
 
-class PlanStore:
-    """Plans under a folder of the Dagster instance: ``<root>/<plan_id>/``."""
+class RemoteFiles(Protocol):
+    """Where plan files are kept besides the local folder (S3 when PLAN_ARTIFACT_BUCKET is set)."""
 
-    def __init__(self, root: Path):
+    def put(self, plan_id: str, name: str, path: Path) -> None: ...
+    def get(self, plan_id: str, name: str, path: Path) -> bool: ...
+
+
+class S3PlanFiles:
+    """Plan files in an S3 bucket under ``plans/<plan_id>/``."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "plans"):
+        self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/")
+
+    def _key(self, plan_id: str, name: str) -> str:
+        return f"{self.prefix}/{plan_id}/{name}"
+
+    def put(self, plan_id: str, name: str, path: Path) -> None:
+        self.client.upload_file(str(path), self.bucket, self._key(plan_id, name))
+
+    def get(self, plan_id: str, name: str, path: Path) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.download_file(self.bucket, self._key(plan_id, name), str(path))
+        except ClientError:
+            return False
+        return True
+
+
+class PlanStore:
+    """Plans in a folder of the Dagster instance (``<root>/<plan_id>/``), and in ``remote`` when given.
+
+    With a remote store the folder is a cache: a plan made on one machine is applied on another.
+    """
+
+    def __init__(self, root: Path, remote: RemoteFiles | None = None):
         self.root = root
+        self.remote = remote
 
     def save(
         self,
@@ -96,6 +131,7 @@ class PlanStore:
         terraform_version: str,
         planned_outputs: dict[str, Any],
         run_id: str | None,
+        tfvars: dict[str, Any],
     ) -> PlanArtifact:
         plan_id = secrets.token_hex(6)
         directory = self.root / plan_id
@@ -118,16 +154,24 @@ class PlanStore:
             directory=directory,
             planned_outputs=planned_outputs,
             run_id=run_id,
+            tfvars=tfvars,
         )
         (directory / META_FILE).write_text(json.dumps(artifact.to_dict(), indent=2) + "\n")
+        if self.remote:
+            for name in (PLAN_FILE, TEXT_FILE, META_FILE):
+                self.remote.put(plan_id, name, directory / name)
         return artifact
 
     def load(self, plan_id: str) -> PlanArtifact:
-        meta = self.root / plan_id / META_FILE
-        if not plan_id.isalnum() or not meta.is_file():
+        if not plan_id.isalnum():
             raise ManagerError(f"no plan `{plan_id}`; `manager-pipeline plans` lists the plans")
-        return PlanArtifact.from_dict(json.loads(meta.read_text()))
-
-    def list(self) -> list[PlanArtifact]:
-        plans = [PlanArtifact.from_dict(json.loads(p.read_text())) for p in self.root.glob(f"*/{META_FILE}")]
-        return sorted(plans, key=lambda p: p.created_at)
+        directory = self.root / plan_id
+        if not (directory / META_FILE).is_file() and self.remote:
+            directory.mkdir(parents=True, exist_ok=True)
+            for name in (META_FILE, PLAN_FILE, TEXT_FILE):
+                self.remote.get(plan_id, name, directory / name)
+        if not (directory / META_FILE).is_file():
+            raise ManagerError(f"no plan `{plan_id}`; `manager-pipeline plans` lists the plans")
+        data = json.loads((directory / META_FILE).read_text())
+        data["directory"] = str(directory)
+        return PlanArtifact.from_dict(data)

@@ -40,6 +40,13 @@ class DeployConfig:
         values.update(values.pop("sections"))
         return values
 
+    @classmethod
+    def from_tfvars(cls, values: dict[str, Any]) -> DeployConfig:
+        """The config a plan was made from, as its artifact keeps it (``to_tfvars``'s inverse)."""
+        fields = {name: values[name] for name in cls.__dataclass_fields__ if name not in ("instances", "sections")}
+        sections = {k: v for k, v in values.items() if k not in cls.__dataclass_fields__}
+        return cls(**fields, instances=InstanceSettings(**values["instances"]), sections=sections)
+
     @property
     def digest(self) -> str:
         canonical = json.dumps(self.to_tfvars(), sort_keys=True, separators=(",", ":"))

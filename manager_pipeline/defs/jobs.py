@@ -6,6 +6,7 @@ from typing import Iterable
 
 from dagster import JobDefinition, graph, in_process_executor
 
+from manager_pipeline.defs.apply_ops import check_plan, load_plan
 from manager_pipeline.defs.ops import (
     apply,
     approval_gate,
@@ -19,6 +20,7 @@ from manager_pipeline.defs.ops import (
 from manager_pipeline.defs.partitions import deploy_partitions
 
 DEPLOY_JOB = "deploy"
+APPLY_JOB = "apply_plan"
 
 
 @graph(description="Deploy one source repo to one environment from its variables.yml.")
@@ -42,4 +44,21 @@ def deploy_job(environments: Iterable[str]) -> JobDefinition:
         executor_def=in_process_executor,
         hooks={report_failure},
         tags={"manager/kind": "deploy"},
+    )
+
+
+@graph(description="Apply a saved, approved plan of one source and environment, after checking it still may be.")
+def apply_approved_plan():
+    plan = load_plan()
+    workdir = init(check_plan(plan))
+    feedback([apply(workdir, plan)])
+
+
+def apply_job(environments: Iterable[str]) -> JobDefinition:
+    return apply_approved_plan.to_job(
+        name=APPLY_JOB,
+        partitions_def=deploy_partitions(environments),
+        executor_def=in_process_executor,
+        hooks={report_failure},
+        tags={"manager/kind": "apply"},
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dagster import Definitions
 
 from manager_pipeline.config import load_config
-from manager_pipeline.defs.jobs import deploy_job
+from manager_pipeline.defs.jobs import apply_job, deploy_job
 from manager_pipeline.defs.resources import build_resources
 from manager_pipeline.defs.sensors import (
+    approval_sensor,
     dispatch_sensor,
     feedback_delivery_sensor,
     local_source_sensor,
@@ -20,12 +21,13 @@ from manager_pipeline.settings import Settings
 def build_definitions(settings: Settings) -> Definitions:
     config = load_config(settings.config_path)
     return Definitions(
-        jobs=[deploy_job(config.environments)],
+        jobs=[deploy_job(config.environments), apply_job(config.environments)],
         sensors=[
             partition_sync_sensor(settings.config_path),
             local_source_sensor(settings.config_path),
             feedback_delivery_sensor(),
             dispatch_sensor(settings.config_path),
+            approval_sensor(settings.config_path),
             polling_sensor(settings.config_path, enabled=settings.polling),
         ],
         resources=build_resources(settings),

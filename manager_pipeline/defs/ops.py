@@ -1,10 +1,22 @@
 """The deploy job's ops. Each calls one plain function and records what the UI should show."""
 
+import json
 import time
 
 from dagster import Failure, HookContext, MetadataValue, OpExecutionContext, Out, Output, failure_hook, op
 
 from manager_pipeline.approvals import GateAction, decide
+from manager_pipeline.approvals.records import (
+    APPLIED,
+    APPLYING,
+    APPROVED,
+    AWAITING,
+    FAILED,
+    PREVIEW,
+    SUPERSEDED,
+    PlanRecord,
+    Records,
+)
 from manager_pipeline.artifacts import PlanArtifact, sha256_file
 from manager_pipeline.contract import DeployConfig, load_variables, resolve
 from manager_pipeline.defs.partitions import split_partition_key
@@ -31,6 +43,8 @@ from manager_pipeline.terraform import (
     state_key,
     summarize,
 )
+from manager_pipeline.terraform.runner import StateLocked
+from manager_pipeline.terraform.workdir import TFVARS_FILE
 
 # Plan text shown inline in the UI; the full text is always in the plan artifact.
 MAX_METADATA_PLAN_CHARS = 60_000
@@ -58,8 +72,15 @@ def say(context: OpExecutionContext, stage: str, message: str) -> None:
     print(f"[{stage:<8}] {message}", flush=True)
 
 
-def _failure(exc: ManagerError) -> Failure:
-    return Failure(description=str(exc))
+def _failure(exc: ManagerError, context: OpExecutionContext | None = None) -> Failure:
+    message = str(exc)
+    if isinstance(exc, StateLocked) and context is not None and exc.lock.get("ID"):
+        event = current_event(context)
+        message += (
+            "\nIf no run is using it (a killed run leaves its lock behind), release it with: "
+            f"manager-pipeline unlock {event.source} {event.environment} {exc.lock['ID']}"
+        )
+    return Failure(description=message)
 
 
 @op(description="Read the source's variables file at the event's commit.")
@@ -134,7 +155,7 @@ def init(
         with terraform.session(workdir.path, target) as (runner, toolchain):
             runner.init(workdir.backend_file)
     except ManagerError as exc:
-        raise _failure(exc) from None
+        raise _failure(exc, context) from None
     where = f"s3://{backend.bucket}/{backend.key}"
     say(
         context,
@@ -167,7 +188,7 @@ def plan(
             has_changes, result = runner.plan(workdir.plan_file)
             plan_json = runner.show_json(workdir.plan_file)
     except ManagerError as exc:
-        raise _failure(exc) from None
+        raise _failure(exc, context) from None
     summary = summarize(plan_json)
     artifact = plans.store().save(
         plan_file=workdir.plan_file,
@@ -183,6 +204,7 @@ def plan(
         terraform_version=toolchain.version,
         planned_outputs=planned_outputs(plan_json),
         run_id=context.run_id,
+        tfvars=json.loads((workdir.path / TFVARS_FILE).read_text()),
     )
     say(context, "plan", f"{summary.line()} (plan {artifact.plan_id})")
     if summary.deletions:
@@ -208,7 +230,11 @@ def plan(
     out={"approved": Out(PlanArtifact, is_required=False), "held": Out(Outcome, is_required=False)},
 )
 def approval_gate(
-    context: OpExecutionContext, manager: ManagerConfigResource, inbox: InboxResource, plan: PlanArtifact
+    context: OpExecutionContext,
+    manager: ManagerConfigResource,
+    inbox: InboxResource,
+    plans: PlanStoreResource,
+    plan: PlanArtifact,
 ):
     event = current_event(context)
     try:
@@ -224,6 +250,7 @@ def approval_gate(
         superseded_by = inbox.inbox().newer_delivery(repo, ref_key, event.source, int(inbox_id))
     decision = decide(policy, event, plan.branch, plan.has_changes, plan.plan_id, superseded_by)
     say(context, "gate", decision.reason)
+    _record_plan(plans.records(), plan, event, repo, decision.action)
     if decision.applies:
         yield Output(plan, "approved", metadata={"decision": decision.action.value, "reason": decision.reason})
         return
@@ -244,20 +271,57 @@ def approval_gate(
     )
 
 
+def _record_plan(records: Records, plan: PlanArtifact, event: DispatchEvent, repo: str | None, action: GateAction):
+    """Index the plan; a new candidate for a partition supersedes the ones still waiting there."""
+    candidate = action in (GateAction.APPLY, GateAction.AWAITING_APPROVAL)
+    state = {GateAction.APPLY: APPROVED, GateAction.AWAITING_APPROVAL: AWAITING}.get(action, PREVIEW)
+    if candidate:
+        for older in records.plans(state=AWAITING, source=plan.source, environment=plan.environment):
+            records.set_state(older.plan_id, SUPERSEDED, f"superseded by plan {plan.plan_id}")
+    records.add_plan(
+        PlanRecord(
+            plan_id=plan.plan_id,
+            source=plan.source,
+            environment=plan.environment,
+            sha=plan.sha,
+            branch=plan.branch,
+            pr=event.pr,
+            author=event.author,
+            repo=repo,
+            created_at=time.time(),
+            plan_sha256=plan.plan_sha256,
+            candidate=candidate,
+            state=state,
+            run_id=plan.run_id,
+            apply_run_id=None,
+            note=None,
+        )
+    )
+
+
 @op(description="Apply exactly the saved plan, after checking it is the one that was planned.")
 def apply(
-    context: OpExecutionContext, aws: AwsResource, terraform: TerraformResource, workdir: Workdir, plan: PlanArtifact
+    context: OpExecutionContext,
+    aws: AwsResource,
+    terraform: TerraformResource,
+    plans: PlanStoreResource,
+    workdir: Workdir,
+    plan: PlanArtifact,
 ) -> Outcome:
     event = current_event(context)
     if sha256_file(plan.plan_file) != plan.plan_sha256:
         raise Failure(f"plan {plan.plan_id}: the plan file changed since it was planned; re-plan required")
+    records = plans.records()
+    records.set_state(plan.plan_id, APPLYING, apply_run_id=context.run_id)
     started = time.monotonic()
     try:
         with terraform.session(workdir.path, aws.target()) as (runner, _):
             runner.apply(plan.plan_file)
             outputs = mask_outputs(runner.outputs())
     except ManagerError as exc:
-        raise _failure(exc) from None
+        records.set_state(plan.plan_id, FAILED, str(exc)[:500], apply_run_id=context.run_id)
+        raise _failure(exc, context) from None
+    records.set_state(plan.plan_id, APPLIED, apply_run_id=context.run_id)
     elapsed = time.monotonic() - started
     say(context, "apply", f"applied plan {plan.plan_id} in {elapsed:.1f}s")
     context.add_output_metadata({"outputs": MetadataValue.json(outputs), "seconds": round(elapsed, 1)})

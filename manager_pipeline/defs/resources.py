@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import ConfigurableResource, EnvVar
+from dagster_aws.s3 import S3Resource
 from github import Github
 
-from manager_pipeline.artifacts import PlanStore
+from manager_pipeline.approvals.records import Records
+from manager_pipeline.artifacts import PlanStore, S3PlanFiles
 from manager_pipeline.aws import STAND_IN_CREDENTIALS, AwsTarget
 from manager_pipeline.config import ManagerConfig, SourceSpec, load_config
 from manager_pipeline.events import DispatchEvent
@@ -120,6 +122,7 @@ class TerraformResource(ConfigurableResource):
     terraform_bin: str | None = None
     providers: str = "mirror"
     provider_server: bool = True
+    lock_timeout: str = "60s"
 
     def toolchain(self) -> Toolchain:
         return ensure_toolchain(
@@ -138,16 +141,36 @@ class TerraformResource(ConfigurableResource):
         env = aws.process_env() | toolchain.env()
         servers = toolchain.mirror_providers if self.provider_server else {}
         with provider_servers(servers, env) as reattach:
-            yield TerraformRunner(working_dir, toolchain.terraform, env | reattach), toolchain
+            yield (
+                TerraformRunner(working_dir, toolchain.terraform, env | reattach, lock_timeout=self.lock_timeout),
+                toolchain,
+            )
 
 
 class PlanStoreResource(ConfigurableResource):
-    """Saved plans and their metadata, under the Dagster instance."""
+    """Saved plans: files under the instance (and in S3 through dagster-aws when a bucket is set),
+    their index and their approvals in the manager's database."""
 
     root: str
+    database_url: str
+    artifact_bucket: str | None = None
+    aws: AwsResource
 
     def store(self) -> PlanStore:
-        return PlanStore(Path(self.root))
+        if not self.artifact_bucket:
+            return PlanStore(Path(self.root))
+        target = self.aws.target()
+        s3 = S3Resource(
+            region_name=target.state_region,
+            endpoint_url=target.endpoint_url,
+            aws_access_key_id=target.credentials.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=target.credentials.get("AWS_SECRET_ACCESS_KEY"),
+        )
+        target.ensure_bucket(self.artifact_bucket)
+        return PlanStore(Path(self.root), S3PlanFiles(s3.get_client(), self.artifact_bucket))
+
+    def records(self) -> Records:
+        return Records(self.database_url)
 
 
 class InboxResource(ConfigurableResource):
@@ -227,25 +250,32 @@ def github_resource(env: Mapping[str, str] | None = None) -> GitHubResource:
 
 def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
     github = github_resource()
+    aws = AwsResource(
+        mode=settings.aws.mode,
+        region=settings.aws.region,
+        state_bucket=settings.aws.state_bucket,
+        manager_home=str(settings.home),
+        endpoint_url=settings.aws.endpoint_url,
+    )
     return {
         "manager": ManagerConfigResource(config_path=str(settings.config_path)),
         "github": github,
         "sources": SourcesResource(github=github),
-        "aws": AwsResource(
-            mode=settings.aws.mode,
-            region=settings.aws.region,
-            state_bucket=settings.aws.state_bucket,
-            manager_home=str(settings.home),
-            endpoint_url=settings.aws.endpoint_url,
-        ),
+        "aws": aws,
         "terraform": TerraformResource(
             tools_dir=str(settings.tools_dir),
             workdirs=str(settings.workdirs),
             terraform_bin=str(settings.terraform_bin) if settings.terraform_bin else None,
             providers=settings.providers,
             provider_server=settings.provider_server,
+            lock_timeout=settings.lock_timeout,
         ),
-        "plans": PlanStoreResource(root=str(settings.plans_dir)),
+        "plans": PlanStoreResource(
+            root=str(settings.plans_dir),
+            database_url=settings.database_url,
+            artifact_bucket=settings.artifact_bucket,
+            aws=aws,
+        ),
         "inbox": InboxResource(database_url=settings.database_url),
         "feedback": FeedbackResource(
             reports_dir=str(settings.reports_dir),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from dagster import (
@@ -17,12 +18,16 @@ from dagster import (
     sensor,
 )
 
+from manager_pipeline.approvals.records import APPROVED, AWAITING, EXPIRED
+from manager_pipeline.approvals.review import review
 from manager_pipeline.config import load_config
-from manager_pipeline.defs.jobs import DEPLOY_JOB
+from manager_pipeline.defs.audit import audit
+from manager_pipeline.defs.jobs import APPLY_JOB, DEPLOY_JOB
 from manager_pipeline.defs.partitions import SOURCE, partition_changes, partition_key
-from manager_pipeline.defs.resources import FeedbackResource, GitHubResource, InboxResource
+from manager_pipeline.defs.resources import FeedbackResource, GitHubResource, InboxResource, PlanStoreResource
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.events import ENVIRONMENT_TAG, SOURCE_TAG, TRIGGER_TAG, DispatchEvent
+from manager_pipeline.events import ENVIRONMENT_TAG, PLAN_ID_TAG, SOURCE_TAG, TRIGGER_TAG, DispatchEvent
+from manager_pipeline.github.approvals import GitHubApprovals
 from manager_pipeline.github.polling import GitHubPoller
 from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG, plan_dispatch
 from manager_pipeline.intake.polling import PollState, poll
@@ -206,3 +211,60 @@ def polling_sensor(config_path: Path, interval: int = 60, enabled: bool = False)
         return SkipReason(f"{added} new change(s) put in the inbox")
 
     return poll_github_sources
+
+
+def approval_sensor(config_path: Path, interval: int = 15):
+    @sensor(
+        name="approve_plans",
+        job_name=APPLY_JOB,
+        minimum_interval_seconds=interval,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=(
+            "Reads approvals of plans waiting for them (pull request reviews, `/approve <env>` comments, "
+            "console approvals), records each decision, and starts the apply of a plan once its policy is met."
+        ),
+    )
+    def approve_plans(context: SensorEvaluationContext, plans: PlanStoreResource, github: GitHubResource):
+        try:
+            config = load_config(config_path)
+        except ManagerError as exc:
+            return SkipReason(f"manager.yaml not loaded: {exc}")
+        records = plans.records()
+        waiting = records.plans(state=AWAITING)
+        if not waiting:
+            return SkipReason("no plan waits for approval")
+        approvals = GitHubApprovals(github.client()) if github.configured else None
+        runs = []
+        for record in waiting:
+            if record.environment not in config.environments or record.source not in config.sources:
+                continue
+            policy = config.policy(record.environment)
+            age_hours = (time.time() - record.created_at) / 3600
+            if age_hours > policy.max_plan_age_hours:
+                records.set_state(record.plan_id, EXPIRED, f"older than {policy.max_plan_age_hours:.0f} h; re-plan")
+                continue
+            verdict = review(record, policy, records, approvals if record.repo else None)
+            audit(context.instance, record, verdict.new)
+            if verdict.approved:
+                records.set_state(record.plan_id, APPROVED, f"approved by {', '.join(verdict.accepted)}")
+                event = DispatchEvent(
+                    source=record.source,
+                    environment=record.environment,
+                    sha=record.sha,
+                    branch=record.branch,
+                    pr=record.pr,
+                    trigger="approval",
+                    author=record.author,
+                )
+                runs.append(
+                    RunRequest(
+                        run_key=f"apply:{record.plan_id}",
+                        partition_key=partition_key(record.source, record.environment),
+                        tags=event.to_tags() | {PLAN_ID_TAG: record.plan_id},
+                    )
+                )
+        if not runs:
+            return SkipReason(f"{len(waiting)} plan(s) wait for approval")
+        return SensorResult(run_requests=runs)
+
+    return approve_plans

@@ -10,6 +10,8 @@ directory for the length of one op and is stopped afterwards.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import re
@@ -22,8 +24,15 @@ from typing import Iterator, Mapping
 
 from manager_pipeline.errors import TerraformError
 
+_PR_SET_PDEATHSIG = 1
 _REATTACH_LINE = re.compile(r"TF_REATTACH_PROVIDERS='(?P<json>\{.*\})'")
 START_TIMEOUT_S = 30.0
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the process that started it dies (a killed run leaves no provider)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _start(binary: Path, env: Mapping[str, str]) -> tuple[subprocess.Popen, dict]:
@@ -35,6 +44,7 @@ def _start(binary: Path, env: Mapping[str, str]) -> tuple[subprocess.Popen, dict
         stderr=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     found: dict = {}
 

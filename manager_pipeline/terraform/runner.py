@@ -13,6 +13,7 @@ detailed exit code read rather than raised on, and outputs parsed from ``output 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -25,7 +26,16 @@ from python_terraform import IsFlagged
 from manager_pipeline.errors import TerraformError
 
 LineSink = Callable[[str], None]
-LOCK_TIMEOUT = "60s"
+DEFAULT_LOCK_TIMEOUT = "60s"
+_LOCK_FIELD = re.compile(r"^\s*(ID|Path|Operation|Who|Created):\s*(.*)$", re.M)
+
+
+class StateLocked(TerraformError):
+    """The state is locked by another run, or by a run that was killed and left its lock."""
+
+    def __init__(self, message: str, lock: dict[str, str]):
+        super().__init__(message)
+        self.lock = lock
 
 
 @dataclass(frozen=True)
@@ -87,8 +97,16 @@ def _diagnostics(result: CommandResult) -> str:
 class TerraformRunner:
     """One working directory's Terraform commands."""
 
-    def __init__(self, working_dir: Path, terraform_bin: Path, env: Mapping[str, str], on_line: LineSink | None = None):
+    def __init__(
+        self,
+        working_dir: Path,
+        terraform_bin: Path,
+        env: Mapping[str, str],
+        on_line: LineSink | None = None,
+        lock_timeout: str = DEFAULT_LOCK_TIMEOUT,
+    ):
         self.working_dir = working_dir
+        self.lock_timeout = lock_timeout
         self._tf = _PythonTerraform(working_dir, terraform_bin, env, on_line)
 
     def _check(self, what: str, raw: tuple[int, str, str], ok: tuple[int, ...] = (0,)) -> CommandResult:
@@ -96,19 +114,31 @@ class TerraformRunner:
         if result.returncode not in ok:
             message = _diagnostics(result)
             if "Error acquiring the state lock" in message:
-                raise TerraformError(f"terraform {what}: the state is locked by another run\n{message}")
+                lock = dict(_LOCK_FIELD.findall(result.stderr + result.stdout))
+                held = ", ".join(f"{key} {lock[key]}" for key in ("ID", "Operation", "Who", "Created") if key in lock)
+                raise StateLocked(
+                    f"terraform {what}: the state is locked by another run ({held or 'no lock info'})", lock
+                )
+            if "Saved plan is stale" in message:
+                raise TerraformError(
+                    f"terraform {what}: the saved plan is stale (the state changed since); re-plan required"
+                )
             raise TerraformError(f"terraform {what} failed:\n{message}")
         return result
 
     def init(self, backend_file: Path) -> CommandResult:
         return self._check(
             "init",
-            self._tf.init(backend_config=str(backend_file), var=None, reconfigure=IsFlagged, lock_timeout=LOCK_TIMEOUT),
+            self._tf.init(
+                backend_config=str(backend_file), var=None, reconfigure=IsFlagged, lock_timeout=self.lock_timeout
+            ),
         )
 
     def plan(self, plan_file: Path) -> tuple[bool, CommandResult]:
         """(has changes, result): the saved plan is written to ``plan_file``."""
-        result = self._check("plan", self._tf.plan(out=str(plan_file), var=None, lock_timeout=LOCK_TIMEOUT), ok=(0, 2))
+        result = self._check(
+            "plan", self._tf.plan(out=str(plan_file), var=None, lock_timeout=self.lock_timeout), ok=(0, 2)
+        )
         return result.returncode == 2, result
 
     def show_json(self, plan_file: Path) -> dict[str, Any]:
@@ -118,8 +148,11 @@ class TerraformRunner:
     def apply(self, plan_file: Path) -> CommandResult:
         return self._check(
             "apply",
-            self._tf.apply(str(plan_file), var=None, lock_timeout=LOCK_TIMEOUT),
+            self._tf.apply(str(plan_file), var=None, lock_timeout=self.lock_timeout),
         )
+
+    def force_unlock(self, lock_id: str) -> CommandResult:
+        return self._check("force-unlock", self._tf.cmd("force-unlock", lock_id, force=IsFlagged, no_color=IsFlagged))
 
     def outputs(self) -> dict[str, Any]:
         result = self._check("output", self._tf.output_cmd(json=IsFlagged, no_color=IsFlagged))

@@ -1,0 +1,262 @@
+"""Gated applies end to end: plans waiting, approvals given and refused, the approval sensor, apply integrity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+from dagster import build_sensor_context
+from github import Auth, Github
+
+from manager_pipeline.approvals.records import AWAITING, Records
+from manager_pipeline.defs.location import build_definitions
+from manager_pipeline.instance import open_instance
+
+from .conftest import BIN, EXAMPLE_VARIABLES, REPO, commit_all
+from .test_deploy_job import run_partition
+
+pytestmark = pytest.mark.integration
+
+
+def gated_config(sources: str, approvers: str, required: int = 1) -> str:
+    return (
+        f"sources:\n{sources}"
+        "environments:\n"
+        "  staging: {auto_apply: true}\n"
+        f"  production: {{auto_apply: false, required_approvals: {required}, approvers: {approvers}}}\n"
+        f"terraform_dir: {REPO / 'terraform'}\n"
+    )
+
+
+@pytest.fixture
+def gated(manager, source_repo):
+    manager.write_config(gated_config(f"  - name: app\n    path: {source_repo}\n", "[alice, bob, carol]"))
+    return manager
+
+
+def records_of(manager) -> Records:
+    return Records(manager.settings().database_url)
+
+
+def plan_production(manager, **event) -> str:
+    result = run_partition(manager, "app", "production", **event)
+    assert result.success, [e.message for e in result.all_events if e.is_step_failure]
+    return result.output_for_node("plan").plan_id
+
+
+def tick(manager) -> list:
+    definitions = build_definitions(manager.settings())
+    sensor = definitions.resolve_sensor_def("approve_plans")
+    resources = {"plans": definitions.resources["plans"], "github": definitions.resources["github"]}
+    with build_sensor_context(instance=open_instance(manager.settings()), resources=resources) as context:
+        result = sensor(context)
+    return list(getattr(result, "run_requests", None) or [])
+
+
+def audit_messages(manager, run_id: str) -> list[str]:
+    instance = open_instance(manager.settings())
+    return [entry.message for entry in instance.all_logs(run_id) if "approval of plan" in (entry.message or "")]
+
+
+def test_an_unapproved_plan_stays_unapplied_and_refusals_are_recorded(gated):
+    plan_id = plan_production(gated, author="alice")
+    for _ in range(5):
+        assert tick(gated) == []
+    assert records_of(gated).plan(plan_id).state == AWAITING
+
+    refused = gated.cli("approve", plan_id, "--as", "mallory", "--reason", "lgtm")
+    assert refused.returncode == 1 and "mallory is not an approver of production" in refused.stderr
+    selfish = gated.cli("approve", plan_id, "--as", "alice", "--reason", "my own change")
+    assert selfish.returncode == 1 and "alice is the author of the change" in selfish.stderr
+    unapproved = gated.cli("apply", plan_id)
+    assert unapproved.returncode == 1 and "has 0 of 1 required approval(s)" in unapproved.stderr
+
+    record = records_of(gated).plan(plan_id)
+    assert record.state == AWAITING
+    decisions = [(a.login, a.accepted, a.via) for a in records_of(gated).approvals(plan_id)]
+    assert decisions == [("mallory", False, "console"), ("alice", False, "console")]
+    messages = audit_messages(gated, record.run_id)
+    assert any("by mallory (console): refused" in m for m in messages)
+    assert any("by alice (console): refused" in m and "author of the change" in m for m in messages)
+    listed = gated.cli("plans")
+    assert plan_id in listed.stdout and "mallory (refused)" in listed.stdout
+
+
+def test_a_pull_request_plan_is_never_applied(gated):
+    plan_id = plan_production(gated, pr=5)
+    assert gated.cli("approve", plan_id, "--as", "bob", "--reason", "ok").returncode == 1
+    refused = gated.cli("apply", plan_id)
+    assert refused.returncode == 1 and "is a preview" in refused.stderr
+
+
+def test_two_approvals_and_many_ticks_apply_once(gated, source_repo):
+    gated.write_config(gated_config(f"  - name: app\n    path: {source_repo}\n", "[alice, bob, carol]", required=2))
+    plan_id = plan_production(gated, author="alice")
+    first = gated.cli("approve", plan_id, "--as", "bob", "--reason", "checked the VPC")
+    assert first.returncode == 0 and "1 of 2" in first.stdout
+    assert tick(gated) == []
+    assert gated.cli("approve", plan_id, "--as", "carol", "--reason", "ok").returncode == 0
+    requests = [request for _ in range(4) for request in tick(gated)]
+    assert [(r.run_key, r.tags["manager/plan-id"], r.partition_key) for r in requests] == [
+        (f"apply:{plan_id}", plan_id, "production|app")
+    ]
+    assert records_of(gated).plan(plan_id).state == "approved"
+    messages = audit_messages(gated, records_of(gated).plan(plan_id).run_id)
+    assert sum("accepted" in m for m in messages) == 2
+
+
+def test_a_new_commit_after_approval_means_the_old_plan_is_never_applied(gated, source_repo):
+    old = plan_production(gated)
+    assert gated.cli("approve", old, "--as", "bob", "--reason", "fine").returncode == 0
+    variables = source_repo / "infra" / "variables.yml"
+    variables.write_text(variables.read_text().replace("CostCenter: engineering", "CostCenter: research"))
+    commit_all(source_repo, "retag")
+    new = plan_production(gated)
+    assert records_of(gated).plan(old).state == "superseded"
+    for _ in range(3):
+        assert tick(gated) == []
+    refused = gated.cli("apply", old)
+    assert refused.returncode == 1
+    assert f"plan {new} is newer for app/production; approvals do not carry over" in refused.stderr
+    assert "the source's variables changed since plan" in refused.stderr
+
+
+def test_tampered_plans_are_refused_and_s3_artifacts_apply_anywhere(gated, monkeypatch):
+    bucket = f"plans-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("PLAN_ARTIFACT_BUCKET", bucket)
+    gated.env["PLAN_ARTIFACT_BUCKET"] = bucket
+    tampered = plan_production(gated)
+    keys = {o["Key"] for o in gated.s3().list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {f"plans/{tampered}/plan.tfplan", f"plans/{tampered}/plan.txt", f"plans/{tampered}/plan.json"} <= keys
+    assert gated.cli("approve", tampered, "--as", "bob", "--reason", "ok").returncode == 0
+    with open(gated.dagster_home / "plans" / tampered / "plan.tfplan", "ab") as plan_file:
+        plan_file.write(b"\0tampered")
+    refused = gated.cli("apply", tampered)
+    assert refused.returncode == 1 and "is not the one that was planned (sha256 differs)" in refused.stderr
+    assert records_of(gated).plan(tampered).state == "refused"
+
+    clean = plan_production(gated)
+    assert gated.cli("approve", clean, "--as", "carol", "--reason", "ok").returncode == 0
+    # Another machine: nothing of the plan on local disk, only in the bucket.
+    shutil.rmtree(gated.dagster_home / "plans")
+    applied = gated.cli("apply", clean)
+    assert applied.returncode == 0, applied.stderr
+    assert "finished: applied" in applied.stdout and "vpc_id" in applied.stdout
+    assert records_of(gated).plan(clean).state == "applied"
+    again = gated.cli("apply", clean)
+    assert again.returncode == 1 and "was applied already" in again.stderr
+    assert records_of(gated).plan(clean).state == "applied"
+
+
+@pytest.fixture
+def github_gated(manager, github_standin, monkeypatch):
+    name = f"acme/shop-{uuid.uuid4().hex[:8]}"
+    head = hashlib.sha1(name.encode()).hexdigest()
+    tokens = {login: f"ghp_{login}_{uuid.uuid4().hex[:8]}" for login in ("manager", "carol", "dave")}
+    for login, token in tokens.items():
+        github_standin.token(token, login)
+    github_standin.team("acme", "platform-team", ["carol"])
+    github_standin.repo(
+        name,
+        commits={head: {"infra/variables.yml": EXAMPLE_VARIABLES.read_text()}},
+        branches={"main": head},
+        commit_authors={head: "erin"},
+    )
+    manager.write_config(gated_config(f"  - name: app\n    repo: {name}\n", "[acme/platform-team, zoe]"))
+    for key, value in {
+        "GITHUB_API_URL": github_standin.url,
+        "GITHUB_TOKEN": tokens["manager"],
+        "GITHUB_THROTTLE": "off",
+        "GITHUB_TIMEOUT": "3",
+    }.items():
+        monkeypatch.setenv(key, value)
+    return {"name": name, "head": head, "tokens": tokens}
+
+
+def test_a_team_member_approves_by_comment_and_a_stranger_is_refused(manager, github_standin, github_gated):
+    plan_id = plan_production(manager, sha=github_gated["head"], branch="main")
+    assert tick(manager) == []
+
+    def as_user(login):
+        return Github(base_url=github_standin.url, auth=Auth.Token(github_gated["tokens"][login]), lazy=True)
+
+    as_user("dave").get_repo(github_gated["name"]).get_commit(github_gated["head"]).create_comment(
+        "/approve production looks good to me"
+    )
+    assert tick(manager) == []
+    as_user("carol").get_repo(github_gated["name"]).get_commit(github_gated["head"]).create_comment(
+        "/approve production reviewed with the DBA"
+    )
+    requests = tick(manager)
+    assert [r.run_key for r in requests] == [f"apply:{plan_id}"]
+    decisions = {(a.login, a.accepted, a.via) for a in records_of(manager).approvals(plan_id)}
+    assert decisions == {("dave", False, "commit-comment"), ("carol", True, "commit-comment")}
+    messages = audit_messages(manager, records_of(manager).plan(plan_id).run_id)
+    assert any("by carol (commit-comment): accepted: reviewed with the DBA" in m for m in messages)
+    assert any("by dave (commit-comment): refused" in m for m in messages)
+
+
+def test_a_killed_apply_leaves_a_lock_that_the_next_run_reports(gated):
+    env = dict(gated.env, MANAGER_LOCK_TIMEOUT="1s")
+    process = subprocess.Popen(
+        [str(BIN / "manager-pipeline"), "run", "--source", "app", "--env", "staging"],
+        cwd=gated.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    for line in process.stdout:
+        if line.startswith("[gate"):
+            break
+    time.sleep(4)  # terraform apply is creating the VPC now, holding the state lock
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+    gated.env = env
+    blocked = gated.cli("run", "--source", "app", "--env", "staging", "--plan-only")
+    assert blocked.returncode == 1
+    assert "the state is locked by another run (ID " in blocked.stderr
+    command = re.search(r"manager-pipeline unlock app staging (\S+)", blocked.stderr)
+    assert command, blocked.stderr
+    released = gated.cli("unlock", "app", "staging", command.group(1))
+    assert released.returncode == 0, released.stderr
+    assert gated.cli("run", "--source", "app", "--env", "staging", "--plan-only").returncode == 0
+    assert not [
+        line
+        for line in subprocess.run(
+            ["pgrep", "-f", "terraform-provider-aws"], capture_output=True, text=True
+        ).stdout.split()
+        if line
+    ]
+
+
+def test_a_stale_saved_plan_needs_a_re_plan(tmp_path, tools_dir):
+    from manager_pipeline.errors import TerraformError
+    from manager_pipeline.terraform import TerraformRunner, ensure_toolchain
+
+    toolchain = ensure_toolchain(tools_dir)
+    (tmp_path / "main.tf").write_text(
+        'variable "n" {\n  type = number\n}\nresource "terraform_data" "x" {\n  input = var.n\n}\n'
+    )
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)} | toolchain.env()
+    runner = TerraformRunner(tmp_path, toolchain.terraform, env)
+    subprocess.run(
+        [str(toolchain.terraform), "init", "-input=false"], cwd=tmp_path, env=env, check=True, capture_output=True
+    )
+    (tmp_path / "a.auto.tfvars.json").write_text(json.dumps({"n": 1}))
+    runner.plan(tmp_path / "first.tfplan")
+    (tmp_path / "a.auto.tfvars.json").write_text(json.dumps({"n": 2}))
+    runner.plan(tmp_path / "second.tfplan")
+    runner.apply(tmp_path / "second.tfplan")
+    with pytest.raises(TerraformError, match="the saved plan is stale .*; re-plan required"):
+        runner.apply(tmp_path / "first.tfplan")

@@ -1,0 +1,176 @@
+"""Approval policy and apply integrity: what may be applied, by whose approval, and what is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from manager_pipeline.approvals.integrity import ApplyCheck, refusals
+from manager_pipeline.approvals.policy import Candidate, approved_by, judge
+from manager_pipeline.approvals.records import APPLIED, AWAITING, PlanRecord
+from manager_pipeline.artifacts import PlanArtifact
+from manager_pipeline.config import parse_config
+from manager_pipeline.errors import ConfigError
+from manager_pipeline.github.approvals import approve_command
+from manager_pipeline.terraform.plan import PlanSummary
+
+ROOT = Path("/srv/manager/manager.yaml")
+
+
+def policy(**settings):
+    body = ", ".join(f"{key}: {value}" for key, value in settings.items())
+    return parse_config(f"environments:\n  production: {{{body}}}\n", ROOT).policy("production")
+
+
+def test_policy_fields_and_defaults():
+    gated = policy(auto_apply="false", approvers="[alice, acme/platform]", max_plan_age="12h")
+    assert gated.gated and gated.required_approvals == 1 and gated.approvers == ("alice", "acme/platform")
+    assert gated.allow_self_approval is False and gated.max_plan_age_hours == 12
+    assert policy(auto_apply="true").required_approvals == 0
+    assert policy(auto_apply="false", approvers="[a]", max_plan_age="7d").max_plan_age_hours == 168
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"required_approvals": 2}, "requires 2 approval(s) but names no `approvers`"),
+        ({"required_approvals": -1, "approvers": "[a]"}, "expected a whole number from 0 to 10"),
+        ({"approvers": "[bad login!]"}, "neither a GitHub login nor an `org/team` slug"),
+        ({"max_plan_age": "soon", "approvers": "[a]"}, "expected hours or days such as `12h` or `7d`"),
+        ({"allow_self_approval": "maybe", "approvers": "[a]"}, "expected true or false"),
+        ({"auto_apply": "true", "required_approvals": 1, "approvers": "[a]"}, "applies without approval"),
+        ({"aproovers": "[a]"}, "unknown key `aproovers`; did you mean `approvers`?"),
+    ],
+)
+def test_invalid_policy_is_an_error_at_load_time(settings, message):
+    with pytest.raises(ConfigError) as caught:
+        policy(**settings)
+    assert message in str(caught.value)
+
+
+def no_team(login, team):
+    return False
+
+
+def test_who_may_approve():
+    gated = policy(approvers="[alice, acme/platform]")
+    assert judge(gated, "bob", Candidate("Alice", "console", "c1"), no_team) is None
+    assert "not an approver of production" in judge(gated, "bob", Candidate("mallory", "console", "c2"), no_team)
+    assert "is the author of the change" in judge(gated, "alice", Candidate("alice", "review", "r1"), no_team)
+    in_platform = lambda login, team: (login, team) == ("carol", "acme/platform")  # noqa: E731
+    assert judge(gated, "bob", Candidate("carol", "comment", "c3"), in_platform) is None
+    selfish = policy(approvers="[alice]", allow_self_approval="true")
+    assert judge(selfish, "alice", Candidate("alice", "review", "r2"), no_team) is None
+    assert "has no approvers" in judge(policy(auto_apply="false"), None, Candidate("x", "console", "c"), no_team)
+
+
+def test_approvals_count_people_not_comments():
+    two = policy(approvers="[a, b]", required_approvals=2)
+    assert not approved_by(two, ["a", "A"]) and approved_by(two, ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("/approve production", (True, None)),
+        ("/approve production reviewed the db change\nmore", (True, "reviewed the db change")),
+        ("  /approve production", (True, None)),
+        ("/approve staging", (False, None)),
+        ("please /approve production", (False, None)),
+        ("/approved production", (False, None)),
+    ],
+)
+def test_approve_comment_command(body, expected):
+    assert approve_command(body, "production") == expected
+
+
+def artifact(tmp_path, **changes) -> PlanArtifact:
+    fields = dict(
+        plan_id="abc123abc123",
+        source="web",
+        environment="production",
+        sha="f" * 40,
+        branch="main",
+        plan_sha256="1" * 64,
+        variables_digest="v1",
+        module_digest="m1",
+        terraform_version="1.15.5",
+        created_at="2026-11-26T00:00:00+00:00",
+        has_changes=True,
+        summary=PlanSummary(to_add=("a.b",)),
+        directory=tmp_path,
+    )
+    return PlanArtifact(**(fields | changes))
+
+
+def record(**changes) -> PlanRecord:
+    fields = dict(
+        plan_id="abc123abc123",
+        source="web",
+        environment="production",
+        sha="f" * 40,
+        branch="main",
+        pr=None,
+        author="bob",
+        repo=None,
+        created_at=1_000_000.0,
+        plan_sha256="1" * 64,
+        candidate=True,
+        state=AWAITING,
+        run_id="r",
+        apply_run_id=None,
+        note=None,
+    )
+    return PlanRecord(**(fields | changes))
+
+
+def check(tmp_path, plan=None, rec=None, **changes) -> list:
+    fields = dict(
+        plan=plan or artifact(tmp_path),
+        record=rec or record(),
+        policy=policy(approvers="[alice]"),
+        plan_file_sha256="1" * 64,
+        newest_candidate="abc123abc123",
+        module_digest="m1",
+        variables_digest="v1",
+        variables_problem=None,
+        accepted_approvers=("alice",),
+        now=1_000_000.0 + 3600,
+    )
+    return refusals(ApplyCheck(**(fields | changes)))
+
+
+def test_a_clean_approved_plan_passes(tmp_path):
+    assert check(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "changes, message, final",
+    [
+        ({"plan_file_sha256": "2" * 64}, "is not the one that was planned (sha256 differs)", True),
+        ({"newest_candidate": "fff000fff000"}, "plan fff000fff000 is newer for web/production", True),
+        ({"module_digest": "m2"}, "the manager's terraform/ changed since plan", True),
+        ({"variables_digest": "v2"}, "the source's variables changed since plan", True),
+        ({"variables_problem": "no variables file"}, "cannot be checked: no variables file", True),
+        ({"now": 1_000_000.0 + 8 * 24 * 3600}, "192 h old; production applies plans up to 168 h old", True),
+        ({"accepted_approvers": ()}, "has 0 of 1 required approval(s)", False),
+    ],
+)
+def test_apply_refusals_say_what_to_do(tmp_path, changes, message, final):
+    found = check(tmp_path, **changes)
+    assert [(message in r.reason, r.final) for r in found] == [(True, final)], found
+
+
+def test_previews_feature_branches_and_applied_plans_are_refused(tmp_path):
+    reasons = [
+        r.reason
+        for r in check(
+            tmp_path,
+            rec=record(candidate=False, state=APPLIED, apply_run_id="x"),
+            plan=artifact(tmp_path, branch="feature"),
+        )
+    ]
+    assert any("was applied already" in r for r in reasons)
+    assert any("is a preview" in r for r in reasons)
+    assert any("branch `feature` does not apply to production" in r for r in reasons)
