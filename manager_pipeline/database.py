@@ -7,6 +7,7 @@ SQLite in ``DAGSTER_HOME`` by default; ``MANAGER_DATABASE_URL`` (a SQLAlchemy UR
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import MetaData, Table, create_engine, event, func, select
 from sqlalchemy.engine import Engine
@@ -24,6 +25,8 @@ def _sqlite_pragmas(connection, _record) -> None:
 
 @lru_cache(maxsize=8)
 def _engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = (
         create_engine(url, future=True, pool_size=10, max_overflow=20)
         if not url.startswith("sqlite")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -74,6 +75,37 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
         except OSError:
             assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
             time.sleep(0.2)
+
+
+def dagster_launch(manager, partition: str, **tags: str) -> subprocess.Popen:
+    """Submit a deploy run to the instance's queue the way `dagster job launch` does (not waiting)."""
+    import json
+
+    environment, source = partition.split("|")
+    run_tags = {
+        "dagster/partition": partition,
+        "dagster/partition/environment": environment,
+        "dagster/partition/source": source,
+        **tags,
+    }
+    return subprocess.Popen(
+        [
+            str(BIN / "dagster"),
+            "job",
+            "launch",
+            "-w",
+            str(manager.root / "workspace.yaml"),
+            "-j",
+            "deploy",
+            "--tags",
+            json.dumps(run_tags),
+        ],
+        cwd=manager.root,
+        env=manager.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def git(folder: Path, *args: str) -> str:
@@ -154,6 +186,7 @@ def manager_config(sources: dict[str, Path], staging_auto_apply: bool = True) ->
         "  production:",
         "    auto_apply: false",
         "    apply_branches: [main]",
+        "    approvers: [alice, bob]",
         f"terraform_dir: {REPO / 'terraform'}",
     ]
     return "\n".join(lines) + "\n"
@@ -278,3 +311,41 @@ def github_standin(tmp_path_factory) -> GitHubStandIn:
     yield standin
     stop_process(process)
     log.close()
+
+
+SECRET_OUTPUT = 'output "admin_password" {\n  value     = "s3cr3t-${var.project_name}-pw"\n  sensitive = true\n}\n'
+
+
+@pytest.fixture
+def github_source(manager, github_standin, monkeypatch, tmp_path):
+    """The manager's source `app` lives on the GitHub stand-in, with PR #7 on its head commit."""
+    name = f"acme/web-{uuid.uuid4().hex[:8]}"
+    token = f"ghp_{uuid.uuid4().hex}"
+    head = hashlib.sha1(name.encode()).hexdigest()
+    github_standin.token(token)
+    github_standin.repo(
+        name,
+        commits={head: {"infra/variables.yml": EXAMPLE_VARIABLES.read_text()}},
+        branches={"main": head},
+        pulls=[{"number": 7, "head_sha": head}],
+    )
+    module = tmp_path / "terraform"
+    shutil.copytree(REPO / "terraform", module, ignore=shutil.ignore_patterns(".terraform*"))
+    (module / "secret_outputs.tf").write_text(SECRET_OUTPUT)
+    manager.write_config(
+        f"sources:\n  - name: app\n    repo: {name}\n"
+        "environments:\n  staging: {auto_apply: true}\n  production: {auto_apply: false}\n"
+        f"terraform_dir: {module}\n"
+    )
+    env = {
+        "GITHUB_API_URL": github_standin.url,
+        "GITHUB_TOKEN": token,
+        "GITHUB_TIMEOUT": "2",
+        "GITHUB_RETRIES": "2",
+        "GITHUB_RETRY_BACKOFF": "0.05",
+        "GITHUB_THROTTLE": "off",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield {"name": name, "token": token, "head": head}
+    github_standin.clear_faults()

@@ -67,7 +67,9 @@ def audit_messages(manager, run_id: str) -> list[str]:
 
 
 def test_an_unapproved_plan_stays_unapplied_and_refusals_are_recorded(gated):
-    plan_id = plan_production(gated, author="alice")
+    planned = gated.cli("run", "--source", "app", "--env", "production", "--author", "alice")
+    assert planned.returncode == 0, planned.stderr
+    plan_id = re.search(r"awaiting approval: plan (\w+)", planned.stdout).group(1)
     for _ in range(5):
         assert tick(gated) == []
     assert records_of(gated).plan(plan_id).state == AWAITING
@@ -260,3 +262,25 @@ def test_a_stale_saved_plan_needs_a_re_plan(tmp_path, tools_dir):
     runner.apply(tmp_path / "second.tfplan")
     with pytest.raises(TerraformError, match="the saved plan is stale .*; re-plan required"):
         runner.apply(tmp_path / "first.tfplan")
+
+
+def test_a_review_of_the_plans_own_commit_approves_it(manager, github_standin, github_gated):
+    plan_id = plan_production(manager, sha=github_gated["head"], branch="main")
+    review = {"user": {"login": "zoe"}, "state": "APPROVED", "body": "ship it", "submitted_at": "2026-11-26T00:00:00Z"}
+    github_standin.update(
+        github_gated["name"],
+        pulls=[{"number": 7, "head_sha": github_gated["head"]}],
+        reviews={
+            "7": [
+                review | {"id": 1, "commit_id": "0" * 40},
+                review | {"id": 2, "user": {"login": "erin"}, "commit_id": github_gated["head"]},
+            ]
+        },
+    )
+    # A review of another commit counts for nothing; the author's own review is refused.
+    assert tick(manager) == []
+    github_standin.update(github_gated["name"], reviews={"7": [review | {"id": 3, "commit_id": github_gated["head"]}]})
+    assert [r.run_key for r in tick(manager)] == [f"apply:{plan_id}"]
+    decisions = [(a.login, a.accepted, a.via) for a in records_of(manager).approvals(plan_id)]
+    assert decisions == [("erin", False, "review"), ("zoe", True, "review")]
+    assert "erin is the author of the change" in records_of(manager).approvals(plan_id)[0].reason

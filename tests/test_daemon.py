@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import time
 import urllib.request
@@ -16,7 +17,7 @@ from manager_pipeline.instance import open_instance
 from manager_pipeline.intake.webhooks import signature_for
 from manager_pipeline.local_aws import free_port
 
-from .conftest import BIN, EXAMPLE_VARIABLES, build_manager, commit_all, make_source_repo, stop_process
+from .conftest import BIN, EXAMPLE_VARIABLES, build_manager, commit_all, dagster_launch, make_source_repo, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.daemon]
 
@@ -97,42 +98,13 @@ def sensor_cursor(instance: DagsterInstance, name: str):
     return None
 
 
-def launch(manager, partition: str, **tags: str) -> subprocess.Popen:
-    """Submit a run to the instance's queue the way `dagster job launch` does (not waiting)."""
-    environment, source = partition.split("|")
-    run_tags = {
-        "dagster/partition": partition,
-        "dagster/partition/environment": environment,
-        "dagster/partition/source": source,
-        "manager/plan-only": "true",
-        **tags,
-    }
-    return subprocess.Popen(
-        [
-            str(BIN / "dagster"),
-            "job",
-            "launch",
-            "-w",
-            str(manager.root / "workspace.yaml"),
-            "-j",
-            "deploy",
-            "--tags",
-            json.dumps(run_tags),
-        ],
-        cwd=manager.root,
-        env=manager.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def test_a_changed_variables_file_makes_the_sensor_launch_a_run_per_environment(daemon_manager):
     manager = daemon_manager
     instance = instance_of(manager)
     # The first tick records what is there; only a change after that starts runs.
     wait_for(lambda: sensor_cursor(instance, "watch_local_sources"), 90, "the watch sensor's first tick", manager)
-    assert set(instance.get_dynamic_partitions("source")) == {"alpha", "beta", "gamma"}
+    expected = {"alpha", "beta", "gamma"}
+    wait_for(lambda: set(instance.get_dynamic_partitions("source")) == expected, 60, "partition sync", manager)
     assert instance.get_runs() == []
 
     variables = manager.sources["alpha"] / "infra" / "variables.yml"
@@ -154,7 +126,8 @@ def test_the_queue_keeps_one_run_per_partition_in_flight(daemon_manager):
     manager = daemon_manager
     instance = instance_of(manager)
     launches = [
-        launch(manager, p, **{"manager/trigger": "queue-test"}) for p in ("staging|alpha",) * 2 + ("staging|beta",)
+        dagster_launch(manager, p, **{"manager/trigger": "queue-test", "manager/plan-only": "true"})
+        for p in ("staging|alpha",) * 2 + ("staging|beta",)
     ]
     for process in launches:
         output, _ = process.communicate(timeout=120)
@@ -266,3 +239,19 @@ def test_a_signed_push_webhook_becomes_runs_that_report_back_to_github(daemon_ma
     final = {s["context"]: s for s in statuses if s["state"] != "pending" or "Awaiting" in s["description"]}
     assert set(final) == {"manager-pipeline/staging", "manager-pipeline/production"}
     assert all("Awaiting approval" in s["description"] for s in final.values())
+
+
+def test_an_operator_approval_makes_the_daemon_apply_the_plan_once(daemon_manager):
+    manager = daemon_manager
+    planned = manager.cli("run", "--source", "alpha", "--env", "production", "--author", "alice")
+    assert planned.returncode == 0, planned.stderr
+    plan_id = re.search(r"awaiting approval: plan (\w+)", planned.stdout).group(1)
+    approved = manager.cli("approve", plan_id, "--as", "bob", "--reason", "reviewed the plan")
+    assert approved.returncode == 0, approved.stderr
+    instance = instance_of(manager)
+    runs = wait_for(lambda: finished_runs(instance, {"manager/plan-id": plan_id}, 1), 240, "the apply run", manager)
+    assert len(runs) == 1 and runs[0].status == DagsterRunStatus.SUCCESS and runs[0].job_name == "apply_plan"
+    listed = manager.cli("plans", "--source", "alpha", "--env", "production")
+    assert f"{plan_id}" in listed.stdout and "applied" in listed.stdout and "bob" in listed.stdout
+    time.sleep(16)  # another sensor tick: the plan is not applied twice
+    assert len(instance.get_runs(RunsFilter(tags={"manager/plan-id": plan_id}))) == 1

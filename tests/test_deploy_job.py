@@ -22,12 +22,14 @@ pytestmark = pytest.mark.integration
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def run_partition(manager, source: str, environment: str, instance: DagsterInstance | None = None, **event):
+def run_partition(
+    manager, source: str, environment: str, instance: DagsterInstance | None = None, extra_tags=None, **event
+):
     settings = manager.settings()
     instance = instance or open_instance(settings)
     sync_source_partitions(instance, load_config(settings.config_path))
     job = build_definitions(settings).resolve_job_def(DEPLOY_JOB)
-    tags = DispatchEvent(source=source, environment=environment, trigger="test", **event).to_tags()
+    tags = DispatchEvent(source=source, environment=environment, trigger="test", **event).to_tags() | (extra_tags or {})
     return job.execute_in_process(
         partition_key=partition_key(source, environment),
         instance=instance,

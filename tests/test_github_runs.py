@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import uuid
 
 import pytest
 from dagster import build_sensor_context
@@ -14,47 +12,10 @@ from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.feedback import OutcomeStatus
 from manager_pipeline.instance import open_instance
 
-from .conftest import EXAMPLE_VARIABLES, REPO
+from .conftest import EXAMPLE_VARIABLES
 from .test_deploy_job import run_partition
 
 pytestmark = pytest.mark.integration
-
-SECRET_OUTPUT = 'output "admin_password" {\n  value     = "s3cr3t-${var.project_name}-pw"\n  sensitive = true\n}\n'
-
-
-@pytest.fixture
-def github_source(manager, github_standin, monkeypatch, tmp_path):
-    """The manager's source `app` lives on the GitHub stand-in, with PR #7 on its head commit."""
-    name = f"acme/web-{uuid.uuid4().hex[:8]}"
-    token = f"ghp_{uuid.uuid4().hex}"
-    head = hashlib.sha1(name.encode()).hexdigest()
-    github_standin.token(token)
-    github_standin.repo(
-        name,
-        commits={head: {"infra/variables.yml": EXAMPLE_VARIABLES.read_text()}},
-        branches={"main": head},
-        pulls=[{"number": 7, "head_sha": head}],
-    )
-    module = tmp_path / "terraform"
-    shutil.copytree(REPO / "terraform", module, ignore=shutil.ignore_patterns(".terraform*"))
-    (module / "secret_outputs.tf").write_text(SECRET_OUTPUT)
-    manager.write_config(
-        f"sources:\n  - name: app\n    repo: {name}\n"
-        "environments:\n  staging: {auto_apply: true}\n  production: {auto_apply: false}\n"
-        f"terraform_dir: {module}\n"
-    )
-    env = {
-        "GITHUB_API_URL": github_standin.url,
-        "GITHUB_TOKEN": token,
-        "GITHUB_TIMEOUT": "2",
-        "GITHUB_RETRIES": "2",
-        "GITHUB_RETRY_BACKOFF": "0.05",
-        "GITHUB_THROTTLE": "off",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    yield {"name": name, "token": token, "head": head}
-    github_standin.clear_faults()
 
 
 def comments_of(github_standin, name):
