@@ -9,9 +9,7 @@ from github import Github, GithubException, UnknownObjectException
 from manager_pipeline.config import SourceSpec
 from manager_pipeline.errors import SourceError
 from manager_pipeline.events import DispatchEvent
-from manager_pipeline.sources.document import VariablesDocument
-
-MAX_VARIABLES_BYTES = 256 * 1024
+from manager_pipeline.sources.document import VariablesDocument, decode_variables
 
 
 def _reason(exc: GithubException) -> str:
@@ -40,18 +38,7 @@ class GitHubSource:
             raise SourceError(self._failure(f"{self.spec.variables_file} at commit {sha}", exc)) from None
         if isinstance(content, list):
             raise SourceError(f"source `{self.spec.name}`: {self.spec.variables_file} is a folder, not a file")
-        raw = content.decoded_content
-        if len(raw) > MAX_VARIABLES_BYTES:
-            raise SourceError(
-                f"source `{self.spec.name}`: {self.spec.variables_file} is {len(raw)} bytes; "
-                f"the limit is {MAX_VARIABLES_BYTES // 1024} KiB"
-            )
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SourceError(
-                f"source `{self.spec.name}`: {self.spec.variables_file} is not UTF-8 (byte {exc.start})"
-            ) from None
+        text = decode_variables(self.spec, content.decoded_content)
         return VariablesDocument(
             source=self.spec.name,
             text=text,

@@ -3,6 +3,24 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from manager_pipeline.config import SourceSpec
+from manager_pipeline.errors import SourceError
+
+MAX_VARIABLES_BYTES = 256 * 1024
+
+
+def decode_variables(spec: SourceSpec, raw: bytes) -> str:
+    """The variables file's text, wherever it was read; too big or not UTF-8 is the source's error."""
+    if len(raw) > MAX_VARIABLES_BYTES:
+        raise SourceError(
+            f"source `{spec.name}`: {spec.variables_file} is {len(raw)} bytes; "
+            f"the limit is {MAX_VARIABLES_BYTES // 1024} KiB"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"source `{spec.name}`: {spec.variables_file} is not UTF-8 (byte {exc.start})") from None
+
 
 @dataclass(frozen=True)
 class VariablesDocument:

@@ -9,9 +9,7 @@ from pathlib import Path
 from manager_pipeline.config import SourceSpec
 from manager_pipeline.errors import SourceError
 from manager_pipeline.events import DispatchEvent
-from manager_pipeline.sources.document import VariablesDocument
-
-MAX_VARIABLES_BYTES = 256 * 1024
+from manager_pipeline.sources.document import VariablesDocument, decode_variables
 
 
 def _git(folder: Path, *args: str) -> str | None:
@@ -66,7 +64,7 @@ class LocalSource:
         else:
             self.check_readable()
             raw = self.variables_path.read_bytes()
-            text = self._decode(raw)
+            text = decode_variables(self.spec, raw)
             sha = head
         return VariablesDocument(
             source=self.spec.name,
@@ -89,17 +87,4 @@ class LocalSource:
                 f"source `{self.spec.name}`: cannot read {self.spec.variables_file} at commit {sha}: "
                 f"{reason[-1] if reason else 'git failed'}"
             )
-        return self._decode(done.stdout)
-
-    def _decode(self, raw: bytes) -> str:
-        if len(raw) > MAX_VARIABLES_BYTES:
-            raise SourceError(
-                f"source `{self.spec.name}`: {self.spec.variables_file} is {len(raw)} bytes; "
-                f"the limit is {MAX_VARIABLES_BYTES // 1024} KiB"
-            )
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SourceError(
-                f"source `{self.spec.name}`: {self.spec.variables_file} is not UTF-8 (byte {exc.start})"
-            ) from None
+        return decode_variables(self.spec, done.stdout)
