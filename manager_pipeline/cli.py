@@ -85,8 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_run_request(config, args.source, args.env)
 
     from manager_pipeline.defs.jobs import DEPLOY_JOB
-    from manager_pipeline.defs.location import build_definitions
-    from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
+    from manager_pipeline.defs.partitions import sync_source_partitions
     from manager_pipeline.instance import open_instance
     from manager_pipeline.local_aws import LocalAws
 
@@ -96,7 +95,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         status = LocalAws(settings.home).ensure_running()
         state = "started" if status.started else "reused"
         print(f"[{'aws':<8}] local AWS stand-in (moto) {state} on {status.endpoint_url}")
-    job = build_definitions(settings).resolve_job_def(DEPLOY_JOB)
     event = DispatchEvent(
         source=args.source,
         environment=args.env,
@@ -107,22 +105,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         trigger="cli",
         author=args.author,
     )
+    return _execute(settings, instance, DEPLOY_JOB, args.source, args.env, event.to_tags())
+
+
+def _execute(settings: Settings, instance, job_name: str, source: str, environment: str, tags: dict) -> int:
+    """Run a job for one partition in this process; print its outcome, or where it failed and why."""
+    from manager_pipeline.defs.location import build_definitions
+    from manager_pipeline.defs.partitions import partition_key
+
+    job = build_definitions(settings).resolve_job_def(job_name)
     result = job.execute_in_process(
-        partition_key=partition_key(args.source, args.env),
+        partition_key=partition_key(source, environment),
         instance=instance,
-        tags=event.to_tags(),
+        tags=tags,
         run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         raise_on_error=False,
     )
-    run_id = result.run_id
-    url = f"{settings.webserver_url}/runs/{run_id}"
+    url = f"{settings.webserver_url}/runs/{result.run_id}"
     if not result.success:
-        print(f"error: run {run_id} failed at {_failure_message(result)}", file=sys.stderr)
+        print(f"error: run {result.run_id} failed at {_failure_message(result)}", file=sys.stderr)
         print(f"Run details: {_ui_command(settings)}  ->  {url}", file=sys.stderr)
         return EXIT_FAILED
     outcome = result.output_for_node("feedback")
     _print_outputs(outcome)
-    print(f"\nRun {run_id} finished: {outcome.status.value}. {outcome.headline}")
+    print(f"\nRun {result.run_id} finished: {outcome.status.value}. {outcome.headline}")
     print(f"Open it in the Dagster UI: {_ui_command(settings)}  ->  {url}")
     return EXIT_OK
 
@@ -207,9 +213,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from manager_pipeline.defs.jobs import APPLY_JOB
-    from manager_pipeline.defs.location import build_definitions
-    from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
-    from manager_pipeline.events import PLAN_ID_TAG
+    from manager_pipeline.defs.partitions import sync_source_partitions
     from manager_pipeline.instance import open_instance
 
     settings = _settings()
@@ -219,30 +223,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if record is None:
         raise UsageError(f"no plan `{args.plan_id}`; `manager-pipeline plans` lists the plans")
     sync_source_partitions(instance, config)
-    job = build_definitions(settings).resolve_job_def(APPLY_JOB)
-    event = DispatchEvent(
-        source=record.source,
-        environment=record.environment,
-        sha=record.sha,
-        branch=record.branch,
-        pr=record.pr,
-        trigger="cli",
-        author=record.author,
-    )
-    result = job.execute_in_process(
-        partition_key=partition_key(record.source, record.environment),
-        instance=instance,
-        tags=event.to_tags() | {PLAN_ID_TAG: record.plan_id},
-        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        raise_on_error=False,
-    )
-    if not result.success:
-        print(f"error: run {result.run_id} failed at {_failure_message(result)}", file=sys.stderr)
-        return EXIT_FAILED
-    outcome = result.output_for_node("feedback")
-    _print_outputs(outcome)
-    print(f"\nRun {result.run_id} finished: {outcome.status.value}. {outcome.headline}")
-    return EXIT_OK
+    return _execute(settings, instance, APPLY_JOB, record.source, record.environment, record.apply_tags("cli"))
 
 
 def cmd_unlock(args: argparse.Namespace) -> int:

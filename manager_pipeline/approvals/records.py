@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Boolean, Column, Float, Integer, String, Table, Text, insert, select, update
 
 from manager_pipeline.database import engine_for, metadata
+from manager_pipeline.events import PLAN_ID_TAG, DispatchEvent
 
 plans_table = Table(
     "plans",
@@ -72,6 +73,19 @@ class PlanRecord:
     run_id: str | None
     apply_run_id: str | None
     note: str | None
+
+    def apply_tags(self, trigger: str) -> dict[str, str]:
+        """The tags of a run that applies this plan: its event, and the plan's id."""
+        event = DispatchEvent(
+            source=self.source,
+            environment=self.environment,
+            sha=self.sha,
+            branch=self.branch,
+            pr=self.pr,
+            trigger=trigger,
+            author=self.author,
+        )
+        return event.to_tags() | {PLAN_ID_TAG: self.plan_id}
 
 
 @dataclass(frozen=True)

@@ -35,16 +35,20 @@ def deploy():
     feedback([applied, held])
 
 
-def deploy_job(environments: Iterable[str]) -> JobDefinition:
-    return deploy.to_job(
-        name=DEPLOY_JOB,
+def _partitioned_job(graph_def, name: str, kind: str, environments: Iterable[str]) -> JobDefinition:
+    return graph_def.to_job(
+        name=name,
         partitions_def=deploy_partitions(environments),
         # Terraform does the heavy lifting in its own processes; one process per op would
         # only add seconds of start-up to every run.
         executor_def=in_process_executor,
         hooks={report_failure},
-        tags={"manager/kind": "deploy"},
+        tags={"manager/kind": kind},
     )
+
+
+def deploy_job(environments: Iterable[str]) -> JobDefinition:
+    return _partitioned_job(deploy, DEPLOY_JOB, "deploy", environments)
 
 
 @graph(description="Apply a saved, approved plan of one source and environment, after checking it still may be.")
@@ -55,10 +59,4 @@ def apply_approved_plan():
 
 
 def apply_job(environments: Iterable[str]) -> JobDefinition:
-    return apply_approved_plan.to_job(
-        name=APPLY_JOB,
-        partitions_def=deploy_partitions(environments),
-        executor_def=in_process_executor,
-        hooks={report_failure},
-        tags={"manager/kind": "apply"},
-    )
+    return _partitioned_job(apply_approved_plan, APPLY_JOB, "apply", environments)

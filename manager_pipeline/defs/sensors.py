@@ -26,7 +26,7 @@ from manager_pipeline.defs.jobs import APPLY_JOB, DEPLOY_JOB
 from manager_pipeline.defs.partitions import SOURCE, partition_changes, partition_key
 from manager_pipeline.defs.resources import FeedbackResource, GitHubResource, InboxResource, PlanStoreResource
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.events import ENVIRONMENT_TAG, PLAN_ID_TAG, SOURCE_TAG, TRIGGER_TAG, DispatchEvent
+from manager_pipeline.events import ENVIRONMENT_TAG, SOURCE_TAG, TRIGGER_TAG, DispatchEvent
 from manager_pipeline.github.approvals import GitHubApprovals
 from manager_pipeline.github.polling import GitHubPoller
 from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG, plan_dispatch
@@ -247,20 +247,11 @@ def approval_sensor(config_path: Path, interval: int = 15):
             audit(context.instance, record, verdict.new)
             if verdict.approved:
                 records.set_state(record.plan_id, APPROVED, f"approved by {', '.join(verdict.accepted)}")
-                event = DispatchEvent(
-                    source=record.source,
-                    environment=record.environment,
-                    sha=record.sha,
-                    branch=record.branch,
-                    pr=record.pr,
-                    trigger="approval",
-                    author=record.author,
-                )
                 runs.append(
                     RunRequest(
                         run_key=f"apply:{record.plan_id}",
                         partition_key=partition_key(record.source, record.environment),
-                        tags=event.to_tags() | {PLAN_ID_TAG: record.plan_id},
+                        tags=record.apply_tags("approval"),
                     )
                 )
         if not runs:
