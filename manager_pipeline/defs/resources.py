@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from dagster import ConfigurableResource, EnvVar
@@ -58,18 +58,15 @@ class GitHubResource(ConfigurableResource):
 
     def settings(self, quick: bool = False) -> GitHubSettings:
         """``quick``: one retry and a short timeout, for an attempt inside a run (the outbox keeps the rest)."""
-        return GitHubSettings(
-            api_url=self.api_url,
-            token=self.token,
-            app_id=self.app_id,
-            app_private_key=self.app_private_key,
-            installation_id=self.installation_id,
-            timeout=min(self.timeout, 10.0) if quick else self.timeout,
-            retries=1 if quick else self.retries,
-            backoff=self.backoff,
-            max_rate_limit_wait=min(self.max_rate_limit_wait, 5.0) if quick else self.max_rate_limit_wait,
-            throttle=self.throttle,
-        )
+        settings = GitHubSettings(**{field.name: getattr(self, field.name) for field in fields(GitHubSettings)})
+        if quick:
+            settings = replace(
+                settings,
+                timeout=min(self.timeout, 10.0),
+                retries=1,
+                max_rate_limit_wait=min(self.max_rate_limit_wait, 5.0),
+            )
+        return settings
 
     @property
     def configured(self) -> bool:

@@ -20,7 +20,7 @@ from dagster import (
 
 from manager_pipeline.approvals.records import APPROVED, AWAITING, EXPIRED
 from manager_pipeline.approvals.review import review
-from manager_pipeline.config import load_config
+from manager_pipeline.config import ManagerConfig, load_config
 from manager_pipeline.defs.audit import audit
 from manager_pipeline.defs.jobs import APPLY_JOB, DEPLOY_JOB
 from manager_pipeline.defs.partitions import SOURCE, partition_changes, partition_key
@@ -35,6 +35,14 @@ from manager_pipeline.intake.webhooks import touches_source
 from manager_pipeline.watch import LocalWatchState, detect_local_changes
 
 
+def _config_or_skip(config_path: Path) -> ManagerConfig | SkipReason:
+    """manager.yaml, or why this tick does nothing (a broken file must not crash every sensor)."""
+    try:
+        return load_config(config_path)
+    except ManagerError as exc:
+        return SkipReason(f"manager.yaml not loaded: {exc}")
+
+
 def partition_sync_sensor(config_path: Path, interval: int = 30):
     @sensor(
         name="sync_source_partitions",
@@ -43,10 +51,9 @@ def partition_sync_sensor(config_path: Path, interval: int = 30):
         description="Adds and removes source partitions to match the sources in manager.yaml.",
     )
     def sync_source_partitions(context: SensorEvaluationContext):
-        try:
-            config = load_config(config_path)
-        except ManagerError as exc:
-            return SkipReason(f"manager.yaml not loaded: {exc}")
+        config = _config_or_skip(config_path)
+        if isinstance(config, SkipReason):
+            return config
         added, removed = partition_changes(config, context.instance.get_dynamic_partitions(SOURCE))
         if not added and not removed:
             return SkipReason("source partitions match manager.yaml")
@@ -72,10 +79,9 @@ def local_source_sensor(config_path: Path, interval: int = 10):
         ),
     )
     def watch_local_sources(context: SensorEvaluationContext):
-        try:
-            config = load_config(config_path)
-        except ManagerError as exc:
-            return SkipReason(f"manager.yaml not loaded: {exc}")
+        config = _config_or_skip(config_path)
+        if isinstance(config, SkipReason):
+            return config
         state = LocalWatchState.from_json(context.cursor)
         changes, new_state = detect_local_changes(config, state)
         known = set(context.instance.get_dynamic_partitions(SOURCE))
@@ -133,10 +139,9 @@ def dispatch_sensor(config_path: Path, interval: int = 5, batch: int = 20_000):
         ),
     )
     def dispatch_webhooks(context: SensorEvaluationContext, inbox: InboxResource, github: GitHubResource):
-        try:
-            config = load_config(config_path)
-        except ManagerError as exc:
-            return SkipReason(f"manager.yaml not loaded: {exc}")
+        config = _config_or_skip(config_path)
+        if isinstance(config, SkipReason):
+            return config
         store = inbox.inbox()
         events = store.after(int(context.cursor or 0), batch)
         if not events:
@@ -202,7 +207,9 @@ def polling_sensor(config_path: Path, interval: int = 60, enabled: bool = False)
     def poll_github_sources(context: SensorEvaluationContext, inbox: InboxResource, github: GitHubResource):
         if not github.configured:
             return SkipReason("no GitHub credentials")
-        config = load_config(config_path)
+        config = _config_or_skip(config_path)
+        if isinstance(config, SkipReason):
+            return config
         state = PollState.from_json(context.cursor)
         deliveries = poll(config, GitHubPoller(github.client()), state)
         store = inbox.inbox()
@@ -225,10 +232,9 @@ def approval_sensor(config_path: Path, interval: int = 15):
         ),
     )
     def approve_plans(context: SensorEvaluationContext, plans: PlanStoreResource, github: GitHubResource):
-        try:
-            config = load_config(config_path)
-        except ManagerError as exc:
-            return SkipReason(f"manager.yaml not loaded: {exc}")
+        config = _config_or_skip(config_path)
+        if isinstance(config, SkipReason):
+            return config
         records = plans.records()
         waiting = records.plans(state=AWAITING)
         if not waiting:
