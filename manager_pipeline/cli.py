@@ -229,7 +229,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_unlock(args: argparse.Namespace) -> int:
     from manager_pipeline.defs.resources import AwsResource
     from manager_pipeline.terraform import BackendSettings, state_key
-    from manager_pipeline.terraform.workdir import BACKEND_FILE, ENDPOINT_OVERRIDE_FILE, endpoint_override
+    from manager_pipeline.terraform.workdir import BACKEND_FILE, copy_module
 
     settings = _settings()
     config = _config(settings)
@@ -238,16 +238,10 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     aws: AwsResource = resources["aws"]
     target = aws.target()
     workdir = settings.workdirs / f"unlock-{args.source}-{args.env}"
-    import shutil
-
-    shutil.rmtree(workdir, ignore_errors=True)
-    shutil.copytree(config.terraform_dir, workdir, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
     backend = BackendSettings(
         target.state_bucket, target.state_region, state_key(args.source, args.env), target.endpoint_url
     )
-    (workdir / BACKEND_FILE).write_text(backend.to_hcl())
-    if target.endpoint_url:
-        (workdir / ENDPOINT_OVERRIDE_FILE).write_text(endpoint_override(target.endpoint_url))
+    copy_module(workdir, config.terraform_dir, backend, target.endpoint_url)
     with resources["terraform"].session(workdir, target) as (runner, _):
         runner.init(workdir / BACKEND_FILE)
         runner.force_unlock(args.lock_id)

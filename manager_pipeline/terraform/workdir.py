@@ -118,18 +118,24 @@ class Workdir:
         return self.path / BACKEND_FILE
 
 
-def prepare_workdir(
-    target: Path, module_dir: Path, config: DeployConfig, backend: BackendSettings, endpoint_url: str | None
-) -> Workdir:
-    """Copy the module into ``target`` and write the run's inputs beside it."""
+def copy_module(target: Path, module_dir: Path, backend: BackendSettings, endpoint_url: str | None) -> str:
+    """A fresh copy of the module in ``target``, set up for its state backend; the module's digest."""
     if not (module_dir / "main.tf").is_file() and not any(module_dir.glob("*.tf")):
         raise FileNotFoundError(f"{module_dir} holds no Terraform module")
     digest = module_digest(module_dir)
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(module_dir, target, ignore=_IGNORED)
-    (target / TFVARS_FILE).write_text(json.dumps(config.to_tfvars(), indent=2, sort_keys=True) + "\n")
     (target / BACKEND_FILE).write_text(backend.to_hcl())
     if endpoint_url:
         (target / ENDPOINT_OVERRIDE_FILE).write_text(endpoint_override(endpoint_url))
+    return digest
+
+
+def prepare_workdir(
+    target: Path, module_dir: Path, config: DeployConfig, backend: BackendSettings, endpoint_url: str | None
+) -> Workdir:
+    """Copy the module into ``target`` and write the run's inputs beside it."""
+    digest = copy_module(target, module_dir, backend, endpoint_url)
+    (target / TFVARS_FILE).write_text(json.dumps(config.to_tfvars(), indent=2, sort_keys=True) + "\n")
     return Workdir(path=target, backend=backend, module_digest=digest, variables_digest=config.digest)
