@@ -310,7 +310,7 @@ def _known_environments(settings: Settings) -> list[str]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from manager_pipeline.contract import load_variables, resolve
+    from manager_pipeline.contract import check_document, contract_warnings, parse_variables, resolve
     from manager_pipeline.errors import ContractError
 
     settings = _settings()
@@ -322,7 +322,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot read {args.path}: {exc.strerror}") from None
     try:
-        data = load_variables(source, environments, args.path)
+        document = parse_variables(source, args.path)
+        data = check_document(document, environments, args.path)
         resolved = resolve(data, args.env, "validate", args.path).to_tfvars() if args.env else None
     except ContractError as exc:
         if args.format == "json":
@@ -330,11 +331,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
         else:
             print(str(exc), file=sys.stderr)
         return EXIT_FAILED
+    warnings = contract_warnings(data, args.path, document)
     if resolved is not None:
         resolved.pop("source_name")
     if args.format == "json":
-        print(json.dumps({"valid": True, "file": args.path, "environment": args.env, "resolved": resolved}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "valid": True,
+                    "file": args.path,
+                    "environment": args.env,
+                    "warnings": [p.to_dict() for p in warnings],
+                    "resolved": resolved,
+                },
+                indent=2,
+            )
+        )
     else:
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         print(f"{args.path} is valid" + (f"; what Terraform receives for {args.env}:" if resolved else ""))
         if resolved:
             print(json.dumps(resolved, indent=2))

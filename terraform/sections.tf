@@ -2,9 +2,13 @@
 # The optional sections of variables.yml, as validated: null when a source leaves one out.
 
 variable "compute" {
-  description = "How the application runs."
+  description = "How the application runs, behind a load balancer."
   type        = object({
     type              = optional(string)
+    instance_type     = optional(string)
+    ami_id            = optional(string)
+    key_name          = optional(string)
+    user_data_script  = optional(string)
     container_port    = optional(number)
     cpu               = optional(number)
     memory            = optional(number)
@@ -16,7 +20,7 @@ variable "compute" {
 }
 
 variable "database" {
-  description = "A relational database."
+  description = "A relational database in the private subnets; its master password is generated and kept in Secrets Manager, never in variables or outputs."
   type        = object({
     engine                = optional(string)
     engine_version        = optional(string)
@@ -30,15 +34,17 @@ variable "database" {
 }
 
 variable "storage" {
-  description = "Object storage."
+  description = "Object storage: the main bucket and any extra ones, encrypted."
   type        = object({
+    bucket_name     = optional(string)
+    versioning      = optional(bool)
+    encryption      = optional(string)
+    public          = optional(bool)
     buckets         = optional(list(object({
       name       = optional(string)
       versioning = optional(bool)
       public     = optional(bool)
     })))
-    versioning      = optional(bool)
-    encryption      = optional(string)
     lifecycle_rules = optional(list(object({
       id                                 = optional(string)
       prefix                             = optional(string)
@@ -53,7 +59,7 @@ variable "storage" {
 }
 
 variable "monitoring" {
-  description = "Logs, metrics and alarms."
+  description = "Logs, alarms (to alarm_email) and a dashboard."
   type        = object({
     enabled             = optional(bool)
     log_retention_days  = optional(number)
@@ -76,13 +82,16 @@ variable "security" {
 }
 
 variable "features" {
-  description = "Feature flags: name -> true/false."
-  type        = map(bool)
+  description = "Feature flags; each builds its resources when true."
+  type        = object({
+    enable_queue = optional(bool)
+    enable_cache = optional(bool)
+  })
   default     = null
 }
 
 variable "scaling" {
-  description = "Autoscaling."
+  description = "Target-tracking autoscaling of compute between the environment's min and max."
   type        = object({
     target_cpu_utilization    = optional(number)
     target_memory_utilization = optional(number)
@@ -93,7 +102,7 @@ variable "scaling" {
 }
 
 variable "backup" {
-  description = "Backups beyond each environment's retention."
+  description = "AWS Backup of this source's resources (vault, plan, selection by tags)."
   type        = object({
     enabled           = optional(bool)
     schedule          = optional(string)
@@ -104,7 +113,7 @@ variable "backup" {
 }
 
 variable "notifications" {
-  description = "Who hears about deployments."
+  description = "Who hears about deployments: an SNS topic for the e-mails, Slack, and GitHub."
   type        = object({
     emails        = optional(list(string))
     slack_channel = optional(string)
@@ -115,7 +124,7 @@ variable "notifications" {
 }
 
 variable "custom" {
-  description = "Free-form settings for the manager's modules; not checked."
+  description = "Free-form settings for the platform team's own modules (var.custom); not checked."
   type        = any
   default     = null
 }

@@ -85,3 +85,28 @@ def test_schema_prints_the_json_schema_and_generated_files(capsys):
     assert capsys.readouterr().out == (REPO / "terraform" / "sections.tf").read_text()
     assert main(["schema", "--markdown"]) == 0
     assert "| `environments.<name>.region` | yes |" in capsys.readouterr().out
+
+
+# Verbatim copies of the two files the original pipeline ships (shared/mission/upstream-variables.*.yml).
+MISSION = REPO / "examples" / "original_pipeline"
+
+
+@pytest.mark.parametrize("name", ["variables.source.yml", "variables.extended.yml"])
+def test_the_original_pipelines_files_validate_and_show_every_section_resolved(name, capsys):
+    path = str(MISSION / name)
+    assert main(["validate", path, "--env", "staging", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] is True
+    if name.endswith("extended.yml"):
+        resolved = report["resolved"]
+        for section in ("compute", "database", "storage", "monitoring", "security", "features", "scaling", "backup"):
+            assert resolved[section], section
+        assert resolved["storage"]["versioning"] is True and resolved["scaling"]["target_cpu_utilization"] == 70
+        assert [w["path"] for w in report["warnings"]] == ["notifications.slack_webhook"]
+        assert "hooks.slack.com" not in json.dumps(report)
+
+
+def test_warnings_go_to_stderr_and_do_not_fail_the_check(capsys):
+    assert main(["validate", str(MISSION / "variables.extended.yml")]) == 0
+    captured = capsys.readouterr()
+    assert "is valid" in captured.out and "warning: " in captured.err and "slack_webhook" in captured.err

@@ -294,8 +294,8 @@ CASES = [
     ),
     (
         "feature-flag",
-        MINIMAL + "features:\n  new_checkout: 'yes'\n",
-        "features.new_checkout: expected boolean, got text 'yes'",
+        MINIMAL + "features:\n  enable_queue: 'yes'\n",
+        "features.enable_queue: expected boolean, got text 'yes'",
     ),
     (
         "log-retention",

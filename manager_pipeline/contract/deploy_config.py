@@ -31,19 +31,24 @@ class DeployConfig:
     enable_vpn: bool
     instances: InstanceSettings
     tags: dict[str, str] = field(default_factory=dict)
-    # The optional sections (compute, database, ...) as validated; None where absent.
+    # The optional sections (compute, database, ...) under canonical names, defaults filled;
+    # None where absent or switched off.
     sections: dict[str, Any] = field(default_factory=dict)
+    # The manager's own (never Terraform's): where to post deploy notifications. A secret.
+    slack_webhook: str | None = field(default=None, repr=False)
 
     def to_tfvars(self) -> dict[str, Any]:
         """The *.auto.tfvars.json content; keys match terraform/variables.tf one to one."""
         values = asdict(self)
+        values.pop("slack_webhook")
         values.update(values.pop("sections"))
         return values
 
     @classmethod
     def from_tfvars(cls, values: dict[str, Any]) -> DeployConfig:
         """The config a plan was made from, as its artifact keeps it (``to_tfvars``'s inverse)."""
-        fields = {name: values[name] for name in cls.__dataclass_fields__ if name not in ("instances", "sections")}
+        own = ("instances", "sections", "slack_webhook")
+        fields = {name: values[name] for name in cls.__dataclass_fields__ if name not in own}
         sections = {k: v for k, v in values.items() if k not in cls.__dataclass_fields__}
         return cls(**fields, instances=InstanceSettings(**values["instances"]), sections=sections)
 

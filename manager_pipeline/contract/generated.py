@@ -8,7 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from manager_pipeline.contract.schema import SCHEMA, SECTIONS
+from manager_pipeline.contract.schema import ALIAS_OF, SCHEMA, SECRET, SECTIONS, UNSUPPORTED
+
+# Fields Terraform never receives: resolved to their canonical name, kept by the manager, or only `false`.
+_NOT_FOR_TERRAFORM = (ALIAS_OF, SECRET, UNSUPPORTED)
 
 TERRAFORM_HEADER = (
     "# Generated from the variables.yml schema by `manager-pipeline schema --terraform`; do not edit.\n"
@@ -24,7 +27,11 @@ def hcl_type(schema: dict[str, Any], indent: int = 2) -> str:
         return "number" if all(isinstance(v, int) for v in schema["enum"]) else "string"
     kind = schema.get("type")
     if kind == "object":
-        properties = schema.get("properties")
+        properties = {
+            name: field
+            for name, field in schema.get("properties", {}).items()
+            if not any(mark in field for mark in _NOT_FOR_TERRAFORM)
+        }
         if properties:
             pad = " " * (indent + 2)
             width = max(len(name) for name in properties)
@@ -36,6 +43,9 @@ def hcl_type(schema: dict[str, Any], indent: int = 2) -> str:
         return f"map({hcl_type(extra, indent)})" if isinstance(extra, dict) else "any"
     if kind == "array":
         return f"list({hcl_type(schema['items'], indent)})"
+    if isinstance(kind, list):
+        # A string or `false` (the original pipeline's "none"): Terraform gets the string or null.
+        return "string" if "string" in kind else "any"
     return {"integer": "number", "number": "number", "boolean": "bool", "string": "string"}.get(kind, "any")
 
 
@@ -54,12 +64,19 @@ def terraform_sections() -> str:
 
 def _rules(field: dict[str, Any]) -> str:
     rules = []
+    if ALIAS_OF in field:
+        return "the same"
     if "enum" in field:
-        rules.append("one of " + ", ".join(f"`{v}`" for v in field["enum"]))
+        values = field.get("x-supported", field["enum"])
+        rules.append("one of " + ", ".join(f"`{v}`" for v in values))
     elif field.get("type") == "array":
         rules.append("list")
     elif field.get("type"):
         rules.append(field["type"] if isinstance(field["type"], str) else " or ".join(field["type"]))
+    if UNSUPPORTED in field:
+        return "`false` only"
+    if SECRET in field:
+        rules.append("a secret")
     if "minimum" in field:
         rules.append(f"{field['minimum']} to {field['maximum']}")
     if "maxProperties" in field:
@@ -74,7 +91,10 @@ def _rows(schema: dict[str, Any], prefix: str, required: set[str]) -> list[str]:
     for name, field in schema.get("properties", {}).items():
         path = f"{prefix}{name}"
         need = "yes" if name in required else ""
-        rows.append(f"| `{path}` | {need} | {_rules(field)} | {field.get('description', '')} |")
+        meaning = field.get("description", "")
+        if ALIAS_OF in field:
+            meaning = f"The original pipeline's name of `{prefix}{field[ALIAS_OF]}`; give one of the two."
+        rows.append(f"| `{path}` | {need} | {_rules(field)} | {meaning} |")
         if field.get("properties"):
             rows += _rows(field, f"{path}.", set(field.get("required", [])))
         elif isinstance(field.get("items"), dict) and field["items"].get("properties"):

@@ -48,14 +48,37 @@ def _str(description: str, **rules: Any) -> dict[str, Any]:
 _CIDR = _str("An IPv4 CIDR block, e.g. 10.0.0.0/8.")
 _EMAIL = _str("An e-mail address.", pattern="^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$")
 
+# Annotations the manager reads beside JSON Schema's own keywords (validators ignore them):
+ALIAS_OF = "x-alias-of"  # the original pipeline's name for a field: accepted, resolved to this canonical name
+UNSUPPORTED = "x-unsupported"  # a flag this manager cannot build: `false` is accepted (asks for nothing)
+SECRET = "x-secret"  # a value the manager uses itself and never hands to Terraform, masked everywhere
+SUPPORTED_VALUES = "x-supported"  # of an enum, the values this manager builds; the others are refused as such
+
+
+def _alias(canonical: str, field: dict[str, Any]) -> dict[str, Any]:
+    """The original pipeline's spelling of ``canonical``: the same rules, documented as an alias."""
+    return {**field, ALIAS_OF: canonical, "deprecated": True, "description": f"Alias of `{canonical}`."}
+
+
+def _unsupported(description: str) -> dict[str, Any]:
+    return {"type": "boolean", "default": False, UNSUPPORTED: True, "description": f"{description} Only `false`."}
+
+
 ENVIRONMENT_SETTINGS = _obj(
     {
         "region": _str("AWS region name, e.g. us-east-1.", pattern=_REGION),
-        "instance_type": _str("EC2 instance type, e.g. t3.micro.", pattern=_INSTANCE_TYPE),
-        "min_instances": _int("Fewest instances; at most max_instances.", 0, 1000),
-        "max_instances": _int("Most instances; at least min_instances.", 1, 1000),
-        "enable_monitoring": _bool("Detailed monitoring for this environment."),
-        "backup_retention_days": _int("Days to keep backups (0 turns backups off).", 0, 35, default=7),
+        "instance_type": _str(
+            "EC2 instance type, e.g. t3.micro; sizes compute of type ec2.", pattern=_INSTANCE_TYPE
+        ),
+        "min_instances": _int("Fewest instances or tasks of compute; at most max_instances.", 0, 1000),
+        "max_instances": _int("Most instances or tasks of compute; at least min_instances.", 1, 1000),
+        "enable_monitoring": _bool("Detailed monitoring of compute (EC2 detailed monitoring, ECS Container Insights)."),
+        "backup_retention_days": _int(
+            "Days to keep database and AWS Backup backups unless their sections say otherwise (0: none).",
+            0,
+            35,
+            default=7,
+        ),
     },
     "Settings of one environment.",
     required=["region", "instance_type", "min_instances", "max_instances"],
@@ -64,6 +87,7 @@ ENVIRONMENT_SETTINGS = _obj(
 _LIFECYCLE_RULE = _obj(
     {
         "id": _str("Name of the rule.", minLength=1, maxLength=255),
+        "name": _alias("id", _str("", minLength=1, maxLength=255)),
         "prefix": _str("Object key prefix the rule applies to.", maxLength=1024),
         "enabled": _bool("Whether the rule is active.", default=True),
         "transition_days": _int("Days before objects move to transition_storage_class.", 0, 36500),
@@ -71,49 +95,81 @@ _LIFECYCLE_RULE = _obj(
             "enum": ["STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER", "GLACIER_IR", "DEEP_ARCHIVE"],
             "description": "Storage class objects move to.",
         },
-        "expiration_days": _int("Days before objects are deleted.", 1, 36500),
+        "expiration_days": _int("Days before objects are deleted; after any transition.", 1, 36500),
         "noncurrent_version_expiration_days": _int("Days before old versions are deleted.", 1, 36500),
     },
-    "One S3 lifecycle rule.",
-    required=["id"],
+    "One S3 lifecycle rule of the main bucket.",
 )
+_BUCKET_SUFFIX = "^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$"
 
 SECTIONS: dict[str, dict[str, Any]] = {
     "compute": _obj(
         {
-            "type": {"enum": ["ec2", "ecs", "lambda", "eks"], "description": "Kind of compute."},
-            "container_port": _int("Port the application listens on.", 1, 65535),
-            "cpu": _int("CPU units (1024 = one vCPU).", 128, 65536),
-            "memory": _int("Memory in MiB.", 128, 1048576),
-            "desired_count": _int("Instances or tasks to run normally.", 0, 1000),
-            "health_check_path": _str("HTTP path of the health check.", pattern="^/"),
-            "image": _str("Container image reference.", minLength=1),
+            "type": {
+                "enum": ["ec2", "ecs", "lambda", "eks"],
+                SUPPORTED_VALUES: ["ec2", "ecs"],
+                "default": "ec2",
+                "description": "Kind of compute: an autoscaling group of EC2 instances, or an ECS service on Fargate.",
+            },
+            "instance_type": _str(
+                "EC2 instance type of every environment (ec2), instead of environments.<name>.instance_type.",
+                pattern=_INSTANCE_TYPE,
+            ),
+            "ami_id": _str("AMI of the instances (ec2; required there).", pattern="^ami-[0-9a-f]{8,17}$"),
+            "key_name": _str("EC2 key pair for SSH (ec2).", minLength=1, maxLength=255),
+            "user_data_script": _str("Script the instances run at boot (ec2).", maxLength=16384),
+            "container_port": _int("Port the application listens on, behind the load balancer.", 1, 65535, default=80),
+            "cpu": {
+                "enum": [256, 512, 1024, 2048, 4096, 8192, 16384],
+                "description": "Fargate CPU units of a task (ecs; 1024 = one vCPU).",
+            },
+            "memory": _int("Memory of a task in MiB (ecs).", 512, 122880),
+            "desired_count": _int("Instances or tasks to run normally (default: min_instances).", 0, 1000),
+            "health_check_path": _str("HTTP path of the load balancer's health check.", pattern="^/", default="/"),
+            "image": _str("Container image reference (ecs; required there).", minLength=1),
         },
-        "How the application runs.",
+        "How the application runs, behind a load balancer.",
     ),
     "database": _obj(
         {
             "engine": {
                 "enum": ["postgres", "mysql", "mariadb", "aurora-postgresql", "aurora-mysql"],
-                "description": "Database engine.",
+                "default": "postgres",
+                "description": "Database engine (aurora-*: an Aurora cluster).",
             },
             "engine_version": _str('Engine version, e.g. "16.3" (quote it).', minLength=1),
-            "instance_class": _str("Instance class, e.g. db.t3.micro.", pattern=_INSTANCE_TYPE),
-            "allocated_storage": _int("Storage in GiB.", 5, 65536),
+            "instance_class": _str("Instance class, e.g. db.t3.micro.", pattern=_INSTANCE_TYPE, default="db.t3.micro"),
+            "allocated_storage": _int("Storage in GiB (not for aurora, which grows by itself).", 5, 65536),
             "multi_az": _bool("Standby in a second availability zone."),
-            "backup_retention_days": _int("Days to keep automated backups.", 0, 35),
+            "backup_retention_days": _int(
+                "Days to keep automated backups (default: the environment's backup_retention_days).", 0, 35
+            ),
+            "backup_retention_period": _alias("backup_retention_days", _int("", 0, 35)),
             "deletion_protection": _bool("Refuse deletion of the database.", default=True),
         },
-        "A relational database.",
+        "A relational database in the private subnets; its master password is generated and kept in "
+        "Secrets Manager, never in variables or outputs.",
     ),
     "storage": _obj(
         {
+            "bucket_name": _str(
+                "Name of the main bucket after `<project_name>-<environment>-`.", pattern=_BUCKET_SUFFIX, default="storage"
+            ),
+            "versioning": _bool("Keep object versions in the main bucket."),
+            "versioning_enabled": _alias("versioning", {"type": "boolean"}),
+            "encryption": {
+                "enum": ["AES256", "aws:kms"],
+                "default": "AES256",
+                "description": "Server-side encryption of every bucket (aws:kms: the security section's key).",
+            },
+            "public": _bool("Allow public reads of the main bucket (otherwise a public access block)."),
             "buckets": {
                 "type": "array",
-                "description": "Extra S3 buckets.",
+                "maxItems": 20,
+                "description": "Extra buckets, each named `<project_name>-<environment>-<name>`.",
                 "items": _obj(
                     {
-                        "name": _str("Bucket name suffix.", pattern="^[a-z0-9][a-z0-9.-]{1,40}[a-z0-9]$"),
+                        "name": _str("Bucket name after the prefix.", pattern=_BUCKET_SUFFIX),
                         "versioning": _bool("Keep object versions."),
                         "public": _bool("Allow public reads."),
                     },
@@ -121,24 +177,30 @@ SECTIONS: dict[str, dict[str, Any]] = {
                     required=["name"],
                 ),
             },
-            "versioning": _bool("Keep object versions in the default bucket."),
-            "encryption": {"enum": ["AES256", "aws:kms"], "description": "Server-side encryption."},
-            "lifecycle_rules": {"type": "array", "description": "S3 lifecycle rules.", "items": _LIFECYCLE_RULE},
+            "lifecycle_rules": {
+                "type": "array",
+                "maxItems": 50,
+                "description": "Lifecycle rules of the main bucket.",
+                "items": _LIFECYCLE_RULE,
+            },
         },
-        "Object storage.",
+        "Object storage: the main bucket and any extra ones, encrypted.",
     ),
     "monitoring": _obj(
         {
-            "enabled": _bool("Create dashboards and alarms.", default=True),
+            "enabled": _bool("Build this section (false: nothing of it).", default=True),
+            "enable_cloudwatch": _alias("enabled", {"type": "boolean"}),
             "log_retention_days": {
                 "enum": [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653],
-                "description": "Days to keep logs (a CloudWatch retention value).",
+                "default": 30,
+                "description": "Days to keep the application's log group (a CloudWatch retention value).",
             },
             "alarm_email": _EMAIL,
-            "alarm_cpu_threshold": _int("CPU percent that raises an alarm.", 1, 100),
-            "dashboards": _bool("Create a dashboard."),
+            "alarm_cpu_threshold": _int("CPU percent of compute that raises an alarm.", 1, 100),
+            "dashboards": _bool("Create a CloudWatch dashboard."),
+            "enable_xray": _unsupported("AWS X-Ray tracing."),
         },
-        "Logs, metrics and alarms.",
+        "Logs, alarms (to alarm_email) and a dashboard.",
     ),
     "security": _obj(
         {
@@ -146,48 +208,74 @@ SECTIONS: dict[str, dict[str, Any]] = {
                 "type": "array",
                 "items": _CIDR,
                 "maxItems": 60,
-                "description": "CIDR blocks allowed in.",
+                "description": "CIDR blocks allowed to reach the application (HTTP and HTTPS).",
             },
-            "enable_waf": _bool("Put a web application firewall in front."),
-            "ssl_certificate_arn": _str("ACM certificate ARN.", pattern="^arn:aws[a-z-]*:acm:"),
-            "enable_encryption": _bool("Encrypt data at rest.", default=True),
+            "enable_waf": _bool("A WAFv2 web ACL (AWS managed common rules) in front of the load balancer."),
+            "enable_shield": _unsupported("AWS Shield Advanced."),
+            "ssl_certificate_arn": _str(
+                "ACM certificate of the load balancer's HTTPS listener.", pattern="^arn:aws[a-z-]*:acm:"
+            ),
+            "enable_encryption": _bool("A KMS key for the storage, database and secret of this source.", default=True),
         },
         "Network access and encryption.",
     ),
-    "features": {
-        "type": "object",
-        "description": "Feature flags: name -> true/false.",
-        "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
-        "additionalProperties": {"type": "boolean"},
-    },
+    "features": _obj(
+        {
+            "enable_queue": _bool("An SQS queue with a dead-letter queue."),
+            "enable_cache": _bool("An ElastiCache Redis cluster in the private subnets."),
+            "enable_cdn": _unsupported("A CloudFront distribution."),
+            "enable_search": _unsupported("An OpenSearch domain."),
+        },
+        "Feature flags; each builds its resources when true.",
+    ),
     "scaling": _obj(
         {
             "target_cpu_utilization": _int("CPU percent autoscaling aims for.", 1, 100),
+            "cpu_threshold": _alias("target_cpu_utilization", _int("", 1, 100)),
             "target_memory_utilization": _int("Memory percent autoscaling aims for.", 1, 100),
+            "memory_threshold": _alias("target_memory_utilization", _int("", 1, 100)),
             "scale_in_cooldown": _int("Seconds between scale-ins.", 0, 86400),
-            "scale_out_cooldown": _int("Seconds between scale-outs.", 0, 86400),
+            "scale_down_cooldown": _alias("scale_in_cooldown", _int("", 0, 86400)),
+            "scale_out_cooldown": _int("Seconds between scale-outs (ec2: the instance warm-up).", 0, 86400),
+            "scale_up_cooldown": _alias("scale_out_cooldown", _int("", 0, 86400)),
         },
-        "Autoscaling.",
+        "Target-tracking autoscaling of compute between the environment's min and max.",
     ),
     "backup": _obj(
         {
-            "enabled": _bool("Back up with AWS Backup.", default=True),
-            "schedule": _str("When, as an AWS cron or rate expression.", pattern="^(cron|rate)\\(.+\\)$"),
-            "retention_days": _int("Days to keep backups.", 1, 36500),
-            "cross_region_copy": _str("Region to copy backups to.", pattern=_REGION),
+            "enabled": _bool("Build this section (false: nothing of it).", default=True),
+            "schedule": _str(
+                "When, as an AWS cron or rate expression.", pattern="^(cron|rate)\\(.+\\)$", default="cron(0 5 * * ? *)"
+            ),
+            "retention_days": _int("Days to keep backups (default: the environment's backup_retention_days).", 1, 36500),
+            "cross_region_copy": {
+                "type": ["string", "boolean"],
+                "pattern": _REGION,
+                "description": "Region to copy backups to, or false for none.",
+            },
         },
-        "Backups beyond each environment's retention.",
+        "AWS Backup of this source's resources (vault, plan, selection by tags).",
     ),
     "notifications": _obj(
         {
-            "emails": {"type": "array", "items": _EMAIL, "description": "Who gets deployment e-mails."},
-            "slack_channel": _str("Slack channel, e.g. #deploys.", pattern="^#[a-z0-9_-]{1,80}$"),
-            "on_success": _bool("Notify on success.", default=True),
-            "on_failure": _bool("Notify on failure.", default=True),
+            "emails": {"type": "array", "items": _EMAIL, "maxItems": 50, "description": "Who gets deployment e-mails."},
+            "email_list": _alias("emails", {"type": "array", "items": _EMAIL, "maxItems": 50}),
+            "slack_webhook": _str(
+                "Slack incoming-webhook URL the manager posts deployments to. A secret: better kept by the manager.",
+                pattern="^https://[^\\s]+$",
+                **{SECRET: True},
+            ),
+            "slack_channel": _str("Slack channel of the webhook's posts, e.g. #deploys.", pattern="^#[a-z0-9_-]{1,80}$"),
+            "on_success": _bool("Notify after a successful apply.", default=True),
+            "on_failure": _bool("Notify after a failure.", default=True),
+            "enable_pagerduty": _unsupported("PagerDuty alerts."),
         },
-        "Who hears about deployments.",
+        "Who hears about deployments: an SNS topic for the e-mails, Slack, and GitHub.",
     ),
-    "custom": {"type": "object", "description": "Free-form settings for the manager's modules; not checked."},
+    "custom": {
+        "type": "object",
+        "description": "Free-form settings for the platform team's own modules (var.custom); not checked.",
+    },
 }
 
 SCHEMA: dict[str, Any] = {

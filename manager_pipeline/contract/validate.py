@@ -9,7 +9,8 @@ from typing import Any, Iterable
 from jsonschema import Draft202012Validator
 
 from manager_pipeline.contract.deploy_config import DeployConfig, InstanceSettings
-from manager_pipeline.contract.schema import ENVIRONMENT_SETTINGS, PLACEHOLDER, SCHEMA, SECTIONS
+from manager_pipeline.contract import rules
+from manager_pipeline.contract.schema import ENVIRONMENT_SETTINGS, PLACEHOLDER, SCHEMA, SECRET, SECTIONS
 from manager_pipeline.errors import ContractError, Problem
 from manager_pipeline.yamlfile import YamlDocument, YamlError, parse_yaml, suggest
 
@@ -42,6 +43,10 @@ class _Collector:
             Problem(_dotted(path), message, self.origin, place.line if place else None, place.column if place else None)
         )
 
+    def line_of(self, path: Iterable[Any]) -> str:
+        place = self.document.place(tuple(path), key=True)
+        return f"line {place.line}" if place else "this file"
+
     def raise_if_any(self) -> None:
         if self.problems:
             ordered = sorted(self.problems, key=lambda p: (p.line or 0, p.column or 0, p.path))
@@ -52,15 +57,24 @@ def _schema_message(error) -> list[tuple[tuple[Any, ...], str, bool]]:
     """(path, message, placed at the key) for one JSON Schema error."""
     path = tuple(error.absolute_path)
     kind, rule, value = error.validator, error.validator_value, error.instance
+    if isinstance(error.schema, dict) and SECRET in error.schema:
+        # Never echo a secret, not even a malformed one.
+        return [(path, f"is not valid (value hidden): {error.schema.get('description', '')}", False)]
     if kind == "additionalProperties" and rule is False:
         known = list(error.schema.get("properties", {}))
         extra = sorted(set(value) - set(known))
+        if path == ("features",):
+            return [
+                ((*path, key), f"not supported by this manager: features.{key}{suggest(key, known)}", True)
+                for key in extra
+            ]
         return [((*path, key), f"unknown key `{key}`{suggest(key, known)}", True) for key in extra]
     if kind == "required":
         return [(path, f"`{key}` is required", False) for key in rule if key not in value]
     if kind == "type":
         wanted = " or ".join(rule) if isinstance(rule, list) else rule
-        return [(path, f"expected {wanted}, got {_kind(value)} {value!r}", False)]
+        hint = f' (quote it: "{value}")' if rule == "string" and _kind(value) == "a number" else ""
+        return [(path, f"expected {wanted}, got {_kind(value)} {value!r}{hint}", False)]
     if kind == "enum":
         return [(path, f"{value!r} is not one of {', '.join(map(repr, rule))}", False)]
     if kind == "pattern":
@@ -178,8 +192,30 @@ def check_document(document: YamlDocument, known_environments: Iterable[str] = (
         for path, message, at_key in _schema_message(error):
             out.add(path, message, at_key)
     _semantic_problems(out, data, list(known_environments))
+    declared = [name for name in (data.get("environments") or {})] if isinstance(data.get("environments"), dict) else []
+    rules.spelling_problems(data, out.add, lambda path: out.line_of(path))
+    rules.cross_field_problems(data, declared, out.add)
     out.raise_if_any()
     return data
+
+
+def contract_warnings(data: dict[str, Any], origin: str = "variables.yml", document: YamlDocument | None = None):
+    """What a valid file should still change: secrets kept in a repository, settings with nothing to size."""
+    out = _Collector(document or YamlDocument(data), origin)
+    for path, _ in rules.secret_fields(data):
+        out.add(
+            path,
+            "a secret in a repository file: accepted for compatibility and masked everywhere, but anyone who "
+            "can read the repository can use it; ask the platform team to keep it in the manager instead",
+        )
+    if data.get("compute") is None:
+        for name in data.get("environments") or {}:
+            out.add(
+                ("environments", name, "instance_type"),
+                "sizes compute, and this file has no compute section: nothing is built from it",
+            )
+            break
+    return out.problems
 
 
 def load_variables(source: str | bytes, known_environments: Iterable[str] = (), origin: str = "variables.yml"):
@@ -199,6 +235,31 @@ def _with_defaults(section: dict[str, Any] | None, schema: dict[str, Any]) -> di
     return values
 
 
+def _resolve_sections(data: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Each section under canonical names with defaults filled; None where absent or switched off."""
+    sections = {
+        name: None if data.get(name) is None else rules.canonical(data[name], schema) for name, schema in SECTIONS.items()
+    }
+    retention = settings["backup_retention_days"]
+    if sections["database"] is not None and sections["database"].get("backup_retention_days") is None:
+        sections["database"]["backup_retention_days"] = retention
+    backup = sections["backup"]
+    if backup is not None:
+        if backup.get("retention_days") is None:
+            backup["retention_days"] = retention or None
+        if backup.get("cross_region_copy") is False:
+            backup["cross_region_copy"] = None
+        if not backup["enabled"] or not backup["retention_days"]:
+            sections["backup"] = None
+    if sections["monitoring"] is not None and not sections["monitoring"]["enabled"]:
+        sections["monitoring"] = None
+    compute = sections["compute"]
+    if compute is not None and compute["type"] == "ecs":
+        for key, value in rules.ECS_DEFAULTS.items():
+            compute.setdefault(key, value)
+    return sections
+
+
 def resolve(data: dict[str, Any], environment: str, source_name: str, origin: str = "variables.yml") -> DeployConfig:
     """The DeployConfig for one environment of a checked document, defaults filled, placeholders replaced."""
     settings = (data.get("environments") or {}).get(environment)
@@ -215,7 +276,7 @@ def resolve(data: dict[str, Any], environment: str, source_name: str, origin: st
         )
     settings = _with_defaults(settings, ENVIRONMENT_SETTINGS)
     networking = _with_defaults(data.get("networking"), SCHEMA["properties"]["networking"])
-    sections = {name: data.get(name) for name in SECTIONS}
+    sections = _resolve_sections(data, settings)
     return DeployConfig(
         source_name=source_name,
         project_name=data["project_name"],
@@ -234,4 +295,5 @@ def resolve(data: dict[str, Any], environment: str, source_name: str, origin: st
         ),
         tags={str(key): _tag_value(value, environment) for key, value in (data.get("tags") or {}).items()},
         sections=sections,
+        slack_webhook=(data.get("notifications") or {}).get("slack_webhook"),
     )

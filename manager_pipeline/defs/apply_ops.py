@@ -35,14 +35,14 @@ def load_plan(context: OpExecutionContext, plans: PlanStoreResource) -> PlanArti
     return artifact
 
 
-def _current_variables(manager, sources, plan: PlanArtifact) -> tuple[str | None, str | None]:
-    """(digest, problem) of the variables the source holds now on the plan's branch."""
+def _current_variables(manager, sources, plan: PlanArtifact) -> tuple[DeployConfig | None, str | None]:
+    """(config, problem) of the variables the source holds now on the plan's branch."""
     try:
         config = manager.load()
         spec = config.source(plan.source)
         document = sources.fetch(spec, DispatchEvent(plan.source, plan.environment, branch=plan.branch))
         data = load_variables(document.text, list(config.environments), document.location)
-        return resolve(data, plan.environment, plan.source, document.location).digest, None
+        return resolve(data, plan.environment, plan.source, document.location), None
     except ManagerError as exc:
         return None, str(exc).splitlines()[0]
 
@@ -65,7 +65,7 @@ def check_plan(
     approvals = GitHubApprovals(github.client()) if github.configured and record.repo else None
     verdict = review(record, policy, records, approvals)
     audit(context.instance, record, verdict.new)
-    digest, problem = _current_variables(manager, sources, plan)
+    current, problem = _current_variables(manager, sources, plan)
     newest = records.newest_candidate(plan.source, plan.environment)
     reasons = refusals(
         ApplyCheck(
@@ -75,7 +75,7 @@ def check_plan(
             plan_file_sha256=sha256_file(plan.plan_file) if plan.plan_file.exists() else "",
             newest_candidate=newest.plan_id if newest else None,
             module_digest=module_digest(config.terraform_dir),
-            variables_digest=digest,
+            variables_digest=current.digest if current else None,
             variables_problem=problem,
             accepted_approvers=tuple(verdict.accepted),
             now=time.time(),
@@ -91,4 +91,5 @@ def check_plan(
         )
     say(context, "check", f"plan {plan.plan_id} approved by {', '.join(verdict.accepted) or 'policy'}; applying")
     context.add_output_metadata({"approvers": MetadataValue.json(verdict.accepted)})
-    return DeployConfig.from_tfvars(plan.tfvars)
+    # The variables now are the planned ones (same digest), so their notification settings hold.
+    return current if current is not None else DeployConfig.from_tfvars(plan.tfvars)

@@ -32,7 +32,7 @@ def deploy():
     approved, held = approval_gate(plan_artifact)
     applied = apply(workdir, approved)
     # Fan-in: feedback runs with whichever of the two arrived (apply, or the gate's reason).
-    feedback([applied, held])
+    feedback(deploy_config, [applied, held])
 
 
 def _partitioned_job(graph_def, name: str, kind: str, environments: Iterable[str]) -> JobDefinition:
@@ -54,8 +54,9 @@ def deploy_job(environments: Iterable[str]) -> JobDefinition:
 @graph(description="Apply a saved, approved plan of one source and environment, after checking it still may be.")
 def apply_approved_plan():
     plan = load_plan()
-    workdir = init(check_plan(plan))
-    feedback([apply(workdir, plan)])
+    deploy_config = check_plan(plan)
+    workdir = init(deploy_config)
+    feedback(deploy_config, [apply(workdir, plan)])
 
 
 def apply_job(environments: Iterable[str]) -> JobDefinition:

@@ -32,6 +32,7 @@ from manager_pipeline.defs.resources import (
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import BRANCH_TAG, SHA_TAG, DispatchEvent
 from manager_pipeline.feedback import Outcome, OutcomeStatus
+from manager_pipeline.feedback.slack import NotifySettings
 from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG
 from manager_pipeline.sources import VariablesDocument
 from manager_pipeline.terraform import (
@@ -336,14 +337,21 @@ def apply(
     )
 
 
-@op(description="Report the outcome: run metadata in the UI and a report file under the instance.")
+@op(description="Report the outcome: run metadata in the UI, a report file, GitHub and Slack as the source asks.")
 def feedback(
-    context: OpExecutionContext, manager: ManagerConfigResource, feedback: FeedbackResource, outcomes: list[Outcome]
+    context: OpExecutionContext,
+    manager: ManagerConfigResource,
+    feedback: FeedbackResource,
+    deploy_config: DeployConfig,
+    outcomes: list[Outcome],
 ) -> Outcome:
     outcome = outcomes[0]
     repo = manager.load().source(outcome.event.source).repo
-    published = feedback.publish(outcome, context.run_id, repo, outcome.event.pr)
+    notify = NotifySettings.of(deploy_config.sections.get("notifications"), deploy_config.slack_webhook)
+    published = feedback.publish(outcome, context.run_id, repo, outcome.event.pr, notify)
     say(context, "feedback", f"{outcome.status.value}: report {published.report_file}")
+    if published.slack_problem:
+        say(context, "feedback", f"Slack notification not sent: {published.slack_problem}")
     metadata = {
         "status": outcome.status.value,
         "report": MetadataValue.md(published.markdown),

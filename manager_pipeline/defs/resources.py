@@ -20,6 +20,8 @@ from manager_pipeline.events import DispatchEvent
 from manager_pipeline.feedback import LocalReportSink, Outcome, github_items, render_report
 from manager_pipeline.feedback.delivery import DeliveryReport, deliver
 from manager_pipeline.feedback.outbox import Outbox
+from manager_pipeline.feedback.redact import redact, secret_values
+from manager_pipeline.feedback.slack import NotifySettings, SlackSink, slack_message
 from manager_pipeline.github import GitHubPublisher, GitHubSettings, GitHubSource, connect
 from manager_pipeline.github.client import DEFAULT_API_URL
 from manager_pipeline.intake.inbox import Inbox
@@ -193,18 +195,25 @@ class FeedbackResource(ConfigurableResource):
     def outbox(self) -> Outbox:
         return Outbox(self.database_url)
 
-    def publish(self, outcome: Outcome, run_id: str, repo: str | None, pr: int | None) -> Published:
-        """Write the report; queue and try to send the GitHub feedback of a GitHub source."""
+    def publish(
+        self, outcome: Outcome, run_id: str, repo: str | None, pr: int | None, notify: NotifySettings | None = None
+    ) -> Published:
+        """Write the report; post to Slack when asked; queue and try to send a GitHub source's feedback."""
+        notify = notify or NotifySettings()
         url = self.run_url(run_id)
-        markdown = render_report(outcome, run_id, url)
+        markdown = redact(render_report(outcome, run_id, url), notify.secrets)
         path = LocalReportSink(Path(self.reports_dir)).write(
             outcome.event.source, outcome.event.environment, run_id, markdown
         )
+        slack_problem = None
+        if notify.slack_webhook and notify.wants(outcome):
+            message = slack_message(outcome, url, notify.slack_channel, [*secret_values(), *notify.secrets])
+            slack_problem = SlackSink().post(notify.slack_webhook, message)
         sha = outcome.sha or (outcome.plan.sha if outcome.plan else None) or outcome.event.sha
         if not repo or not sha:
-            return Published(markdown, path, DeliveryReport())
-        self.outbox().add(github_items.items_for(outcome, repo, sha, pr, run_id, url), run_id)
-        return Published(markdown, path, self.deliver(quick=True))
+            return Published(markdown, path, DeliveryReport(), slack_problem)
+        self.outbox().add(github_items.items_for(outcome, repo, sha, pr, run_id, url, notify), run_id)
+        return Published(markdown, path, self.deliver(quick=True), slack_problem)
 
     def started(self, repo: str, sha: str, environment: str, run_id: str) -> DeliveryReport:
         self.outbox().add([github_items.started(repo, sha, environment, self.run_url(run_id))], run_id)
@@ -222,6 +231,7 @@ class Published:
     markdown: str
     report_file: Path
     delivery: DeliveryReport
+    slack_problem: str | None = None
 
 
 def github_resource(env: Mapping[str, str] | None = None) -> GitHubResource:

@@ -7,6 +7,7 @@ from manager_pipeline.feedback.outbox import FeedbackItem
 from manager_pipeline.feedback.outcome import Outcome, OutcomeStatus
 from manager_pipeline.feedback.redact import redact, secret_values
 from manager_pipeline.feedback.report import format_value, render_report
+from manager_pipeline.feedback.slack import NotifySettings
 
 STATUS_CONTEXT = "manager-pipeline/{environment}"
 _STATE = {
@@ -19,8 +20,9 @@ _STATE = {
 }
 
 
-def _clean(item: FeedbackItem) -> FeedbackItem:
-    return FeedbackItem(item.repo, item.kind, redact(item.payload, secret_values()))
+def _clean(item: FeedbackItem, extra_secrets: list[str] = ()) -> FeedbackItem:
+    secrets = sorted({*secret_values(), *extra_secrets}, key=len, reverse=True)
+    return FeedbackItem(item.repo, item.kind, redact(item.payload, secrets))
 
 
 def status(repo: str, sha: str, environment: str, state: str, description: str, target_url: str) -> FeedbackItem:
@@ -95,12 +97,21 @@ def notification(repo: str, pr: int | None, sha: str, outcome: Outcome, run_id: 
     )
 
 
-def items_for(outcome: Outcome, repo: str, sha: str, pr: int | None, run_id: str, run_url: str) -> list[FeedbackItem]:
+def items_for(
+    outcome: Outcome,
+    repo: str,
+    sha: str,
+    pr: int | None,
+    run_id: str,
+    run_url: str,
+    notify: NotifySettings | None = None,
+) -> list[FeedbackItem]:
     """Everything a finished (or failed) run tells its repository, in the order to send it."""
+    notify = notify or NotifySettings()
     items = [status(repo, sha, outcome.event.environment, _STATE[outcome.status], _description(outcome), run_url)]
     if outcome.plan is not None:
         # Posted on the pull request of the event, or on those of the commit (none: nothing).
         items.append(plan_comment(repo, pr, sha, outcome, run_id, run_url))
-    if outcome.status in (OutcomeStatus.APPLIED, OutcomeStatus.FAILED):
+    if notify.wants(outcome):
         items.append(notification(repo, pr, sha, outcome, run_id, run_url))
-    return items
+    return [_clean(item, notify.secrets) for item in items]

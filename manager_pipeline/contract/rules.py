@@ -1,0 +1,235 @@
+"""What the schema alone cannot say about the optional sections.
+
+Three kinds of rule, each reported at the line of the field it is about:
+- the original pipeline's field names are aliases: accepted, never both spellings of one field;
+- a field either builds something or is refused ("not supported by this manager: ...");
+- settings that contradict each other are refused here, not by Terraform (or AWS) later.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+from manager_pipeline.contract.schema import ALIAS_OF, SCHEMA, SECRET, SUPPORTED_VALUES, UNSUPPORTED
+
+Path = tuple[Any, ...]
+Report = Callable[[Path, str, bool], None]
+
+S3_NAME_LIMIT = 63
+# Fargate's task sizes: memory (MiB) a CPU value allows, from the smallest to the largest.
+FARGATE_MEMORY = {
+    256: (512, 2048),
+    512: (1024, 4096),
+    1024: (2048, 8192),
+    2048: (4096, 16384),
+    4096: (8192, 30720),
+    8192: (16384, 61440),
+    16384: (32768, 122880),
+}
+ECS_DEFAULTS = {"cpu": 256, "memory": 512}
+NEEDS_COMPUTE = "needs a compute section (there is nothing to {what} without one)"
+
+
+def walk(schema: dict[str, Any], data: Any, path: Path = ()) -> Iterator[tuple[Path, dict[str, Any], Any]]:
+    """(path, field schema, value) of every field of ``data`` that the schema describes."""
+    if not isinstance(data, dict):
+        if isinstance(data, list) and isinstance(schema.get("items"), dict):
+            for index, item in enumerate(data):
+                yield from walk(schema["items"], item, (*path, index))
+        return
+    properties = schema.get("properties", {})
+    extra = schema.get("additionalProperties")
+    for key, value in data.items():
+        field = properties.get(key, extra if isinstance(extra, dict) else None)
+        if field is not None:
+            yield (*path, key), field, value
+            yield from walk(field, value, (*path, key))
+
+
+def aliases(schema: dict[str, Any]) -> dict[str, str]:
+    """alias -> canonical name, for one object of the schema."""
+    return {name: field[ALIAS_OF] for name, field in schema.get("properties", {}).items() if ALIAS_OF in field}
+
+
+def spelling_problems(data: dict[str, Any], report: Report, place: Callable[[Path], str]) -> None:
+    """Both spellings of one field, and flags or values this manager does not build."""
+    for path, field, value in walk(SCHEMA, data):
+        if isinstance(value, dict):
+            for alias, canonical in aliases(field).items():
+                if alias in value and canonical in value:
+                    report(
+                        (*path, alias),
+                        f"gives both `{canonical}` ({place((*path, canonical))}) and `{alias}`, the original "
+                        f"pipeline's name for it ({place((*path, alias))}); keep one",
+                        True,
+                    )
+        if field.get(UNSUPPORTED) and value is True:
+            report(path, f"not supported by this manager: {_dotted(path)} (set it to false or remove it)", False)
+        supported = field.get(SUPPORTED_VALUES)
+        if supported and value in field.get("enum", ()) and value not in supported:
+            report(
+                path,
+                f"not supported by this manager: {_dotted(path)} `{value}` (supported: {', '.join(supported)})",
+                False,
+            )
+
+
+def _dotted(path: Path) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def canonical(data: Any, schema: dict[str, Any]) -> Any:
+    """``data`` under canonical names with defaults filled, minus secrets and unsupported flags."""
+    if isinstance(data, list) and isinstance(schema.get("items"), dict):
+        return [canonical(item, schema["items"]) for item in data]
+    if not isinstance(data, dict) or "properties" not in schema:
+        return data
+    renamed = aliases(schema)
+    properties = schema["properties"]
+    values: dict[str, Any] = {}
+    for key, field in properties.items():
+        if ALIAS_OF in field or SECRET in field or UNSUPPORTED in field:
+            continue
+        if key in data:
+            values[key] = canonical(data[key], field)
+        elif "default" in field:
+            values[key] = field["default"]
+    for alias, name in renamed.items():
+        if alias in data:
+            values[name] = canonical(data[alias], properties[name])
+    return values
+
+
+def secret_fields(data: dict[str, Any]) -> list[tuple[Path, str]]:
+    """(path, value) of every secret a file holds."""
+    return [(path, value) for path, field, value in walk(SCHEMA, data) if SECRET in field and isinstance(value, str)]
+
+
+def _get(data: dict[str, Any], section: str) -> dict[str, Any] | None:
+    value = data.get(section)
+    return value if isinstance(value, dict) else None
+
+
+def cross_field_problems(data: dict[str, Any], environments: list[str], report: Report) -> None:
+    """Settings that contradict each other, or that need a section the file does not have."""
+    compute, database, storage = _get(data, "compute"), _get(data, "database"), _get(data, "storage")
+    monitoring, security, backup = _get(data, "monitoring"), _get(data, "security"), _get(data, "backup")
+    networking = _get(data, "networking") or {}
+    zones = networking.get("availability_zones", 2)
+    zones = zones if type(zones) is int else 2
+    if compute is not None:
+        _compute_problems(compute, zones, report)
+    if database is not None:
+        if zones < 2:
+            report(("database",), "RDS subnet groups span two availability zones; set networking.availability_zones to 2 or more", True)
+        if database.get("multi_az") is True and zones < 2:
+            report(("database", "multi_az"), "a standby needs a second availability zone; networking.availability_zones is 1", False)
+        if str(database.get("engine", "")).startswith("aurora") and "allocated_storage" in database:
+            report(("database", "allocated_storage"), "Aurora grows its storage by itself; remove allocated_storage", True)
+    if storage is not None:
+        _storage_problems(storage, data.get("project_name"), environments, report)
+    if monitoring is not None:
+        _switched_off(monitoring, "monitoring", report)
+        if compute is None and "alarm_cpu_threshold" in monitoring:
+            report(("monitoring", "alarm_cpu_threshold"), NEEDS_COMPUTE.format(what="watch"), True)
+    if security is not None and compute is None and "ssl_certificate_arn" in security:
+        report(("security", "ssl_certificate_arn"), NEEDS_COMPUTE.format(what="terminate TLS on"), True)
+    if _get(data, "scaling") is not None and compute is None:
+        report(("scaling",), NEEDS_COMPUTE.format(what="scale"), True)
+    if backup is not None:
+        _switched_off(backup, "backup", report)
+        copy = backup.get("cross_region_copy")
+        if copy is True:
+            report(("backup", "cross_region_copy"), "name the region to copy backups to (or false for no copy)", False)
+        regions = {
+            name: settings.get("region")
+            for name, settings in (data.get("environments") or {}).items()
+            if isinstance(settings, dict)
+        }
+        for name, region in regions.items():
+            if isinstance(copy, str) and copy == region:
+                report(("backup", "cross_region_copy"), f"{copy} is {name}'s own region; name another region", False)
+                break
+    notifications = _get(data, "notifications")
+    if notifications is not None and "slack_channel" in notifications and "slack_webhook" not in notifications:
+        report(("notifications", "slack_channel"), "needs notifications.slack_webhook (the webhook posts to it)", True)
+
+
+def _switched_off(section: dict[str, Any], name: str, report: Report) -> None:
+    """A section turned off by its `enabled` flag (either spelling) may hold nothing else."""
+    flags = {"enabled", *(alias for alias, field in aliases(SCHEMA["properties"][name]).items() if field == "enabled")}
+    flag = next((key for key in flags if section.get(key) is False), None)
+    if flag is not None:
+        for key in section:
+            if key not in flags:
+                report((name, key), f"{name}.{flag} is false, so this builds nothing; remove it or the flag", True)
+
+
+def _compute_problems(compute: dict[str, Any], zones: int, report: Report) -> None:
+    kind = compute.get("type", "ec2")
+    if zones < 2:
+        report(("compute",), "its load balancer spans two availability zones; set networking.availability_zones to 2 or more", True)
+    only = {"ec2": ("instance_type", "ami_id", "key_name", "user_data_script"), "ecs": ("cpu", "memory", "image")}
+    for other, keys in only.items():
+        if kind != other and kind in only:
+            for key in keys:
+                if key in compute:
+                    report(("compute", key), f"applies to compute of type {other} only (this is {kind})", True)
+    required = {"ec2": "ami_id", "ecs": "image"}.get(kind)
+    if required and required not in compute:
+        report(("compute",), f"`{required}` is required for compute of type {kind}", True)
+    if kind == "ecs":
+        cpu, memory = compute.get("cpu", ECS_DEFAULTS["cpu"]), compute.get("memory", ECS_DEFAULTS["memory"])
+        if cpu in FARGATE_MEMORY and type(memory) is int:
+            low, high = FARGATE_MEMORY[cpu]
+            if not low <= memory <= high:
+                report(("compute", "memory"), f"{memory} MiB does not fit Fargate's {cpu} CPU units ({low} to {high})", False)
+
+
+def _storage_problems(storage: dict[str, Any], project: Any, environments: list[str], report: Report) -> None:
+    names: dict[str, Path] = {}
+    main = storage.get("bucket_name", "storage")
+    if isinstance(main, str):
+        names[main] = ("storage", "bucket_name")
+    for index, bucket in enumerate(storage.get("buckets") or []):
+        if isinstance(bucket, dict) and isinstance(bucket.get("name"), str):
+            path = ("storage", "buckets", index, "name")
+            if bucket["name"] in names:
+                report(path, f"`{bucket['name']}` names another bucket of this section too", False)
+            names[bucket["name"]] = path
+    if isinstance(project, str):
+        for suffix, path in names.items():
+            for environment in environments:
+                full = f"{project}-{environment}-{suffix}"
+                if len(full) > S3_NAME_LIMIT:
+                    report(
+                        path,
+                        f"`{full}` (the bucket's name in {environment}) is {len(full)} characters; S3 allows "
+                        f"{S3_NAME_LIMIT}: shorten it or project_name",
+                        False,
+                    )
+                    break
+    ids: set[str] = set()
+    for index, rule in enumerate(storage.get("lifecycle_rules") or []):
+        if not isinstance(rule, dict):
+            continue
+        path = ("storage", "lifecycle_rules", index)
+        name = rule.get("id", rule.get("name"))
+        if isinstance(name, str):
+            if name in ids:
+                report(path, f"another rule is named `{name}` too", False)
+            ids.add(name)
+        else:
+            report(path, "`id` is required (the rule's name)", False)
+        days, target = rule.get("transition_days"), rule.get("transition_storage_class")
+        if (days is None) != (target is None):
+            missing = "transition_storage_class" if target is None else "transition_days"
+            report(path, f"a transition needs both transition_days and transition_storage_class; add {missing}", False)
+        expires = rule.get("expiration_days")
+        if type(days) is int and type(expires) is int and days >= expires:
+            report(
+                (*path, "transition_days"),
+                f"objects would be deleted (expiration_days {expires}) before they move (transition_days {days}); "
+                "transition earlier or expire later",
+                False,
+            )
