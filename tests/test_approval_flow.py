@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from dagster import build_sensor_context
@@ -206,8 +207,23 @@ def test_a_team_member_approves_by_comment_and_a_stranger_is_refused(manager, gi
     assert any("by dave (commit-comment): refused" in m for m in messages)
 
 
-def test_a_killed_apply_leaves_a_lock_that_the_next_run_reports(gated):
-    env = dict(gated.env, MANAGER_LOCK_TIMEOUT="1s")
+def _providers_started_with(tmpdir: Path) -> list[int]:
+    """Live aws provider processes of this test's runs (marked by their TMPDIR), not the machine's."""
+    found = []
+    for line in subprocess.run(["pgrep", "-f", "terraform-provider-aws"], capture_output=True, text=True).stdout.split():
+        try:
+            environ = Path(f"/proc/{line}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"TMPDIR={tmpdir}".encode() in environ:
+            found.append(int(line))
+    return found
+
+
+def test_a_killed_apply_leaves_a_lock_that_the_next_run_reports(gated, tmp_path):
+    marker = tmp_path / "tmp"
+    marker.mkdir()
+    env = dict(gated.env, MANAGER_LOCK_TIMEOUT="1s", TMPDIR=str(marker))
     process = subprocess.Popen(
         [str(BIN / "manager-pipeline"), "run", "--source", "app", "--env", "staging"],
         cwd=gated.root,
@@ -220,7 +236,12 @@ def test_a_killed_apply_leaves_a_lock_that_the_next_run_reports(gated):
     for line in process.stdout:
         if line.startswith("[gate"):
             break
-    time.sleep(4)  # terraform apply is creating the VPC now, holding the state lock
+    # Kill it while terraform apply holds the state lock (it creates the VPC for seconds).
+    lock = {"Bucket": gated.bucket, "Key": "app/staging/terraform.tfstate.tflock"}
+    deadline = time.monotonic() + 60
+    while not gated.s3().list_objects_v2(Bucket=gated.bucket, Prefix=lock["Key"]).get("KeyCount"):
+        assert time.monotonic() < deadline and process.poll() is None, "the apply never took the state lock"
+        time.sleep(0.1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
 
@@ -233,13 +254,7 @@ def test_a_killed_apply_leaves_a_lock_that_the_next_run_reports(gated):
     released = gated.cli("unlock", "app", "staging", command.group(1))
     assert released.returncode == 0, released.stderr
     assert gated.cli("run", "--source", "app", "--env", "staging", "--plan-only").returncode == 0
-    assert not [
-        line
-        for line in subprocess.run(
-            ["pgrep", "-f", "terraform-provider-aws"], capture_output=True, text=True
-        ).stdout.split()
-        if line
-    ]
+    assert _providers_started_with(marker) == []
 
 
 def test_a_stale_saved_plan_needs_a_re_plan(tmp_path, tools_dir):
