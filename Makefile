@@ -1,10 +1,11 @@
 # Two commands do everything on a fresh machine: `make demo` and `make test`.
+# `make check` runs the unit tests only (no process, no network; well under a minute).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: env browser demo test ui stop bench generate clean
+.PHONY: env browser demo check test ui stop bench generate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +24,12 @@ browser:
 demo: env
 	$(BIN)/manager-pipeline run --source example --env staging
 
+# tests/unit: no subprocess, no network. tests/integration: real processes, Terraform, moto, the stand-ins.
+check: env
+	$(BIN)/python -m pytest tests/unit -q
+
 test: env browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests
 
 ui: env
 	$(BIN)/manager-pipeline ui

@@ -374,7 +374,7 @@ def cmd_serve_webhooks(args: argparse.Namespace) -> int:
 
     from manager_pipeline.instance import prepare_home
     from manager_pipeline.intake.inbox import Inbox
-    from manager_pipeline.intake.receiver import PATH, ConfigWatcher, WebhookApp, make_server
+    from manager_pipeline.intake.receiver import PATH, ConfigWatcher, WebhookApp, serve
 
     settings = _settings()
     _config(settings)
@@ -383,16 +383,12 @@ def cmd_serve_webhooks(args: argparse.Namespace) -> int:
         raise UsageError("GITHUB_WEBHOOK_SECRET is not set; the receiver refuses to start without a secret")
     prepare_home(settings)
     app = WebhookApp(secret, ConfigWatcher(settings.config_path), Inbox(settings.database_url))
-    server = make_server(app, args.host, args.port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    host, port = server.server_address[:2]
-    print(f"receiving GitHub deliveries on http://{host}:{port}{PATH} (health: /healthz)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+
+    def ready(host: str, port: int) -> None:
+        print(f"receiving GitHub deliveries on http://{host}:{port}{PATH} (health: /healthz)", flush=True)
+
+    serve(app, args.host, args.port, ready, deadline_s=args.request_timeout, max_connections=args.max_connections)
     return EXIT_OK
 
 
@@ -450,6 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
     webhooks = commands.add_parser("serve-webhooks", help="receive GitHub webhook deliveries into the inbox")
     webhooks.add_argument("--host", default="127.0.0.1")
     webhooks.add_argument("--port", type=int, default=8088)
+    webhooks.add_argument(
+        "--request-timeout", type=float, default=10.0, help="seconds a sender gets for headers, and for the body"
+    )
+    webhooks.add_argument("--max-connections", type=int, default=1000, help="past it, new connections get 503")
     webhooks.set_defaults(func=cmd_serve_webhooks)
     return parser
 

@@ -1,20 +1,32 @@
 """The webhook receiver: check, write to the inbox, answer. Terraform never runs here.
 
 ``POST /webhooks/github`` takes GitHub's ``push``, ``pull_request`` and ``ping`` deliveries
-signed with ``GITHUB_WEBHOOK_SECRET``; ``GET /healthz`` says it is up. A log line per
+signed with ``GITHUB_WEBHOOK_SECRET``; ``GET /healthz`` says it is up (and whether manager.yaml
+is). It is a Starlette app served by uvicorn (both come with dagster-webserver): uvicorn bounds
+connections and idle keep-alives, h11 refuses malformed framing, and the body is read here
+under a size cap and a deadline before anything else looks at it.
+
+Every request gets an answer: 4xx for what the sender must fix, 503 for what the manager must
+(GitHub shows it and a redelivery will go through), never a dropped connection. A log line per
 delivery names it and what became of it, never the secret or the signature.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import os
 import socket
 import threading
-from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from manager_pipeline.config import ManagerConfig, load_config
 from manager_pipeline.errors import ManagerError
@@ -23,26 +35,52 @@ from manager_pipeline.intake.webhooks import MAX_BODY_BYTES, Refused, read_deliv
 
 log = logging.getLogger("manager_pipeline.webhooks")
 PATH = "/webhooks/github"
+# A sender gets this long for a request's headers, and again for its body; GitHub sends at once.
+REQUEST_DEADLINE_S = 10.0
+# A declared body up to this size is drained before a 413 is sent; past it the connection closes.
+DRAIN_LIMIT = 8 * MAX_BODY_BYTES
+# Connections and requests at once; past it uvicorn answers 503 rather than queueing without bound.
+MAX_CONNECTIONS = 1000
+KEEP_ALIVE_S = 5
+
+
+class ConfigUnavailable(ManagerError):
+    """manager.yaml has never been readable since the receiver started."""
 
 
 class ConfigWatcher:
-    """manager.yaml, read again when it changes, so a new source needs no restart."""
+    """manager.yaml, read again when it changes, so a new source needs no restart.
+
+    A file caught mid-edit (or broken) is reported and the last good one keeps serving."""
 
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
-        self._stamp: float | None = None
+        self._stamp: tuple[float, int] | None = None
         self._config: ManagerConfig | None = None
+        self.problem: str | None = None
 
     def current(self) -> ManagerConfig:
-        stamp = os.stat(self.path).st_mtime
         with self._lock:
-            if self._config is None or stamp != self._stamp:
-                self._config, self._stamp = load_config(self.path), stamp
+            try:
+                info = os.stat(self.path)
+                stamp = (info.st_mtime, info.st_size)
+                if self._config is None or stamp != self._stamp:
+                    self._config, self._stamp, self.problem = load_config(self.path), stamp, None
+            except (OSError, ManagerError) as exc:
+                problem = str(exc).splitlines()[0]
+                if problem != self.problem:
+                    serving = "still serving the last good one" if self._config else "refusing deliveries"
+                    log.error("manager.yaml cannot be read (%s); %s", problem, serving)
+                self.problem = problem
+            if self._config is None:
+                raise ConfigUnavailable(f"manager.yaml cannot be read: {self.problem}")
             return self._config
 
 
 class WebhookApp:
+    """What to answer a delivery: plain Python over headers and body (no HTTP here)."""
+
     def __init__(self, secret: str, config: ConfigWatcher, inbox: Inbox):
         if not secret:
             raise ManagerError("GITHUB_WEBHOOK_SECRET is not set: the receiver will not accept unsigned deliveries")
@@ -53,90 +91,164 @@ class WebhookApp:
     def handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict]:
         delivery_id = headers.get("X-GitHub-Delivery") or ""
         event = headers.get("X-GitHub-Event") or ""
+        shown = delivery_id if delivery_id.isprintable() and len(delivery_id) <= 100 else "-"
         try:
-            if len(delivery_id) > 100:
-                raise Refused(400, "X-GitHub-Delivery is too long")
+            if len(delivery_id) > 100 or not delivery_id.isascii():
+                raise Refused(400, "X-GitHub-Delivery must be at most 100 ASCII characters")
             verify_signature(self._secret, body, headers.get("X-Hub-Signature-256"))
             if not delivery_id:
                 raise Refused(400, "missing X-GitHub-Delivery")
             delivery = read_delivery(self.config.current(), event, delivery_id, body)
+            if event == "ping":
+                log.info("delivery %s: ping", shown)
+                return 200, {"status": "pong"}
+            if delivery is None:
+                log.info("delivery %s (%s): nothing to deploy", shown, event)
+                return 202, {
+                    "status": "ignored",
+                    "reason": "no change under a source's variables folder, or not a deploying action",
+                }
+            row_id, new = self.inbox.add(delivery)
         except Refused as refused:
-            log.warning(
-                "delivery %s (%s) refused %d: %s", delivery_id or "-", event or "-", refused.status, refused.reason
-            )
+            log.warning("delivery %s (%s) refused %d: %s", shown, event[:40] or "-", refused.status, refused.reason)
             return refused.status, {"error": refused.reason}
-        if event == "ping":
-            log.info("delivery %s: ping", delivery_id)
-            return 200, {"status": "pong"}
-        if delivery is None:
-            log.info("delivery %s (%s): nothing to deploy", delivery_id, event)
-            return 202, {
-                "status": "ignored",
-                "reason": "no change under a source's variables folder, or not a deploying action",
-            }
-        row_id, new = self.inbox.add(delivery)
+        except ConfigUnavailable as exc:
+            log.error("delivery %s (%s) not taken: %s", shown, event[:40] or "-", exc)
+            return 503, {"error": "the manager's configuration is broken; redeliver once it is fixed"}
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("delivery %s (%s) not taken: the inbox cannot be written (%s)", shown, event, type(exc).__name__)
+            return 503, {"error": "the manager cannot store deliveries right now; redeliver later"}
         if not new:
-            log.info("delivery %s (%s): duplicate, already in the inbox", delivery_id, event)
+            log.info("delivery %s (%s): duplicate, already in the inbox", shown, event)
             return 200, {"status": "duplicate"}
         log.info(
-            "delivery %s (%s %s): queued as %s for %s",
-            delivery_id,
-            event,
-            delivery.repo,
-            row_id,
-            ",".join(delivery.sources),
+            "delivery %s (%s %s): queued as %s for %s", shown, event, delivery.repo, row_id, ",".join(delivery.sources)
         )
         return 202, {"status": "queued", "inbox_id": row_id, "sources": list(delivery.sources)}
 
 
-def _handler(app: WebhookApp) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "manager-pipeline"
+async def _read_body(request: Request, limit: int, deadline_s: float) -> bytes:
+    """The body, at most ``limit`` bytes, whatever Content-Length claims; Refused otherwise.
 
-        def setup(self) -> None:
-            super().setup()
-            # Answers are small: send them at once instead of waiting on the peer's delayed ACK.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    A body declared a little too large is read and dropped before the 413, so that the sender,
+    still writing, sees the answer instead of a broken pipe."""
+    declared = request.headers.get("content-length")
+    too_large = declared is not None and declared.isdigit() and int(declared) > limit
+    if too_large and int(declared) > DRAIN_LIMIT:
+        raise Refused(413, f"body over {limit} bytes")
+    chunks, size = [], 0
 
-        def log_message(self, format: str, *args) -> None:  # noqa: A002 - the access log is ours
-            pass
+    async def read() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > (DRAIN_LIMIT if too_large else limit):
+                raise Refused(413, f"body over {limit} bytes")
+            if not too_large:
+                chunks.append(chunk)
+        if too_large:
+            raise Refused(413, f"body over {limit} bytes")
 
-        def _answer(self, status: int, payload: dict, close: bool = False) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if close:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if self.path == "/healthz":
-                return self._answer(200, {"status": "ok"})
-            self._answer(404, {"error": "not found"})
-
-        def do_POST(self) -> None:  # noqa: N802
-            if self.path != PATH:
-                return self._answer(404, {"error": f"deliveries go to {PATH}"}, close=True)
-            try:
-                length = int(self.headers.get("Content-Length") or "")
-            except ValueError:
-                return self._answer(411, {"error": "Content-Length required"}, close=True)
-            if length > MAX_BODY_BYTES:
-                delivery = self.headers.get("X-GitHub-Delivery") or "-"
-                log.warning("delivery %s refused 413: %d bytes is over %d", delivery, length, MAX_BODY_BYTES)
-                return self._answer(413, {"error": f"body over {MAX_BODY_BYTES} bytes"}, close=True)
-            body = self.rfile.read(length)
-            status, payload = app.handle(self.headers, body)
-            self._answer(status, payload)
-
-    return Handler
+    try:
+        await asyncio.wait_for(read(), deadline_s)
+    except asyncio.TimeoutError:
+        raise Refused(408, f"the body did not arrive within {deadline_s:g} s") from None
+    return b"".join(chunks)
 
 
-def make_server(app: WebhookApp, host: str, port: int) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), _handler(app))
-    server.daemon_threads = True
-    return server
+def asgi_app(app: WebhookApp, max_body: int = MAX_BODY_BYTES, deadline_s: float = REQUEST_DEADLINE_S) -> Starlette:
+    async def deliveries(request: Request) -> JSONResponse:
+        try:
+            body = await _read_body(request, max_body, deadline_s)
+        except Refused as refused:
+            log.warning(
+                "delivery %s refused %d: %s",
+                (request.headers.get("x-github-delivery") or "-")[:100],
+                refused.status,
+                refused.reason,
+            )
+            return JSONResponse({"error": refused.reason}, refused.status, headers={"Connection": "close"})
+        status, payload = await run_in_threadpool(app.handle, request.headers, body)
+        return JSONResponse(payload, status)
+
+    async def health(request: Request) -> JSONResponse:
+        problem = app.config.problem
+        return JSONResponse({"status": "ok", "manager_yaml": problem or "ok"})
+
+    async def elsewhere(request: Request) -> JSONResponse:
+        return JSONResponse({"error": f"deliveries go to {PATH}"}, 404)
+
+    return Starlette(
+        routes=[
+            Route(PATH, deliveries, methods=["POST"]),
+            Route("/healthz", health, methods=["GET"]),
+            Route("/{path:path}", elsewhere, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        ]
+    )
+
+
+def _protocol(deadline_s: float) -> type:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadlineH11(H11Protocol):
+        """uvicorn's h11 protocol, plus a deadline for a request's headers: uvicorn times out a
+        keep-alive connection only after a response, so a peer that never sends (or sends a byte
+        now and then) would hold its connection for ever."""
+
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(deadline_s, self._expire)
+
+        def _expire(self) -> None:
+            self._deadline = None
+            if self.cycle is None or self.cycle.response_complete:
+                self.timeout_keep_alive_handler()
+
+    return HeaderDeadlineH11
+
+
+def serve(
+    app: WebhookApp,
+    host: str,
+    port: int,
+    on_ready: Callable[[str, int], None],
+    deadline_s: float = REQUEST_DEADLINE_S,
+    max_connections: int = MAX_CONNECTIONS,
+) -> None:
+    """Serve until interrupted; ``on_ready`` gets the bound address once deliveries can arrive."""
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    config = uvicorn.Config(
+        asgi_app(app, deadline_s=deadline_s),
+        http=_protocol(deadline_s),
+        limit_concurrency=max_connections,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        access_log=False,
+        lifespan="off",
+        log_config=None,
+        h11_max_incomplete_event_size=64 * 1024,
+    )
+    server = uvicorn.Server(config)
+    on_ready(*sock.getsockname()[:2])
+    server.run(sockets=[sock])

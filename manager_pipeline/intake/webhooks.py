@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -33,7 +34,8 @@ def signature_for(secret: bytes, body: bytes) -> str:
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> None:
     if not header:
         raise Refused(401, "missing X-Hub-Signature-256")
-    if not hmac.compare_digest(signature_for(secret, body), header.strip()):
+    # compare_digest takes ASCII text only; anything else cannot be a signature of ours.
+    if not header.isascii() or not hmac.compare_digest(signature_for(secret, body), header.strip()):
         raise Refused(401, "signature does not match")
 
 
@@ -83,17 +85,44 @@ def _push_files(payload: dict[str, Any]) -> tuple[str, ...] | None:
     return tuple(sorted(files))
 
 
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _commit(value: Any) -> str:
+    if not isinstance(value, str) or not _COMMIT.match(value):
+        raise Refused(400, "the commit id must be 40 hexadecimal characters")
+    return value
+
+
+def _number(value: Any) -> int:
+    if type(value) is not int or value <= 0:
+        raise Refused(400, "the pull request number must be a positive integer")
+    return value
+
+
 def read_delivery(config: ManagerConfig, event: str, delivery_id: str, body: bytes) -> Delivery | None:
     """The delivery, None for a ping or a delivery that asks for nothing; Refused if not acceptable."""
     if event not in SUPPORTED_EVENTS:
-        raise Refused(400, f"event type {event!r} is not handled (push, pull_request and ping are)")
+        raise Refused(400, f"event type {event[:40]!r} is not handled (push, pull_request and ping are)")
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused(400, "body is not JSON") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise Refused(400, "body is not JSON (or nests too deep)") from None
     if not isinstance(payload, dict):
         raise Refused(400, "body is not a JSON object")
-    repo = (payload.get("repository") or {}).get("full_name")
+    try:
+        return _read_payload(config, event, delivery_id, payload)
+    except (AttributeError, TypeError, ValueError):
+        # A signed body of another shape than GitHub documents (e.g. `number: "abc"`).
+        raise Refused(400, f"the {event} payload is not shaped as GitHub documents it") from None
+
+
+def _read_payload(config: ManagerConfig, event: str, delivery_id: str, payload: dict[str, Any]) -> Delivery | None:
+    repository = payload.get("repository")
+    if event == "ping" and repository is None:
+        # An organisation's or a GitHub App's hook: GitHub pings it with no repository.
+        return None
+    repo = repository.get("full_name") if isinstance(repository, dict) else None
     if not isinstance(repo, str) or "/" not in repo:
         raise Refused(400, "no repository.full_name in the payload")
     specs = sources_for(config, repo)
@@ -115,7 +144,7 @@ def read_delivery(config: ManagerConfig, event: str, delivery_id: str, body: byt
             None,
             repo,
             touched,
-            sha=payload.get("after"),
+            sha=_commit(payload.get("after")),
             branch=ref.removeprefix("refs/heads/"),
             author=(payload.get("pusher") or {}).get("name"),
             changed_files=files,
@@ -130,8 +159,8 @@ def read_delivery(config: ManagerConfig, event: str, delivery_id: str, body: byt
         action,
         repo,
         tuple(s.name for s in specs),
-        sha=(pull.get("head") or {}).get("sha"),
+        sha=_commit((pull.get("head") or {}).get("sha")),
         branch=(pull.get("head") or {}).get("ref"),
-        pr=int(payload.get("number") or pull.get("number")),
+        pr=_number(payload.get("number") or pull.get("number")),
         author=(pull.get("user") or {}).get("login"),
     )

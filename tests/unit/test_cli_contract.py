@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from manager_pipeline.cli import main
 from manager_pipeline.contract import SCHEMA
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "source_monorepo" / "infra" / "variables.yml"
 
 

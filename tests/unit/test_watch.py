@@ -1,7 +1,16 @@
 from pathlib import Path
 
+import pytest
+
+from manager_pipeline import watch
 from manager_pipeline.config import parse_config
 from manager_pipeline.watch import LocalWatchState, detect_local_changes
+
+
+@pytest.fixture(autouse=True)
+def revision(monkeypatch):
+    """A change's commit comes from git (run for real in tests/integration); here a detached HEAD at c0ffee."""
+    monkeypatch.setattr(watch, "git_revision", lambda folder: ("c0ffee", None))
 
 
 def config_for(tmp_path: Path):
@@ -22,7 +31,7 @@ def test_first_look_records_then_each_change_is_reported_once(tmp_path):
 
     variables.write_text("a: 2\n")
     changes, state = detect_local_changes(config, state)
-    assert [(c.source, c.sequence) for c in changes] == [("web", 1)]
+    assert [(c.source, c.sequence, c.sha, c.branch) for c in changes] == [("web", 1, "c0ffee", "main")]
     variables.write_text("a: 1\n")
     changes, state = detect_local_changes(config, state)
     # Back to an earlier content is still a new change, with a new sequence number.

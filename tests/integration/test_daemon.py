@@ -11,13 +11,21 @@ import urllib.request
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
-from dagster._core.scheduler.instigation import InstigatorType
+from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
 from manager_pipeline.instance import open_instance
 from manager_pipeline.intake.webhooks import signature_for
 from manager_pipeline.local_aws import free_port
-
-from .conftest import BIN, EXAMPLE_VARIABLES, build_manager, commit_all, dagster_launch, make_source_repo, stop_process
+from tests.support import (
+    BIN,
+    EXAMPLE_VARIABLES,
+    build_manager,
+    commit_all,
+    dagster_launch,
+    make_source_repo,
+    stop_process,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.daemon]
 
@@ -74,14 +82,7 @@ def instance_of(manager) -> DagsterInstance:
 
 
 def wait_for(condition, timeout: float, what: str, manager=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    log = manager.daemon_log.read_text()[-3000:] if manager else ""
-    raise AssertionError(f"timed out waiting for {what}\n{log}")
+    return wait_until(condition, timeout, what, log=manager.daemon_log if manager else None, interval=0.5)
 
 
 def finished_runs(instance: DagsterInstance, tags: dict[str, str], count: int):
@@ -96,6 +97,21 @@ def sensor_cursor(instance: DagsterInstance, name: str):
         if state.name == name and state.instigator_data and state.instigator_data.cursor:
             return state.instigator_data.cursor
     return None
+
+
+def sensor_ticks_after(instance: DagsterInstance, name: str, moment: float) -> list:
+    """The ticks of sensor ``name`` that began after ``moment`` (time.time()) and have ended."""
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        if state.name == name:
+            ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, after=moment)
+            return [t for t in ticks if t.status != TickStatus.STARTED and t.timestamp > moment]
+    return []
+
+
+def wait_for_next_tick(manager, instance: DagsterInstance, name: str) -> None:
+    """Wait until sensor ``name`` has evaluated once more: a tick that began after this call has ended."""
+    moment = time.time()
+    wait_for(lambda: sensor_ticks_after(instance, name, moment), 120, f"the next tick of {name}", manager)
 
 
 def test_a_changed_variables_file_makes_the_sensor_launch_a_run_per_environment(daemon_manager):
@@ -118,7 +134,7 @@ def test_a_changed_variables_file_makes_the_sensor_launch_a_run_per_environment(
         r.tags["manager/sha"] == sha and r.tags.get("dagster/sensor_name") == "watch_local_sources" for r in runs
     )
     # One change, one run per environment: later ticks start nothing more.
-    time.sleep(12)
+    wait_for_next_tick(manager, instance, "watch_local_sources")
     assert len(instance.get_runs(RunsFilter(tags={"manager/trigger": "watch"}))) == 2
 
 
@@ -253,5 +269,6 @@ def test_an_operator_approval_makes_the_daemon_apply_the_plan_once(daemon_manage
     assert len(runs) == 1 and runs[0].status == DagsterRunStatus.SUCCESS and runs[0].job_name == "apply_plan"
     listed = manager.cli("plans", "--source", "alpha", "--env", "production")
     assert f"{plan_id}" in listed.stdout and "applied" in listed.stdout and "bob" in listed.stdout
-    time.sleep(16)  # another sensor tick: the plan is not applied twice
+    # Another tick of the approval sensor, which still sees the approval: the plan is not applied twice.
+    wait_for_next_tick(manager, instance, "approve_plans")
     assert len(instance.get_runs(RunsFilter(tags={"manager/plan-id": plan_id}))) == 1

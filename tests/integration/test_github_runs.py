@@ -11,9 +11,7 @@ from dagster import build_sensor_context
 from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.feedback import OutcomeStatus
 from manager_pipeline.instance import open_instance
-
-from .conftest import EXAMPLE_VARIABLES
-from .test_deploy_job import run_partition
+from tests.support import EXAMPLE_VARIABLES, run_partition
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +105,8 @@ def test_apply_notifies_with_outputs_and_no_secret_ever_reaches_github(
     )
 
     bodies = [r["body"] for r in github_standin.requests() if r["body"]]
-    assert len(bodies) >= 5
+    # What was searched holds the feedback sent: the apply notification and the failure status.
+    assert any("Applied plan" in body for body in bodies) and any("Failed at validate" in body for body in bodies)
     for secret in [github_source["token"], "s3cr3t-demo-app-pw", *seeded.values()]:
         assert not any(secret in body for body in bodies), secret
     assert not any(

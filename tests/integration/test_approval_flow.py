@@ -21,8 +21,7 @@ from manager_pipeline.approvals.records import AWAITING, Records
 from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.instance import open_instance
 
-from .conftest import BIN, EXAMPLE_VARIABLES, REPO, commit_all
-from .test_deploy_job import run_partition
+from tests.support import BIN, EXAMPLE_VARIABLES, REPO, commit_all, run_partition
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,7 @@ from manager_pipeline.config import SourceSpec
 from manager_pipeline.errors import SourceError
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.sources import LocalSource, git_revision
-
-from .conftest import commit_all, git, make_source_repo
+from tests.support import commit_all, git, make_source_repo
 
 
 def spec_for(path):
@@ -57,8 +56,3 @@ def test_unreadable_files_are_refused(tmp_path, content, message):
     (tmp_path / "infra" / "variables.yml").write_bytes(content)
     with pytest.raises(SourceError, match=message):
         LocalSource(spec_for(tmp_path)).fetch(DispatchEvent("web", "staging"))
-
-
-def test_missing_file_says_what_to_do(tmp_path):
-    with pytest.raises(SourceError, match="no variables file at .*create it or set `variables_file`"):
-        LocalSource(spec_for(tmp_path)).check_readable()

@@ -11,8 +11,7 @@ from dagster import DagsterInstance
 from manager_pipeline.feedback.outbox import FeedbackItem, Outbox
 from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.intake.webhooks import Delivery
-
-from .test_deploy_job import run_partition
+from tests.support import run_partition
 
 pytestmark = pytest.mark.integration
 

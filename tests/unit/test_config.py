@@ -5,6 +5,7 @@ import pytest
 from manager_pipeline.config import load_config, parse_config
 from manager_pipeline.errors import ConfigError, UnknownSourceError
 from manager_pipeline.yamlfile import YamlError
+from tests.support import REPO
 
 ROOT = Path("/srv/manager/manager.yaml")
 
@@ -79,7 +80,7 @@ def test_missing_file(tmp_path):
 
 
 def test_the_repository_manager_yaml_loads():
-    config = load_config(Path(__file__).resolve().parent.parent / "manager.yaml")
+    config = load_config(REPO / "manager.yaml")
     assert "example" in config.sources
     assert (config.sources["example"].path / "infra" / "variables.yml").is_file()
 

@@ -19,8 +19,3 @@ def test_mirror_providers_are_served_once_and_stopped(tools_dir):
         entry = reattach["registry.terraform.io/hashicorp/aws"]
         assert entry["Protocol"] == "grpc" and pid_alive(entry["Pid"])
     assert not pid_alive(entry["Pid"])
-
-
-def test_no_providers_no_reattach():
-    with provider_servers({}, {}) as env:
-        assert env == {}

@@ -12,9 +12,7 @@ import pytest
 
 from manager_pipeline.instance import prepare_home
 from manager_pipeline.local_aws import free_port
-
-from .conftest import BIN, stop_process, wait_for_http
-from .test_deploy_job import run_partition
+from tests.support import BIN, run_partition, stop_process, wait_for_http
 
 pytestmark = pytest.mark.integration
 

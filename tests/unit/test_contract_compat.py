@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,8 @@ from manager_pipeline.feedback import Outcome, OutcomeStatus
 from manager_pipeline.feedback.github_items import items_for
 from manager_pipeline.feedback.slack import NotifySettings, slack_message
 from manager_pipeline.events import DispatchEvent
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 # Verbatim copies of the two files the original pipeline ships (shared/mission/upstream-variables.*.yml).
 MISSION = REPO / "examples" / "original_pipeline"
 UPSTREAM_SOURCE = (MISSION / "variables.source.yml").read_text()

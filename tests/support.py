@@ -1,0 +1,337 @@
+"""Helpers shared by the tests (fixtures are in tests/conftest.py; test modules import from here only)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from dagster import DagsterInstance
+
+from manager_pipeline.config import load_config
+from manager_pipeline.defs.jobs import DEPLOY_JOB
+from manager_pipeline.defs.location import build_definitions
+from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
+from manager_pipeline.events import DispatchEvent
+from manager_pipeline.instance import open_instance
+from manager_pipeline.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_VARIABLES = REPO / "examples" / "source_monorepo" / "infra" / "variables.yml"
+BIN = Path(sys.executable).parent
+# Environment variables a manager set-up sets itself; the test process's own are left out.
+SCOPED_PREFIXES = ("MANAGER_", "DAGSTER_", "AWS_", "TF_")
+SECRET_OUTPUT = 'output "admin_password" {\n  value     = "s3cr3t-${var.project_name}-pw"\n  sensitive = true\n}\n'
+
+
+# --- processes and waiting ----------------------------------------------------------------
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    """Stop a fixture's service (and what it started) through its own process group."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def wait_until(condition, timeout: float, what: str, log: Path | None = None, interval: float = 0.2):
+    """Poll ``condition`` until it returns something truthy (returned) or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
+
+
+def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Wait until ``url`` answers, failing with the service's log if its process ends first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.2)
+
+
+# --- source repositories ------------------------------------------------------------------
+
+
+def git(folder: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def make_source_repo(folder: Path, variables: str, branch: str = "main") -> Path:
+    (folder / "infra").mkdir(parents=True)
+    (folder / "infra" / "variables.yml").write_text(variables)
+    git(folder, "init", "-q", "-b", branch)
+    git(folder, "-c", "user.email=dev@example.com", "-c", "user.name=dev", "add", "-A")
+    git(folder, "-c", "user.email=dev@example.com", "-c", "user.name=dev", "commit", "-qm", "infra")
+    return folder
+
+
+def commit_all(folder: Path, message: str) -> str:
+    git(folder, "-c", "user.email=dev@example.com", "-c", "user.name=dev", "commit", "-qam", message)
+    return git(folder, "rev-parse", "HEAD")
+
+
+# --- a manager set-up ---------------------------------------------------------------------
+
+
+@dataclass
+class Manager:
+    """A manager set-up of its own: manager.yaml, home, Dagster instance, state bucket."""
+
+    root: Path
+    env: dict[str, str]
+    bucket: str
+    endpoint: str | None
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "manager.yaml"
+
+    @property
+    def home(self) -> Path:
+        return Path(self.env["MANAGER_HOME"])
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(self.env["DAGSTER_HOME"])
+
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env)
+
+    def write_config(self, text: str) -> None:
+        self.config_path.write_text(text)
+
+    def s3(self):
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "manager-pipeline"), *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def manager_config(sources: dict[str, Path], staging_auto_apply: bool = True) -> str:
+    lines = ["sources:"]
+    for name, path in sources.items():
+        lines += [f"  - name: {name}", f"    path: {path}"]
+    lines += [
+        "environments:",
+        "  staging:",
+        f"    auto_apply: {'true' if staging_auto_apply else 'false'}",
+        "    apply_branches: [main]",
+        "  production:",
+        "    auto_apply: false",
+        "    apply_branches: [main]",
+        "    approvers: [alice, bob]",
+        f"terraform_dir: {REPO / 'terraform'}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def build_manager(root: Path, endpoint: str, tools_dir: Path, sources: dict[str, Path], **config) -> Manager:
+    """A manager set-up in ``root`` whose environment points at ``endpoint`` and a new bucket."""
+    root.mkdir(parents=True)
+    shutil.copyfile(REPO / "dagster.yaml", root / "dagster.yaml")
+    shutil.copyfile(REPO / "workspace.yaml", root / "workspace.yaml")
+    bucket = f"state-{uuid.uuid4().hex[:12]}"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(SCOPED_PREFIXES)} | {
+        "MANAGER_CONFIG": str(root / "manager.yaml"),
+        "MANAGER_HOME": str(root / ".manager"),
+        "DAGSTER_HOME": str(root / ".manager" / "dagster"),
+        "MANAGER_TOOLS_DIR": str(tools_dir),
+        "AWS_ENDPOINT_URL": endpoint,
+        "TF_STATE_BUCKET": bucket,
+        "PYTHONPATH": str(REPO),
+    }
+    setup = Manager(root=root, env=env, bucket=bucket, endpoint=endpoint)
+    setup.write_config(manager_config(sources, **config))
+    return setup
+
+
+# --- running the deploy job ---------------------------------------------------------------
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def run_partition(
+    manager: Manager,
+    source: str,
+    environment: str,
+    instance: DagsterInstance | None = None,
+    extra_tags: dict[str, str] | None = None,
+    **event,
+):
+    """Execute the deploy job in process for one partition, as a dispatch event with ``event``'s fields."""
+    settings = manager.settings()
+    instance = instance or open_instance(settings)
+    sync_source_partitions(instance, load_config(settings.config_path))
+    job = build_definitions(settings).resolve_job_def(DEPLOY_JOB)
+    tags = DispatchEvent(source=source, environment=environment, trigger="test", **event).to_tags() | (extra_tags or {})
+    return job.execute_in_process(
+        partition_key=partition_key(source, environment),
+        instance=instance,
+        tags=tags,
+        run_config=QUIET,
+        raise_on_error=False,
+    )
+
+
+def dagster_launch(manager: Manager, partition: str, **tags: str) -> subprocess.Popen:
+    """Submit a deploy run to the instance's queue the way `dagster job launch` does (not waiting)."""
+    environment, source = partition.split("|")
+    run_tags = {
+        "dagster/partition": partition,
+        "dagster/partition/environment": environment,
+        "dagster/partition/source": source,
+        **tags,
+    }
+    return subprocess.Popen(
+        [
+            str(BIN / "dagster"),
+            "job",
+            "launch",
+            "-w",
+            str(manager.root / "workspace.yaml"),
+            "-j",
+            "deploy",
+            "--tags",
+            json.dumps(run_tags),
+        ],
+        cwd=manager.root,
+        env=manager.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+# --- the GitHub stand-in (tests/github_standin.py) ----------------------------------------
+
+
+class GitHubStandIn:
+    """Client of the GitHub stand-in's control endpoints."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def _call(self, method: str, path: str, payload=None):
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            f"{self.url}/_standin/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def token(self, token: str, login: str | None = None) -> None:
+        self._call("POST", "tokens", {"token": token, "login": login})
+
+    def team(self, org: str, slug: str, members: list[str]) -> None:
+        self._call("POST", "teams", {"org": org, "slug": slug, "members": members})
+
+    def app(self, app_id: int, public_key: str, installation_id: int) -> None:
+        self._call("POST", "app", {"app_id": app_id, "public_key": public_key, "installation_id": installation_id})
+
+    def repo(self, full_name: str, commits: dict, branches: dict, pulls: list | None = None, **extra) -> None:
+        self._call(
+            "POST",
+            "repos",
+            {"full_name": full_name, "commits": commits, "branches": branches, "pulls": pulls or [], **extra},
+        )
+
+    def update(
+        self, full_name: str, commits: dict | None = None, branches: dict | None = None, pulls=None, **extra
+    ) -> None:
+        payload = {"commits": commits or {}, "branches": branches or {}, **extra}
+        if pulls is not None:
+            payload["pulls"] = pulls
+        self._call("POST", f"repos/{full_name}/update", payload)
+
+    def faults(self, *faults: dict) -> None:
+        self._call("POST", "faults", {"faults": list(faults)})
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def requests(self) -> list[dict]:
+        return self._call("GET", "requests")
+
+    def state(self, full_name: str) -> dict:
+        return self._call("GET", f"repos/{full_name}")
+
+
+# --- webhook deliveries (tests/unit/test_intake.py and tests/integration/test_intake.py) --
+
+WEBHOOK_SECRET = "webhook-secret-for-tests-4f9a"
+INTAKE_CONFIG = """
+sources:
+  - {name: web, repo: acme/web}
+  - {name: api, repo: acme/mono, variables_file: services/api/infra/variables.yml}
+  - {name: batch, repo: acme/mono, variables_file: services/batch/infra/variables.yml, environments: [staging]}
+environments:
+  staging: {auto_apply: true, apply_branches: [main]}
+  production: {auto_apply: false, apply_branches: [main, release]}
+"""
+
+
+def push_payload(repo="acme/web", files=("infra/variables.yml",), branch="main", sha=None, **extra) -> bytes:
+    """The body of a GitHub `push` webhook delivery."""
+    payload = {
+        "ref": f"refs/heads/{branch}",
+        "after": sha or hashlib.sha1(repr((repo, files, branch)).encode()).hexdigest(),
+        "repository": {"full_name": repo},
+        "pusher": {"name": "dev"},
+        "commits": [{"id": "c1", "added": [], "removed": [], "modified": list(files)}],
+        **extra,
+    }
+    return json.dumps(payload).encode()
+
+
+def pull_request_payload(repo="acme/web", number=12, action="opened", sha="a" * 40) -> bytes:
+    """The body of a GitHub `pull_request` webhook delivery."""
+    return json.dumps(
+        {
+            "action": action,
+            "number": number,
+            "repository": {"full_name": repo},
+            "pull_request": {"number": number, "head": {"sha": sha, "ref": "feature"}, "user": {"login": "dev"}},
+        }
+    ).encode()
