@@ -1,15 +1,28 @@
-"""manager.yaml -> ManagerConfig: the registered sources and each environment's policy."""
+"""manager.yaml -> ManagerConfig: the registered sources and each environment's policy.
+
+Two layers. The file as written is described by pydantic models (``ManagerFile``,
+``SourceFile``, ``PolicyFile``): they hold every rule of manager.yaml and give its JSON Schema
+(``manager-pipeline schema --manager``). Every problem they find is reported at once, each
+placed like variables.yml's: ``manager.yaml:LINE:COLUMN: key.path: what to change``. What the
+rest of the manager uses are the resolved, frozen values: ``ManagerConfig``, ``SourceSpec`` and
+``EnvironmentPolicy`` (paths resolved, defaults that depend on other settings filled in).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, ClassVar, Mapping
 
-from manager_pipeline.errors import ConfigError, UnknownSourceError
-from manager_pipeline.yamlfile import load_yaml, suggest
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from manager_pipeline.errors import ConfigError, Problem, UnknownSourceError
+from manager_pipeline.yamlfile import YamlDocument, parse_yaml, suggest
 
 DEFAULT_ENVIRONMENTS = ("staging", "production")
 DEFAULT_VARIABLES_FILE = "infra/variables.yml"
@@ -17,6 +30,9 @@ DEFAULT_VARIABLES_FILE = "infra/variables.yml"
 # Names end up in partition keys ("staging|name"), state keys and run tags.
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9_.-]+$")
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([hd])$")
+_APPROVER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9_.-]+)?$")
+_NAME_RULE = "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
 
 
 @dataclass(frozen=True)
@@ -102,160 +118,336 @@ class ManagerConfig:
         return [(s.name, env) for s in self.sources.values() for env in s.environments]
 
 
-_TOP_KEYS = ("sources", "environments", "terraform_dir")
-_SOURCE_KEYS = ("name", "path", "repo", "variables_file", "environments", "default_branch")
-_POLICY_KEYS = (
-    "auto_apply",
-    "apply_branches",
-    "required_approvals",
-    "approvers",
-    "allow_self_approval",
-    "max_plan_age",
-)
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([hd])$")
-_APPROVER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9_.-]+)?$")
+# --- manager.yaml as written: pydantic models --------------------------------------------------
 
 
-def _check_keys(where: str, data: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    for key in data:
-        if key not in allowed:
-            raise ConfigError(f"{where}: unknown key `{key}`{suggest(key, allowed)}")
+def _fail(message: str) -> PydanticCustomError:
+    # Through the context: braces in the message (or in what the user wrote) stay as they are.
+    return PydanticCustomError("manager", "{message}", {"message": message})
 
 
-def _str_list(where: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{where}: expected a non-empty list of names")
-    return tuple(value)
+def _rule(check: Callable[[Any], bool], message: Callable[[Any], str]) -> AfterValidator:
+    def validate(value: Any) -> Any:
+        if not check(value):
+            raise _fail(message(value))
+        return value
+
+    return AfterValidator(validate)
 
 
-def _bool(where: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+def _pattern(regex: re.Pattern[str]) -> Any:
+    return Field(json_schema_extra={"pattern": regex.pattern})
+
+
+def _known_environment(value: str, info: ValidationInfo) -> str:
+    """A source's environment must be one `environments:` defines (told through the context)."""
+    known = (info.context or {}).get("environments")
+    if known is not None and value not in known:
+        raise _fail(f"`{value}` is not defined under `environments:`{suggest(value, known)}")
     return value
 
 
-def _parse_policy(name: str, data: Any, origin: str) -> EnvironmentPolicy:
-    where = f"{origin}: environments.{name}"
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of settings")
-    _check_keys(where, data, _POLICY_KEYS)
-    auto_apply = _bool(f"{where}.auto_apply", data.get("auto_apply", False))
-    approvals = data.get("required_approvals", 0 if auto_apply else 1)
-    if type(approvals) is not int or not 0 <= approvals <= 10:
-        raise ConfigError(f"{where}.required_approvals: expected a whole number from 0 to 10, got {approvals!r}")
-    approvers = _str_list(f"{where}.approvers", data["approvers"]) if "approvers" in data else ()
-    for approver in approvers:
-        if not _APPROVER.match(approver):
-            raise ConfigError(f"{where}.approvers: {approver!r} is neither a GitHub login nor an `org/team` slug")
-    if "required_approvals" in data and approvals and not approvers:
-        raise ConfigError(
-            f"{where}: requires {approvals} approval(s) but names no `approvers`; list GitHub logins or `org/team` "
-            "slugs, or set `auto_apply: true`"
-        )
-    if auto_apply and "required_approvals" in data and approvals:
-        raise ConfigError(f"{where}: `auto_apply: true` applies without approval; drop `required_approvals`")
-    age = str(data.get("max_plan_age", "7d"))
-    match = _AGE.match(age)
+def _duration_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise _fail(f"expected hours or days such as `12h` or `7d`, got {value!r}")
+    return value
+
+
+def _hours(text: str) -> float:
+    match = _AGE.match(text)
     if not match or float(match.group(1)) <= 0:
-        raise ConfigError(f"{where}.max_plan_age: expected hours or days such as `12h` or `7d`, got {age!r}")
-    hours = float(match.group(1)) * (24 if match.group(2) == "d" else 1)
-    return EnvironmentPolicy(
-        name=name,
-        auto_apply=auto_apply,
-        apply_branches=(
-            _str_list(f"{where}.apply_branches", data["apply_branches"]) if "apply_branches" in data else ("main",)
-        ),
-        required_approvals=approvals,
-        approvers=approvers,
-        allow_self_approval=_bool(f"{where}.allow_self_approval", data.get("allow_self_approval", False)),
-        max_plan_age_hours=hours,
-    )
+        raise _fail(f"expected hours or days such as `12h` or `7d`, got {text!r}")
+    return float(match.group(1)) * (24 if match.group(2) == "d" else 1)
 
 
-def _parse_source(
-    index: int, data: Any, root: Path, environments: Mapping[str, EnvironmentPolicy], origin: str
-) -> SourceSpec:
-    where = f"{origin}: sources[{index}]"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping with `name` and `path` or `repo`")
-    _check_keys(where, data, _SOURCE_KEYS)
-    name = data.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(
-            f"{where}.name: {name!r} is not a valid source name "
-            "(lowercase letters, digits, '.', '_' and '-', starting with a letter or digit)"
-        )
-    where = f"{origin}: source `{name}`"
-    has_path, has_repo = "path" in data, "repo" in data
-    if has_path == has_repo:
-        raise ConfigError(f"{where}: give exactly one of `path` (a local checkout) or `repo` (GitHub owner/name)")
-    path = repo = None
-    if has_path:
-        if not isinstance(data["path"], str) or not data["path"]:
-            raise ConfigError(f"{where}.path: expected a folder path")
-        path = (root / data["path"]).resolve()
-    else:
-        if not isinstance(data["repo"], str) or not _REPO.match(data["repo"]):
-            raise ConfigError(f"{where}.repo: expected a GitHub `owner/name`, got {data['repo']!r}")
-        repo = data["repo"]
-    variables_file = data.get("variables_file", DEFAULT_VARIABLES_FILE)
-    if (
-        not isinstance(variables_file, str)
-        or not variables_file
-        or Path(variables_file).is_absolute()
-        or ".." in Path(variables_file).parts
-    ):
-        raise ConfigError(f"{where}.variables_file: expected a relative path inside the repository")
-    envs = (
-        _str_list(f"{where}.environments", data["environments"])
-        if "environments" in data
-        else tuple(e for e in DEFAULT_ENVIRONMENTS if e in environments)
+def _duration(text: str) -> str:
+    _hours(text)
+    return text
+
+
+def _relative_inside(text: str) -> bool:
+    return bool(text) and not Path(text).is_absolute() and ".." not in Path(text).parts
+
+
+Text = Annotated[str, _rule(bool, lambda v: "expected a non-empty name"), Field(json_schema_extra={"minLength": 1})]
+SourceName = Annotated[
+    str, _rule(_NAME.match, lambda v: f"{v!r} is not a valid source name ({_NAME_RULE})"), _pattern(_NAME)
+]
+EnvironmentName = Annotated[
+    str, _rule(_NAME.match, lambda v: f"{v!r} is not a valid environment name ({_NAME_RULE})"), _pattern(_NAME)
+]
+EnvironmentRef = Annotated[str, AfterValidator(_known_environment)]
+Repo = Annotated[str, _rule(_REPO.match, lambda v: f"expected a GitHub `owner/name`, got {v!r}"), _pattern(_REPO)]
+Approver = Annotated[
+    str,
+    _rule(_APPROVER.match, lambda v: f"{v!r} is neither a GitHub login nor an `org/team` slug"),
+    _pattern(_APPROVER),
+]
+Duration = Annotated[str, BeforeValidator(_duration_text), AfterValidator(_duration), _pattern(_AGE)]
+Approvals = Annotated[
+    int,
+    _rule(lambda v: 0 <= v <= 10, lambda v: f"expected a whole number from 0 to 10, got {v!r}"),
+    Field(json_schema_extra={"minimum": 0, "maximum": 10}),
+]
+
+
+class _FileModel(BaseModel):
+    """A mapping of manager.yaml: known keys only, YAML types as written (no "yes" for true)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    _expects: ClassVar[str] = "expected a mapping"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_mapping(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise _fail(cls._expects)
+        return data
+
+
+class PolicyFile(_FileModel):
+    """How an environment may be deployed."""
+
+    _expects: ClassVar[str] = "expected a mapping of settings such as `{auto_apply: true}`"
+
+    auto_apply: bool = Field(False, description="apply after the plan without approval")
+    apply_branches: list[Text] = Field(["main"], min_length=1, description="branches whose commits may apply")
+    required_approvals: Approvals = Field(
+        1, description="approvals a plan needs before it applies (default 1; 0 with `auto_apply: true`)"
     )
-    for env in envs:
-        if env not in environments:
-            raise ConfigError(
-                f"{where}.environments: `{env}` is not defined under `environments:`{suggest(env, environments)}"
+    approvers: list[Approver] = Field(
+        [], min_length=1, description="GitHub logins and `org/team` slugs whose members may approve"
+    )
+    allow_self_approval: bool = Field(False, description="whether the author of a change may approve it")
+    max_plan_age: Duration = Field("7d", description="how old a plan may be when it applies: `12h`, `7d`")
+
+    @model_validator(mode="after")
+    def _approvals_fit_auto_apply(self) -> PolicyFile:
+        if "required_approvals" not in self.model_fields_set:
+            return self
+        count = self.required_approvals
+        if self.auto_apply and count:
+            raise _fail("`auto_apply: true` applies without approval; drop `required_approvals`")
+        if not self.auto_apply and not count:
+            raise _fail(
+                "`required_approvals: 0` would apply without approval; require 1 or more, or set `auto_apply: true`"
             )
-    branch = data.get("default_branch", "main")
-    if not isinstance(branch, str) or not branch:
-        raise ConfigError(f"{where}.default_branch: expected a branch name")
-    return SourceSpec(
-        name=name, environments=envs, variables_file=variables_file, path=path, repo=repo, default_branch=branch
+        if count and not self.approvers:
+            raise _fail(
+                f"requires {count} approval(s) but names no `approvers`; list GitHub logins or `org/team` "
+                "slugs, or set `auto_apply: true`"
+            )
+        return self
+
+    def policy(self, name: str) -> EnvironmentPolicy:
+        explicit = "required_approvals" in self.model_fields_set
+        return EnvironmentPolicy(
+            name=name,
+            auto_apply=self.auto_apply,
+            apply_branches=tuple(self.apply_branches),
+            required_approvals=self.required_approvals if explicit else (0 if self.auto_apply else 1),
+            approvers=tuple(self.approvers),
+            allow_self_approval=self.allow_self_approval,
+            max_plan_age_hours=_hours(self.max_plan_age),
+        )
+
+
+class SourceFile(_FileModel):
+    """One source: a local checkout (`path`) or a GitHub repository (`repo`)."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["path"]}, {"required": ["repo"]}]})
+    _expects: ClassVar[str] = "expected a mapping with `name` and `path` or `repo`"
+
+    name: SourceName = Field(description=f"the partition name: {_NAME_RULE}")
+    path: Annotated[str, _rule(bool, lambda v: "expected a folder path")] | None = Field(
+        None, description="a local checkout, relative to manager.yaml (read through git)"
     )
+    repo: Repo | None = Field(None, description="a GitHub repository `owner/name`")
+    variables_file: Annotated[
+        str, _rule(_relative_inside, lambda v: f"expected a relative path inside the repository, got {v!r}")
+    ] = Field(DEFAULT_VARIABLES_FILE, description="where variables.yml is inside the source")
+    environments: list[EnvironmentRef] | None = Field(
+        None,
+        min_length=1,
+        description=f"environments it deploys to (default: those of {list(DEFAULT_ENVIRONMENTS)} defined)",
+    )
+    default_branch: Text = Field("main", description="the branch polled and used when no commit is given")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> SourceFile:
+        if (self.path is None) == (self.repo is None):
+            raise _fail("give exactly one of `path` (a local checkout) or `repo` (GitHub owner/name)")
+        return self
+
+    def spec(self, root: Path, defined: Mapping[str, Any]) -> SourceSpec:
+        environments = (
+            tuple(self.environments)
+            if self.environments is not None
+            else tuple(e for e in DEFAULT_ENVIRONMENTS if e in defined)
+        )
+        return SourceSpec(
+            name=self.name,
+            environments=environments,
+            variables_file=self.variables_file,
+            path=(root / self.path).resolve() if self.path is not None else None,
+            repo=self.repo,
+            default_branch=self.default_branch,
+        )
 
 
-def parse_config(text: str, path: Path) -> ManagerConfig:
-    origin = path.name
-    data = load_yaml(text, str(path))
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{origin}: expected a mapping with `sources:` and `environments:`")
-    _check_keys(origin, data, _TOP_KEYS)
-    root = path.parent
-    raw_envs = data.get("environments")
-    if raw_envs is None:
-        raw_envs = {"staging": {"auto_apply": True}, "production": {"auto_apply": False}}
-    if not isinstance(raw_envs, dict) or not raw_envs:
-        raise ConfigError(f"{origin}: `environments:` must map environment names to their settings")
-    environments: dict[str, EnvironmentPolicy] = {}
-    for name, settings in raw_envs.items():
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ConfigError(f"{origin}: environments: {name!r} is not a valid environment name")
-        environments[name] = _parse_policy(name, settings, origin)
-    raw_sources = data.get("sources") or []
-    if not isinstance(raw_sources, list):
-        raise ConfigError(f"{origin}: `sources:` must be a list")
-    sources: dict[str, SourceSpec] = {}
-    for index, item in enumerate(raw_sources):
-        spec = _parse_source(index, item, root, environments, origin)
-        if spec.name in sources:
-            raise ConfigError(f"{origin}: source `{spec.name}` is defined twice")
-        sources[spec.name] = spec
-    terraform_dir = (root / str(data.get("terraform_dir", "terraform"))).resolve()
-    return ManagerConfig(path=path, sources=sources, environments=environments, terraform_dir=terraform_dir)
+_DEFAULT_POLICIES = {"staging": {"auto_apply": True}, "production": {"auto_apply": False}}
+
+
+class ManagerFile(_FileModel):
+    """manager.yaml: the registered sources and each environment's policy."""
+
+    model_config = ConfigDict(title="manager.yaml")
+    _expects: ClassVar[str] = "expected a mapping with `sources:` and `environments:`"
+
+    environments: dict[EnvironmentName, PolicyFile | None] | None = Field(
+        None, description="environment name -> its policy (default: `staging: {auto_apply: true}`, gated `production`)"
+    )
+    sources: list[SourceFile] | None = Field(None, description="the source repositories that send variables")
+    terraform_dir: Text = Field("terraform", description="the Terraform module, relative to manager.yaml")
+
+    @field_validator("environments", mode="before")
+    @classmethod
+    def _a_mapping_of_environments(cls, value: Any) -> Any:
+        if value is not None and (not isinstance(value, dict) or not value):
+            raise _fail(
+                "expected a mapping of environment names to their settings, such as `staging: {auto_apply: true}`"
+            )
+        return value
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _a_list_of_sources(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, list):
+            raise _fail("expected a list of sources (`- name: ...` with `path:` or `repo:`)")
+        return value
+
+    @classmethod
+    def check(cls, data: Any) -> ManagerFile:
+        """Validated, or ValidationError listing every problem (the sources' environments included)."""
+        raw = data.get("environments") if isinstance(data, dict) else None
+        defined = _DEFAULT_POLICIES if raw is None else raw if isinstance(raw, dict) else None
+        return cls.model_validate(data, context={"environments": list(defined) if defined is not None else None})
+
+    def config(self, path: Path) -> ManagerConfig:
+        root = path.parent
+        raw = self.environments if self.environments is not None else {
+            name: PolicyFile.model_validate(settings) for name, settings in _DEFAULT_POLICIES.items()
+        }
+        environments = {name: (settings or PolicyFile()).policy(name) for name, settings in raw.items()}
+        sources = {item.name: item.spec(root, environments) for item in self.sources or ()}
+        return ManagerConfig(
+            path=path,
+            sources=sources,
+            environments=environments,
+            terraform_dir=(root / self.terraform_dir).resolve(),
+        )
+
+
+def manager_schema() -> dict[str, Any]:
+    """The JSON Schema of manager.yaml (what `manager-pipeline schema --manager` prints)."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **ManagerFile.model_json_schema()}
+
+
+# --- problems, placed -------------------------------------------------------------------------
+
+
+def _dotted(parts: tuple[Any, ...]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys a mapping of manager.yaml may hold, for did-you-mean."""
+    if not loc:
+        model: type[BaseModel] = ManagerFile
+    elif len(loc) == 2 and loc[0] == "sources":
+        model = SourceFile
+    elif len(loc) == 2 and loc[0] == "environments":
+        model = PolicyFile
+    else:
+        return []
+    return list(model.model_fields)
+
+
+def _got(value: Any) -> str:
+    hint = f' (quote it: "{value}")' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+    return f"got {value!r}{hint}"
+
+
+def _explain(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str, bool]:
+    """(where, what to change, placed at the key) for one pydantic error."""
+    loc, kind, value = tuple(error["loc"]), error["type"], error.get("input")
+    if loc and loc[-1] == "[key]":
+        return loc[:-1], error["msg"], True
+    if kind == "extra_forbidden":
+        return loc, f"unknown key `{loc[-1]}`{suggest(loc[-1], _keys_at(loc[:-1]))}", True
+    if kind == "missing":
+        return loc[:-1], f"`{loc[-1]}` is required", False
+    if kind == "bool_type":
+        return loc, f"expected true or false, {_got(value)}", False
+    if kind == "int_type":
+        return loc, f"expected a whole number, {_got(value)}", False
+    if kind == "string_type":
+        return loc, f"expected text, {_got(value)}", False
+    if kind in ("list_type", "too_short"):
+        example = f"; write [{value}]" if isinstance(value, str) and value else ""
+        return loc, f"expected a non-empty list of names, got {value!r}{example}", False
+    return loc, error["msg"], False
+
+
+def _duplicates(data: Any) -> list[tuple[tuple[Any, ...], str]]:
+    """Sources registered twice (one name is one partition), each flagged after its first."""
+    items = data.get("sources") if isinstance(data, dict) else None
+    first: dict[str, int] = {}
+    found = []
+    for index, item in enumerate(items if isinstance(items, list) else ()):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            message = f"source `{name}` is defined twice (first as sources[{first[name]}])"
+            found.append((("sources", index, "name"), message))
+        else:
+            first[name] = index
+    return found
+
+
+def check_document(document: YamlDocument, origin: str = "manager.yaml") -> ManagerFile:
+    """The validated file, or ConfigError listing every problem at its line and column."""
+    data = {} if document.data is None else document.data
+    problems: list[Problem] = []
+
+    def add(loc: tuple[Any, ...], message: str, at_key: bool = False) -> None:
+        place = document.place(loc, key=at_key)
+        problems.append(
+            Problem(_dotted(loc), message, origin, place.line if place else None, place.column if place else None)
+        )
+
+    model = None
+    try:
+        model = ManagerFile.check(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            add(*_explain(error))
+    for loc, message in _duplicates(data):
+        add(loc, message)
+    if problems:
+        raise ConfigError(problems=sorted(problems, key=lambda p: (p.line or 0, p.column or 0, p.path)))
+    assert model is not None
+    return model
+
+
+def parse_config(text: str | bytes, path: Path) -> ManagerConfig:
+    """ManagerConfig, or YamlError (not YAML) / ConfigError (every problem, placed)."""
+    document = parse_yaml(text, str(path))
+    return check_document(document, path.name).config(path)
 
 
 def load_config(path: Path) -> ManagerConfig:
@@ -263,6 +455,10 @@ def load_config(path: Path) -> ManagerConfig:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file; create manager.yaml or point MANAGER_CONFIG at one") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder; point MANAGER_CONFIG at the manager.yaml file in it") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check MANAGER_CONFIG") from None
     return parse_config(text, path)

@@ -8,7 +8,7 @@ say the same thing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 
 class ManagerError(Exception):
@@ -16,7 +16,18 @@ class ManagerError(Exception):
 
 
 class ConfigError(ManagerError):
-    """manager.yaml is missing, malformed or names something that does not exist."""
+    """manager.yaml is missing, malformed or names something that does not exist.
+
+    Raised with a message, or with ``problems`` (every problem of the file, each placed at
+    ``manager.yaml:line:column``): one problem is the message itself, on one line; several
+    are listed under a heading, like ContractError's.
+    """
+
+    def __init__(self, message: str | None = None, problems: Iterable[Problem] = ()):
+        self.problems = list(problems)
+        if message is None:
+            message = str(self.problems[0]) if len(self.problems) == 1 else _listing(self.problems, "manager.yaml")
+        super().__init__(message)
 
 
 class UnknownSourceError(ConfigError):
@@ -29,7 +40,7 @@ class SourceError(ManagerError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One violation of the variables.yml contract, placed in its file."""
+    """One problem of a file (variables.yml, manager.yaml), placed at its key or value."""
 
     path: str
     message: str
@@ -56,10 +67,14 @@ class ContractError(ManagerError):
 
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
-        origin = self.problems[0].origin if self.problems else "variables.yml"
-        count = len(self.problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{origin} is not valid ({count} problem{'s' if count != 1 else ''}):\n{lines}")
+        super().__init__(_listing(self.problems, "variables.yml"))
+
+
+def _listing(problems: list[Problem], default_origin: str) -> str:
+    origin = problems[0].origin if problems else default_origin
+    count = len(problems)
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return f"{origin} is not valid ({count} problem{'s' if count != 1 else ''}):\n{lines}"
 
 
 class TerraformError(ManagerError):
