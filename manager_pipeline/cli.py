@@ -135,8 +135,13 @@ def _execute(settings: Settings, instance, job_name: str, source: str, environme
 
 def _resources(settings: Settings):
     from manager_pipeline.defs.resources import build_resources
+    from manager_pipeline.errors import ConfigError
 
-    return build_resources(settings)
+    try:
+        return build_resources(settings)
+    except ConfigError as exc:
+        # A setting the operator must fix (e.g. GITHUB_TIMEOUT=15s): nothing ran.
+        raise UsageError(str(exc)) from None
 
 
 def cmd_plans(args: argparse.Namespace) -> int:
@@ -147,67 +152,64 @@ def cmd_plans(args: argparse.Namespace) -> int:
     from manager_pipeline.instance import prepare_home
 
     prepare_home(settings)
-    records = _resources(settings)["plans"].records()
-    rows = records.plans(state=args.state, source=args.source, environment=args.env)
+    from manager_pipeline.plans import PlanState
+
+    if args.state and args.state not in {state.value for state in PlanState}:
+        raise UsageError(f"unknown state `{args.state}` (states: {', '.join(state.value for state in PlanState)})")
+    store = _resources(settings)["plans"].plans()
+    rows = store.list_plans(state=args.state, source=args.source, environment=args.env)
     if not rows:
         print("no plans")
         return EXIT_OK
     print(f"{'PLAN':<13} {'PARTITION':<28} {'STATE':<18} {'COMMIT':<13} {'CREATED (UTC)':<20} APPROVALS")
     for row in rows:
         created = datetime.datetime.fromtimestamp(row.created_at, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        approvals = ", ".join(f"{a.login}{'' if a.accepted else ' (refused)'}" for a in records.approvals(row.plan_id))
+        approvals = ", ".join(f"{a.login}{'' if a.accepted else ' (refused)'}" for a in store.approvals(row.plan_id))
         partition = f"{row.environment}|{row.source}"
-        print(
-            f"{row.plan_id:<13} {partition:<28} {row.state:<18} {(row.sha or '-')[:12]:<13} {created:<20} {approvals}"
-        )
+        state = row.state.value
+        print(f"{row.plan_id:<13} {partition:<28} {state:<18} {(row.sha or '-')[:12]:<13} {created:<20} {approvals}")
     return EXIT_OK
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    import time
     import uuid
 
-    from manager_pipeline.approvals.policy import Candidate, approved_by, judge
-    from manager_pipeline.approvals.records import AWAITING, ApprovalRecord
-    from manager_pipeline.approvals.review import author_of
-    from manager_pipeline.defs.audit import audit
     from manager_pipeline.github.approvals import GitHubApprovals
     from manager_pipeline.instance import open_instance
+    from manager_pipeline.plans import PlanState
+    from manager_pipeline.plans.approvals import Candidate, approved_by, author_of, no_team, record
+    from manager_pipeline.plans.audit import audit
 
     settings = _settings()
     config = _config(settings)
     instance = open_instance(settings)
     resources = _resources(settings)
-    records = resources["plans"].records()
-    record = records.plan(args.plan_id)
-    if record is None:
+    store = resources["plans"].plans()
+    plan = store.find(args.plan_id)
+    if plan is None:
         raise UsageError(f"no plan `{args.plan_id}`; `manager-pipeline plans` lists the plans")
-    if record.state != AWAITING:
-        print(f"error: plan {record.plan_id} is {record.state}, not awaiting approval", file=sys.stderr)
+    if plan.state is not PlanState.AWAITING:
+        print(f"error: plan {plan.plan_id} is {plan.state.value}, not awaiting approval", file=sys.stderr)
         return EXIT_FAILED
-    policy = config.policy(record.environment)
+    policy = config.policy(plan.environment)
     github = resources["github"]
     approvals = GitHubApprovals(github.client()) if github.configured else None
     candidate = Candidate(args.login, "console", f"console:{uuid.uuid4().hex}", args.reason)
-    refusal = judge(
-        policy, author_of(record, approvals), candidate, approvals.in_team if approvals else lambda *_: False
+    new = record(
+        store, plan, policy, author_of(plan, approvals), candidate, approvals.in_team if approvals else no_team
     )
-    approval = ApprovalRecord(
-        record.plan_id, args.login, "console", candidate.origin, refusal is None, refusal or args.reason, time.time()
-    )
-    records.record(approval)
-    audit(instance, record, [approval])
-    if refusal:
-        print(f"error: approval refused: {refusal}", file=sys.stderr)
+    audit(instance, plan, new)
+    if not new[0].accepted:
+        print(f"error: approval refused: {new[0].reason}", file=sys.stderr)
         return EXIT_FAILED
-    accepted = [a.login for a in records.approvals(record.plan_id) if a.accepted]
+    accepted = [a.login for a in store.approvals(plan.plan_id) if a.accepted]
     if approved_by(policy, accepted):
         print(
-            f"plan {record.plan_id} approved ({', '.join(sorted(set(accepted)))}); the daemon applies it, or now: "
-            f"manager-pipeline apply {record.plan_id}"
+            f"plan {plan.plan_id} approved ({', '.join(sorted(set(accepted)))}); the daemon applies it, or now: "
+            f"manager-pipeline apply {plan.plan_id}"
         )
     else:
-        print(f"approval recorded: {len(set(accepted))} of {policy.required_approvals} for plan {record.plan_id}")
+        print(f"approval recorded: {len(set(accepted))} of {policy.required_approvals} for plan {plan.plan_id}")
     return EXIT_OK
 
 
@@ -219,11 +221,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
     settings = _settings()
     config = _config(settings)
     instance = open_instance(settings)
-    record = _resources(settings)["plans"].records().plan(args.plan_id)
-    if record is None:
+    plan = _resources(settings)["plans"].plans().find(args.plan_id)
+    if plan is None:
         raise UsageError(f"no plan `{args.plan_id}`; `manager-pipeline plans` lists the plans")
     sync_source_partitions(instance, config)
-    return _execute(settings, instance, APPLY_JOB, record.source, record.environment, record.apply_tags("cli"))
+    return _execute(settings, instance, APPLY_JOB, plan.source, plan.environment, plan.apply_tags("cli"))
 
 
 def cmd_unlock(args: argparse.Namespace) -> int:
@@ -360,7 +362,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from manager_pipeline.contract import SCHEMA
     from manager_pipeline.contract.generated import markdown_reference, terraform_sections
 
-    if args.markdown:
+    if args.manager:
+        from manager_pipeline.config import manager_schema
+
+        print(json.dumps(manager_schema(), indent=2))
+    elif args.markdown:
         print(markdown_reference())
     elif args.terraform:
         print(terraform_sections(), end="")
@@ -416,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     generated = schema.add_mutually_exclusive_group()
     generated.add_argument("--markdown", action="store_true", help="the field reference (README) instead")
     generated.add_argument("--terraform", action="store_true", help="terraform/sections.tf instead")
+    generated.add_argument("--manager", action="store_true", help="the JSON Schema of manager.yaml instead")
     schema.set_defaults(func=cmd_schema)
     commands.add_parser("setup", help="build Terraform and the provider mirror, prepare the instance").set_defaults(
         func=cmd_setup

@@ -4,38 +4,36 @@ import time
 
 from dagster import Failure, MetadataValue, OpExecutionContext, op
 
-from manager_pipeline.approvals.integrity import ApplyCheck, refusals
-from manager_pipeline.approvals.records import APPROVED, AWAITING, REFUSED, Records
-from manager_pipeline.approvals.review import review
-from manager_pipeline.artifacts import PlanArtifact, sha256_file
 from manager_pipeline.contract import DeployConfig, load_variables, resolve
-from manager_pipeline.defs.audit import audit
 from manager_pipeline.defs.ops import current_event, say
 from manager_pipeline.defs.resources import GitHubResource, ManagerConfigResource, PlanStoreResource, SourcesResource
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import PLAN_ID_TAG, DispatchEvent
 from manager_pipeline.github.approvals import GitHubApprovals
+from manager_pipeline.plans import ApplyFacts, Plan, PlanState, apply_requirements, sha256_file
+from manager_pipeline.plans.approvals import review
+from manager_pipeline.plans.audit import audit
 from manager_pipeline.terraform import module_digest
 
 
 @op(description="Load the saved plan the run was started for (tag manager/plan-id).")
-def load_plan(context: OpExecutionContext, plans: PlanStoreResource) -> PlanArtifact:
+def load_plan(context: OpExecutionContext, plans: PlanStoreResource) -> Plan:
     event = current_event(context)
     plan_id = context.run.tags.get(PLAN_ID_TAG)
     if not plan_id:
         raise Failure("an apply run needs the tag manager/plan-id: the plan to apply")
     try:
-        artifact = plans.store().load(plan_id)
+        plan = plans.plans().get(plan_id)
     except ManagerError as exc:
         raise Failure(str(exc)) from None
-    if (artifact.source, artifact.environment) != (event.source, event.environment):
-        raise Failure(f"plan {plan_id} is for {artifact.source}/{artifact.environment}, not this partition")
-    say(context, "load", f"plan {plan_id}: {artifact.summary.line()} (commit {(artifact.sha or '?')[:12]})")
-    context.add_output_metadata({"plan_id": plan_id, "summary": artifact.summary.line()})
-    return artifact
+    if (plan.source, plan.environment) != (event.source, event.environment):
+        raise Failure(f"plan {plan_id} is for {plan.source}/{plan.environment}, not this partition")
+    say(context, "load", f"plan {plan_id}: {plan.summary.line()} (commit {(plan.sha or '?')[:12]})")
+    context.add_output_metadata({"plan_id": plan_id, "summary": plan.summary.line()})
+    return plan
 
 
-def _current_variables(manager, sources, plan: PlanArtifact) -> tuple[DeployConfig | None, str | None]:
+def _current_variables(manager, sources, plan: Plan) -> tuple[DeployConfig | None, str | None]:
     """(config, problem) of the variables the source holds now on the plan's branch."""
     try:
         config = manager.load()
@@ -54,24 +52,20 @@ def check_plan(
     sources: SourcesResource,
     plans: PlanStoreResource,
     github: GitHubResource,
-    plan: PlanArtifact,
+    plan: Plan,
 ) -> DeployConfig:
-    records: Records = plans.records()
-    record = records.plan(plan.plan_id)
-    if record is None:
-        raise Failure(f"plan {plan.plan_id} is not in the plan index; re-plan")
+    store = plans.plans()
     config = manager.load()
     policy = config.policy(plan.environment)
-    approvals = GitHubApprovals(github.client()) if github.configured and record.repo else None
-    verdict = review(record, policy, records, approvals)
-    audit(context.instance, record, verdict.new)
+    approvals = GitHubApprovals(github.client()) if github.configured and plan.repo else None
+    verdict = review(plan, policy, store, approvals)
+    audit(context.instance, plan, verdict.new)
     current, problem = _current_variables(manager, sources, plan)
-    newest = records.newest_candidate(plan.source, plan.environment)
-    reasons = refusals(
-        ApplyCheck(
-            plan=plan,
-            record=record,
-            policy=policy,
+    newest = store.newest_candidate(plan.source, plan.environment)
+    refusals = apply_requirements(
+        store.get(plan.plan_id),
+        policy,
+        ApplyFacts(
             plan_file_sha256=sha256_file(plan.plan_file) if plan.plan_file.exists() else "",
             newest_candidate=newest.plan_id if newest else None,
             module_digest=module_digest(config.terraform_dir),
@@ -79,16 +73,17 @@ def check_plan(
             variables_problem=problem,
             accepted_approvers=tuple(verdict.accepted),
             now=time.time(),
-        )
+        ),
     )
-    if reasons:
-        texts = [refusal.reason for refusal in reasons]
-        if any(refusal.final for refusal in reasons) and record.state in (AWAITING, APPROVED):
-            records.set_state(plan.plan_id, REFUSED, "; ".join(texts)[:1000], apply_run_id=context.run_id)
+    if refusals:
+        texts = [refusal.reason for refusal in refusals]
+        if any(refusal.final for refusal in refusals):
+            store.transition(plan.plan_id, PlanState.REFUSED, note="; ".join(texts)[:1000], expected=[PlanState.AWAITING, PlanState.APPROVED])
         raise Failure(
             f"apply of plan {plan.plan_id} refused:\n" + "\n".join(f"- {text}" for text in texts),
             metadata={"reasons": MetadataValue.json(texts)},
         )
+    store.transition(plan.plan_id, PlanState.APPROVED, note=f"approved by {', '.join(verdict.accepted) or 'policy'}")
     say(context, "check", f"plan {plan.plan_id} approved by {', '.join(verdict.accepted) or 'policy'}; applying")
     context.add_output_metadata({"approvers": MetadataValue.json(verdict.accepted)})
     # The variables now are the planned ones (same digest), so their notification settings hold.

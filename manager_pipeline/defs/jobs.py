@@ -29,7 +29,7 @@ def deploy():
     deploy_config = validate(document)
     workdir = init(deploy_config)
     plan_artifact = plan(document, workdir)
-    approved, held = approval_gate(plan_artifact)
+    approved, held = approval_gate(workdir, plan_artifact)
     applied = apply(workdir, approved)
     # Fan-in: feedback runs with whichever of the two arrived (apply, or the gate's reason).
     feedback(deploy_config, [applied, held])

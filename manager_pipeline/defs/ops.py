@@ -5,19 +5,6 @@ import time
 
 from dagster import Failure, HookContext, MetadataValue, OpExecutionContext, Out, Output, failure_hook, op
 
-from manager_pipeline.approvals import GateAction, decide
-from manager_pipeline.approvals.records import (
-    APPLIED,
-    APPLYING,
-    APPROVED,
-    AWAITING,
-    FAILED,
-    PREVIEW,
-    SUPERSEDED,
-    PlanRecord,
-    Records,
-)
-from manager_pipeline.artifacts import PlanArtifact, sha256_file
 from manager_pipeline.contract import DeployConfig, load_variables, resolve
 from manager_pipeline.defs.partitions import split_partition_key
 from manager_pipeline.defs.resources import (
@@ -34,6 +21,8 @@ from manager_pipeline.events import BRANCH_TAG, SHA_TAG, DispatchEvent
 from manager_pipeline.feedback import Outcome, OutcomeStatus
 from manager_pipeline.feedback.slack import NotifySettings
 from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG
+from manager_pipeline.plans import ApplyFacts, Plan, PlanFacts, PlanState, apply_requirements, sha256_file
+from manager_pipeline.plans.gate import decide
 from manager_pipeline.sources import VariablesDocument
 from manager_pipeline.terraform import (
     BackendSettings,
@@ -49,13 +38,6 @@ from manager_pipeline.terraform.workdir import TFVARS_FILE
 
 # Plan text shown inline in the UI; the full text is always in the plan artifact.
 MAX_METADATA_PLAN_CHARS = 60_000
-
-_HELD_STATUS = {
-    GateAction.SUPERSEDED: OutcomeStatus.SUPERSEDED,
-    GateAction.NO_CHANGES: OutcomeStatus.NO_CHANGES,
-    GateAction.PLAN_ONLY: OutcomeStatus.PLAN_ONLY,
-    GateAction.AWAITING_APPROVAL: OutcomeStatus.AWAITING_APPROVAL,
-}
 
 
 def current_event(context: OpExecutionContext | HookContext) -> DispatchEvent:
@@ -174,93 +156,117 @@ def init(
     return workdir
 
 
-@op(description="Plan, save the plan file and record it as a plan artifact.")
+@op(description="Plan, and keep the saved plan (its file, text and record) in the plan store.")
 def plan(
     context: OpExecutionContext,
+    manager: ManagerConfigResource,
     aws: AwsResource,
     terraform: TerraformResource,
     plans: PlanStoreResource,
     document: VariablesDocument,
     workdir: Workdir,
-) -> PlanArtifact:
+) -> Plan:
     event = current_event(context)
     try:
+        repo = manager.load().source(event.source).repo
         with terraform.session(workdir.path, aws.target()) as (runner, toolchain):
             has_changes, result = runner.plan(workdir.plan_file)
             plan_json = runner.show_json(workdir.plan_file)
     except ManagerError as exc:
         raise _failure(exc, context) from None
     summary = summarize(plan_json)
-    artifact = plans.store().save(
-        plan_file=workdir.plan_file,
-        text=result.stdout,
-        summary=summary,
-        has_changes=has_changes,
-        source=event.source,
-        environment=event.environment,
-        sha=document.sha,
-        branch=document.branch,
-        variables_digest=workdir.variables_digest,
-        module_digest=workdir.module_digest,
-        terraform_version=toolchain.version,
-        planned_outputs=planned_outputs(plan_json),
-        run_id=context.run_id,
-        tfvars=json.loads((workdir.path / TFVARS_FILE).read_text()),
+    saved = plans.plans().save(
+        workdir.plan_file,
+        result.stdout,
+        PlanFacts(
+            source=event.source,
+            environment=event.environment,
+            sha=document.sha,
+            branch=document.branch,
+            pr=event.pr,
+            author=event.author,
+            repo=repo,
+            variables_digest=workdir.variables_digest,
+            module_digest=workdir.module_digest,
+            terraform_version=toolchain.version,
+            has_changes=has_changes,
+            summary=summary,
+            planned_outputs=planned_outputs(plan_json),
+            tfvars=json.loads((workdir.path / TFVARS_FILE).read_text()),
+            run_id=context.run_id,
+        ),
     )
-    say(context, "plan", f"{summary.line()} (plan {artifact.plan_id})")
+    say(context, "plan", f"{summary.line()} (plan {saved.plan_id})")
     if summary.deletions:
         say(context, "plan", f"WARNING: destroys {', '.join(summary.deletions)}")
-    text = artifact.text()
     context.add_output_metadata(
         {
-            "plan_id": artifact.plan_id,
+            "plan_id": saved.plan_id,
             "summary": summary.line(),
             "add": summary.add,
             "change": summary.change,
             "destroy": summary.destroy,
-            "plan_sha256": artifact.plan_sha256,
-            "plan": MetadataValue.md("```text\n" + text[-MAX_METADATA_PLAN_CHARS:] + "\n```"),
-            "planned_outputs": MetadataValue.json(artifact.planned_outputs),
+            "plan_sha256": saved.plan_sha256,
+            "plan": MetadataValue.md("```text\n" + saved.text()[-MAX_METADATA_PLAN_CHARS:] + "\n```"),
+            "planned_outputs": MetadataValue.json(saved.planned_outputs),
         }
     )
-    return artifact
+    return saved
 
 
 @op(
-    description="Decide whether this plan may be applied now.",
-    out={"approved": Out(PlanArtifact, is_required=False), "held": Out(Outcome, is_required=False)},
+    description="Decide what the plan becomes: applied now, awaiting approval, or a preview.",
+    out={"approved": Out(Plan, is_required=False), "held": Out(Outcome, is_required=False)},
 )
 def approval_gate(
     context: OpExecutionContext,
     manager: ManagerConfigResource,
     inbox: InboxResource,
     plans: PlanStoreResource,
-    plan: PlanArtifact,
+    workdir: Workdir,
+    plan: Plan,
 ):
     event = current_event(context)
     try:
-        config = manager.load()
-        policy = config.policy(event.environment)
-        repo = config.source(event.source).repo
+        policy = manager.load().policy(event.environment)
     except ManagerError as exc:
         raise _failure(exc) from None
     superseded_by = None
     inbox_id, ref_key = context.run.tags.get(INBOX_ID_TAG), context.run.tags.get(REF_TAG)
-    if repo and inbox_id and ref_key:
+    if plan.repo and inbox_id and ref_key:
         # A newer delivery for this branch or pull request came in while this run was going.
-        superseded_by = inbox.inbox().newer_delivery(repo, ref_key, event.source, int(inbox_id))
+        superseded_by = inbox.inbox().newer_delivery(plan.repo, ref_key, event.source, int(inbox_id))
     decision = decide(policy, event, plan.branch, plan.has_changes, plan.plan_id, superseded_by)
-    say(context, "gate", decision.reason)
-    _record_plan(plans.records(), plan, event, repo, decision.action)
+    store = plans.plans()
+    store.transition(plan.plan_id, decision.state, note=decision.reason)
     if decision.applies:
-        yield Output(plan, "approved", metadata={"decision": decision.action.value, "reason": decision.reason})
+        refusals = apply_requirements(
+            store.get(plan.plan_id),
+            policy,
+            ApplyFacts(
+                plan_file_sha256=sha256_file(plan.plan_file),
+                newest_candidate=plan.plan_id,
+                module_digest=workdir.module_digest,
+                variables_digest=workdir.variables_digest,
+                variables_problem=None,
+                accepted_approvers=(),
+                now=time.time(),
+            ),
+        )
+        if refusals:
+            store.transition(plan.plan_id, PlanState.REFUSED, note="; ".join(r.reason for r in refusals)[:1000])
+            raise Failure("apply refused:\n" + "\n".join(f"- {r.reason}" for r in refusals))
+    say(context, "gate", decision.reason)
+    metadata = {"decision": decision.state.value, "reason": decision.reason}
+    if decision.applies:
+        yield Output(plan, "approved", metadata=metadata)
         return
     # With no changes, what the plan shows as outputs is what the state holds.
-    outputs = plan.planned_outputs if decision.action is GateAction.NO_CHANGES else {}
+    outputs = plan.planned_outputs if decision.outcome is OutcomeStatus.NO_CHANGES else {}
     yield Output(
         Outcome(
             event=event,
-            status=_HELD_STATUS[decision.action],
+            status=decision.outcome,
             headline=decision.reason,
             plan=plan,
             outputs=outputs,
@@ -268,61 +274,41 @@ def approval_gate(
             branch=plan.branch,
         ),
         "held",
-        metadata={"decision": decision.action.value, "reason": decision.reason},
+        metadata=metadata,
     )
 
 
-def _record_plan(records: Records, plan: PlanArtifact, event: DispatchEvent, repo: str | None, action: GateAction):
-    """Index the plan; a new candidate for a partition supersedes the ones still waiting there."""
-    candidate = action in (GateAction.APPLY, GateAction.AWAITING_APPROVAL)
-    state = {GateAction.APPLY: APPROVED, GateAction.AWAITING_APPROVAL: AWAITING}.get(action, PREVIEW)
-    if candidate:
-        for older in records.plans(state=AWAITING, source=plan.source, environment=plan.environment):
-            records.set_state(older.plan_id, SUPERSEDED, f"superseded by plan {plan.plan_id}")
-    records.add_plan(
-        PlanRecord(
-            plan_id=plan.plan_id,
-            source=plan.source,
-            environment=plan.environment,
-            sha=plan.sha,
-            branch=plan.branch,
-            pr=event.pr,
-            author=event.author,
-            repo=repo,
-            created_at=time.time(),
-            plan_sha256=plan.plan_sha256,
-            candidate=candidate,
-            state=state,
-            run_id=plan.run_id,
-            apply_run_id=None,
-            note=None,
-        )
-    )
-
-
-@op(description="Apply exactly the saved plan, after checking it is the one that was planned.")
+@op(description="Apply exactly the saved plan: only from `approved`, only the bytes that were planned.")
 def apply(
     context: OpExecutionContext,
     aws: AwsResource,
     terraform: TerraformResource,
     plans: PlanStoreResource,
     workdir: Workdir,
-    plan: PlanArtifact,
+    plan: Plan,
 ) -> Outcome:
     event = current_event(context)
+    store = plans.plans()
+    # Checked at the moment of use: the file handed to Terraform is the one that was planned.
     if sha256_file(plan.plan_file) != plan.plan_sha256:
+        store.transition(plan.plan_id, PlanState.REFUSED, note="the plan file changed after it was planned")
         raise Failure(f"plan {plan.plan_id}: the plan file changed since it was planned; re-plan required")
-    records = plans.records()
-    records.set_state(plan.plan_id, APPLYING, apply_run_id=context.run_id)
+    if not store.transition(plan.plan_id, PlanState.APPLYING, apply_run_id=context.run_id):
+        current = store.get(plan.plan_id)
+        raise Failure(
+            f"plan {plan.plan_id} is {current.state.value}, not approved"
+            + (f" (run {current.apply_run_id})" if current.apply_run_id else "")
+            + ": it is applied once, by one run"
+        )
     started = time.monotonic()
     try:
         with terraform.session(workdir.path, aws.target()) as (runner, _):
             runner.apply(plan.plan_file)
             outputs = mask_outputs(runner.outputs())
     except ManagerError as exc:
-        records.set_state(plan.plan_id, FAILED, str(exc)[:500], apply_run_id=context.run_id)
+        store.transition(plan.plan_id, PlanState.FAILED, note=str(exc)[:500])
         raise _failure(exc, context) from None
-    records.set_state(plan.plan_id, APPLIED, apply_run_id=context.run_id)
+    store.transition(plan.plan_id, PlanState.APPLIED)
     elapsed = time.monotonic() - started
     say(context, "apply", f"applied plan {plan.plan_id} in {elapsed:.1f}s")
     context.add_output_metadata({"outputs": MetadataValue.json(outputs), "seconds": round(elapsed, 1)})

@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import ConfigurableResource, EnvVar
 from dagster_aws.s3 import S3Resource
-from github import Github
 
-from manager_pipeline.approvals.records import Records
-from manager_pipeline.artifacts import PlanStore, S3PlanFiles
 from manager_pipeline.aws import STAND_IN_CREDENTIALS, AwsTarget
 from manager_pipeline.config import ManagerConfig, SourceSpec, load_config
+from manager_pipeline.errors import ConfigError
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.feedback import LocalReportSink, Outcome, github_items, render_report
 from manager_pipeline.feedback.delivery import DeliveryReport, deliver
 from manager_pipeline.feedback.outbox import Outbox
 from manager_pipeline.feedback.redact import redact, secret_values
 from manager_pipeline.feedback.slack import NotifySettings, SlackSink, slack_message
-from manager_pipeline.github import GitHubPublisher, GitHubSettings, GitHubSource, connect
-from manager_pipeline.github.client import DEFAULT_API_URL
+from manager_pipeline.github import DEFAULT_API_URL, GitHubClient, GitHubSource
 from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.local_aws import LocalAws
+from manager_pipeline.plans import Plans, S3PlanFiles
 from manager_pipeline.settings import AwsSettings, Settings
 from manager_pipeline.sources import LocalSource, VariablesDocument
 from manager_pipeline.terraform import TerraformRunner, Toolchain, ensure_toolchain
@@ -42,9 +41,11 @@ class ManagerConfigResource(ConfigurableResource):
 
 
 class GitHubResource(ConfigurableResource):
-    """GitHub through PyGithub: a token or a GitHub App installation, any API base URL.
+    """GitHub through ``GitHubClient``: a token or a GitHub App installation, any API base URL.
 
-    The secrets are Dagster ``EnvVar``s: the UI shows the variable's name, never its value.
+    These fields are the GitHub settings, the only declaration of them; ``github_resource()``
+    fills them from the environment. The secrets are Dagster ``EnvVar``s: the UI shows the
+    variable's name, never its value.
     """
 
     api_url: str = DEFAULT_API_URL
@@ -56,26 +57,33 @@ class GitHubResource(ConfigurableResource):
     retries: int = 5
     backoff: float = 0.5
     max_rate_limit_wait: float = 300.0
+    # PyGithub's pacing between requests and writes, which GitHub asks integrations to keep; off for stand-ins.
     throttle: bool = True
 
-    def settings(self, quick: bool = False) -> GitHubSettings:
-        """``quick``: one retry and a short timeout, for an attempt inside a run (the outbox keeps the rest)."""
-        settings = GitHubSettings(**{field.name: getattr(self, field.name) for field in fields(GitHubSettings)})
-        if quick:
-            settings = replace(
-                settings,
-                timeout=min(self.timeout, 10.0),
-                retries=1,
-                max_rate_limit_wait=min(self.max_rate_limit_wait, 5.0),
-            )
-        return settings
+    def _secret(self, name: str) -> str | None:
+        # Outside a run (the CLI) a field given as EnvVar is still the reference: read its value.
+        value = getattr(self, name)
+        return value.get_value() if isinstance(value, EnvVar) else value
 
     @property
     def configured(self) -> bool:
-        return self.settings().configured
+        token, key = self._secret("token"), self._secret("app_private_key")
+        return GitHubClient.credentials(token, self.app_id, key, self.installation_id) is not None
 
-    def client(self, quick: bool = False) -> Github:
-        return connect(self.settings(quick))
+    def client(self, quick: bool = False) -> GitHubClient:
+        """``quick``: one retry and a short timeout, for an attempt inside a run (the outbox keeps the rest)."""
+        return GitHubClient(
+            api_url=self.api_url,
+            token=self._secret("token"),
+            app_id=self.app_id,
+            app_private_key=self._secret("app_private_key"),
+            installation_id=self.installation_id,
+            timeout=min(self.timeout, 10.0) if quick else self.timeout,
+            retries=1 if quick else self.retries,
+            backoff=self.backoff,
+            max_rate_limit_wait=min(self.max_rate_limit_wait, 5.0) if quick else self.max_rate_limit_wait,
+            throttle=self.throttle,
+        )
 
 
 class SourcesResource(ConfigurableResource):
@@ -148,16 +156,16 @@ class TerraformResource(ConfigurableResource):
 
 class PlanStoreResource(ConfigurableResource):
     """Saved plans: files under the instance (and in S3 through dagster-aws when a bucket is set),
-    their index and their approvals in the manager's database."""
+    their row, state and approvals in the manager's database."""
 
     root: str
     database_url: str
     artifact_bucket: str | None = None
     aws: AwsResource
 
-    def store(self) -> PlanStore:
+    def plans(self) -> Plans:
         if not self.artifact_bucket:
-            return PlanStore(Path(self.root))
+            return Plans(self.database_url, Path(self.root))
         target = self.aws.target()
         s3 = S3Resource(
             region_name=target.state_region,
@@ -166,10 +174,7 @@ class PlanStoreResource(ConfigurableResource):
             aws_secret_access_key=target.credentials.get("AWS_SECRET_ACCESS_KEY"),
         )
         target.ensure_bucket(self.artifact_bucket)
-        return PlanStore(Path(self.root), S3PlanFiles(s3.get_client(), self.artifact_bucket))
-
-    def records(self) -> Records:
-        return Records(self.database_url)
+        return Plans(self.database_url, Path(self.root), S3PlanFiles(s3.get_client(), self.artifact_bucket))
 
 
 class InboxResource(ConfigurableResource):
@@ -223,7 +228,7 @@ class FeedbackResource(ConfigurableResource):
         """Send what the outbox holds; GitHub being down leaves it there for the delivery sensor."""
         if not self.github.configured:
             return DeliveryReport()
-        return deliver(self.outbox(), GitHubPublisher(self.github.client(quick)), deadline_s=20 if quick else 120)
+        return deliver(self.outbox(), self.github.client(quick), deadline_s=20 if quick else 120)
 
 
 @dataclass(frozen=True)
@@ -234,25 +239,54 @@ class Published:
     slack_problem: str | None = None
 
 
+# Environment variable -> GitHubResource field: (field, type, smallest value, what to put there).
+_GITHUB_NUMBERS = {
+    "GITHUB_APP_INSTALLATION_ID": ("installation_id", int, 1, "the GitHub App installation's id, e.g. 12345678"),
+    "GITHUB_TIMEOUT": ("timeout", float, 0.001, "a number of seconds, e.g. 15 (no unit)"),
+    "GITHUB_RETRIES": ("retries", int, 0, "a whole number of retries, e.g. 5 (0: none)"),
+    "GITHUB_RETRY_BACKOFF": ("backoff", float, 0, "a number of seconds, e.g. 0.5 (no unit)"),
+    "GITHUB_MAX_RATE_LIMIT_WAIT": ("max_rate_limit_wait", float, 0, "a number of seconds, e.g. 300 (no unit)"),
+}
+_SWITCH = {"on": True, "1": True, "true": True, "yes": True, "off": False, "0": False, "false": False, "no": False}
+
+
+def _not_valid(name: str, raw: str, what: str) -> ConfigError:
+    shown = raw if len(raw) <= 40 else raw[:40] + "…"
+    return ConfigError(f"{name}={shown!r} is not valid: set it to {what}, or leave it unset")
+
+
 def github_resource(env: Mapping[str, str] | None = None) -> GitHubResource:
-    """GitHub settings from the environment; secrets stay EnvVar references."""
+    """The GitHub settings from the environment, read here and nowhere else.
+
+    Unset variables leave the resource's defaults; secrets stay ``EnvVar`` references. A malformed
+    value is a ``ConfigError`` of one line naming the variable and what to put there.
+    """
     env = os.environ if env is None else env
-
-    def secret(name: str) -> EnvVar | None:
-        return EnvVar(name) if env.get(name) else None
-
-    return GitHubResource(
-        api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL,
-        token=secret("GITHUB_TOKEN"),
-        app_id=env.get("GITHUB_APP_ID") or None,
-        app_private_key=secret("GITHUB_APP_PRIVATE_KEY"),
-        installation_id=int(env["GITHUB_APP_INSTALLATION_ID"]) if env.get("GITHUB_APP_INSTALLATION_ID") else None,
-        timeout=float(env.get("GITHUB_TIMEOUT") or 15),
-        retries=int(env.get("GITHUB_RETRIES") or 5),
-        backoff=float(env.get("GITHUB_RETRY_BACKOFF") or 0.5),
-        max_rate_limit_wait=float(env.get("GITHUB_MAX_RATE_LIMIT_WAIT") or 300),
-        throttle=(env.get("GITHUB_THROTTLE") or "on").lower() not in ("off", "0", "false", "no"),
-    )
+    values: dict[str, object] = {}
+    if env.get("GITHUB_API_URL"):
+        values["api_url"] = env["GITHUB_API_URL"]
+    if env.get("GITHUB_APP_ID"):
+        values["app_id"] = env["GITHUB_APP_ID"]
+    for name, field in (("GITHUB_TOKEN", "token"), ("GITHUB_APP_PRIVATE_KEY", "app_private_key")):
+        if env.get(name):
+            values[field] = EnvVar(name)
+    for name, (field, kind, minimum, what) in _GITHUB_NUMBERS.items():
+        raw = (env.get(name) or "").strip()
+        if not raw:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise _not_valid(name, raw, what) from None
+        if not math.isfinite(value) or value < minimum:
+            raise _not_valid(name, raw, what)
+        values[field] = value
+    throttle = (env.get("GITHUB_THROTTLE") or "").strip()
+    if throttle:
+        if throttle.lower() not in _SWITCH:
+            raise _not_valid("GITHUB_THROTTLE", throttle, "on or off (off only for a stand-in)")
+        values["throttle"] = _SWITCH[throttle.lower()]
+    return GitHubResource(**values)
 
 
 def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:

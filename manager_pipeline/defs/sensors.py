@@ -18,20 +18,19 @@ from dagster import (
     sensor,
 )
 
-from manager_pipeline.approvals.records import APPROVED, AWAITING, EXPIRED
-from manager_pipeline.approvals.review import review
 from manager_pipeline.config import ManagerConfig, load_config
-from manager_pipeline.defs.audit import audit
 from manager_pipeline.defs.jobs import APPLY_JOB, DEPLOY_JOB
 from manager_pipeline.defs.partitions import SOURCE, partition_changes, partition_key
 from manager_pipeline.defs.resources import FeedbackResource, GitHubResource, InboxResource, PlanStoreResource
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import ENVIRONMENT_TAG, SOURCE_TAG, TRIGGER_TAG, DispatchEvent
 from manager_pipeline.github.approvals import GitHubApprovals
-from manager_pipeline.github.polling import GitHubPoller
 from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG, plan_dispatch
 from manager_pipeline.intake.polling import PollState, poll
 from manager_pipeline.intake.webhooks import touches_source
+from manager_pipeline.plans import Plan, Plans, PlanState
+from manager_pipeline.plans.approvals import review
+from manager_pipeline.plans.audit import audit
 from manager_pipeline.watch import LocalWatchState, detect_local_changes
 
 
@@ -173,7 +172,7 @@ def _pr_checker(github: GitHubResource):
         key = (delivery.repo, delivery.pr, delivery.sha)
         if key not in files_of:
             files_of[key] = (
-                GitHubPoller(github.client()).pull_files(delivery.repo, delivery.pr) if github.configured else None
+                github.client().pull_files(delivery.repo, delivery.pr) if github.configured else None
             )
         return touches_source(spec, files_of[key])
 
@@ -211,13 +210,27 @@ def polling_sensor(config_path: Path, interval: int = 60, enabled: bool = False)
         if isinstance(config, SkipReason):
             return config
         state = PollState.from_json(context.cursor)
-        deliveries = poll(config, GitHubPoller(github.client()), state)
+        deliveries = poll(config, github.client(), state)
         store = inbox.inbox()
         added = sum(1 for delivery in deliveries if store.add(delivery)[1])
         context.update_cursor(state.to_json())
         return SkipReason(f"{added} new change(s) put in the inbox")
 
     return poll_github_sources
+
+
+def _review_waiting_plan(context, store: Plans, config: ManagerConfig, plan: Plan, approvals) -> None:
+    if plan.environment not in config.environments or plan.source not in config.sources:
+        return
+    policy = config.policy(plan.environment)
+    age_hours = (time.time() - plan.created_at) / 3600
+    if age_hours > policy.max_plan_age_hours:
+        store.transition(plan.plan_id, PlanState.EXPIRED, note=f"older than {policy.max_plan_age_hours:.0f} h; re-plan")
+        return
+    verdict = review(plan, policy, store, approvals if plan.repo else None)
+    audit(context.instance, plan, verdict.new)
+    if verdict.approved:
+        store.transition(plan.plan_id, PlanState.APPROVED, note=f"approved by {', '.join(verdict.accepted)}")
 
 
 def approval_sensor(config_path: Path, interval: int = 15):
@@ -235,33 +248,30 @@ def approval_sensor(config_path: Path, interval: int = 15):
         config = _config_or_skip(config_path)
         if isinstance(config, SkipReason):
             return config
-        records = plans.records()
-        waiting = records.plans(state=AWAITING)
-        if not waiting:
-            return SkipReason("no plan waits for approval")
+        store = plans.plans()
+        waiting = store.list_plans(state=PlanState.AWAITING)
         approvals = GitHubApprovals(github.client()) if github.configured else None
-        runs = []
-        for record in waiting:
-            if record.environment not in config.environments or record.source not in config.sources:
-                continue
-            policy = config.policy(record.environment)
-            age_hours = (time.time() - record.created_at) / 3600
-            if age_hours > policy.max_plan_age_hours:
-                records.set_state(record.plan_id, EXPIRED, f"older than {policy.max_plan_age_hours:.0f} h; re-plan")
-                continue
-            verdict = review(record, policy, records, approvals if record.repo else None)
-            audit(context.instance, record, verdict.new)
-            if verdict.approved:
-                records.set_state(record.plan_id, APPROVED, f"approved by {', '.join(verdict.accepted)}")
-                runs.append(
-                    RunRequest(
-                        run_key=f"apply:{record.plan_id}",
-                        partition_key=partition_key(record.source, record.environment),
-                        tags=record.apply_tags("approval"),
-                    )
-                )
+        problems = []
+        for plan in waiting:
+            # One plan's trouble (GitHub down, a policy gone) never holds up the others.
+            try:
+                _review_waiting_plan(context, store, config, plan, approvals)
+            except Exception as exc:  # noqa: BLE001 - reported on the tick, retried next tick
+                problems.append(f"plan {plan.plan_id}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        # Every approved plan without an apply run gets one; the run key makes asking again harmless.
+        runs = [
+            RunRequest(
+                run_key=f"apply:{plan.plan_id}",
+                partition_key=partition_key(plan.source, plan.environment),
+                tags=plan.apply_tags("approval"),
+            )
+            for plan in store.list_plans(state=PlanState.APPROVED)
+            if plan.apply_run_id is None and plan.environment in config.environments and plan.source in config.sources
+        ]
+        if problems:
+            context.log.warning("; ".join(problems))
         if not runs:
-            return SkipReason(f"{len(waiting)} plan(s) wait for approval")
+            return SkipReason(f"{len(waiting)} plan(s) wait for approval" + (f"; {len(problems)} failed" if problems else ""))
         return SensorResult(run_requests=runs)
 
     return approve_plans

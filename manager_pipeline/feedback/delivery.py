@@ -1,25 +1,75 @@
-"""Deliver what the outbox holds, in order per repository, each item once."""
+"""Deliver what the outbox holds, in order per repository, each item once.
+
+Every write is safe to repeat: a status is the latest for its context, a plan comment is
+found again by its hidden marker and edited in place, a notification carries a marker and
+is not posted twice. That is what lets the outbox retry after an outage without
+duplicating anything. GitHub itself is reached through ``GitHubClient`` (``github/client.py``).
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from manager_pipeline.feedback.outbox import FeedbackItem, Outbox
+from manager_pipeline.github.client import Comment
+
+_PART = re.compile(r"<!-- manager-pipeline:(?P<key>[^ ]+) part (?P<index>\d+)/(?P<count>\d+)")
 
 
-class Publisher(Protocol):
-    def set_status(self, repo: str, sha: str, context: str, state: str, description: str, target_url: str) -> None: ...
-    def upsert_comment(self, repo: str, pr: int, key: str, parts: list[str]) -> None: ...
-    def post_once(self, repo: str, pr: int | None, sha: str, marker: str, body: str) -> None: ...
-    def pull_requests(self, repo: str, sha: str) -> list[int]: ...
+class GitHubWrites(Protocol):
+    """What delivery needs of ``GitHubClient``."""
+
+    def create_status(
+        self, repo: str, sha: str, context: str, state: str, description: str, target_url: str
+    ) -> None: ...
+    def issue_comments(self, repo: str, number: int) -> list[Comment]: ...
+    def commit_comments(self, repo: str, sha: str) -> list[Comment]: ...
+    def create_issue_comment(self, repo: str, number: int, body: str) -> None: ...
+    def create_commit_comment(self, repo: str, sha: str, body: str) -> None: ...
+    def edit_issue_comment(self, repo: str, comment_id: int, body: str) -> None: ...
+    def delete_issue_comment(self, repo: str, comment_id: int) -> None: ...
+    def pulls_of_commit(self, repo: str, sha: str) -> list[int]: ...
 
 
-def send(publisher: Publisher, item: FeedbackItem) -> None:
+def part_index(body: str, key: str) -> int | None:
+    match = _PART.search(body.split("\n", 1)[0])
+    return int(match["index"]) if match and match["key"] == key else None
+
+
+def upsert_comment(github: GitHubWrites, repo: str, pr: int, key: str, parts: list[str]) -> None:
+    """One comment per part, found by ``key`` and edited in place; surplus old parts removed."""
+    existing: dict[int, Comment] = {}
+    for comment in github.issue_comments(repo, pr):
+        index = part_index(comment.body, key)
+        if index is not None:
+            existing.setdefault(index, comment)
+    for index, body in enumerate(parts, start=1):
+        comment = existing.pop(index, None)
+        if comment is None:
+            github.create_issue_comment(repo, pr, body)
+        elif comment.body != body:
+            github.edit_issue_comment(repo, comment.id, body)
+    for comment in existing.values():
+        github.delete_issue_comment(repo, comment.id)
+
+
+def post_once(github: GitHubWrites, repo: str, pr: int | None, sha: str, marker: str, body: str) -> None:
+    """A comment on the pull request (or the commit) unless one with ``marker`` is there."""
+    if pr is not None:
+        if not any(marker in c.body for c in github.issue_comments(repo, pr)):
+            github.create_issue_comment(repo, pr, body)
+        return
+    if not any(marker in c.body for c in github.commit_comments(repo, sha)):
+        github.create_commit_comment(repo, sha, body)
+
+
+def send(github: GitHubWrites, item: FeedbackItem) -> None:
     payload = item.payload
     if item.kind == "status":
-        publisher.set_status(
+        github.create_status(
             item.repo,
             payload["sha"],
             payload["context"],
@@ -29,15 +79,15 @@ def send(publisher: Publisher, item: FeedbackItem) -> None:
         )
     elif item.kind == "comment":
         # The pull request is looked up when the comment is sent: the run may not have known it.
-        prs = [payload["pr"]] if payload.get("pr") is not None else publisher.pull_requests(item.repo, payload["sha"])
+        prs = [payload["pr"]] if payload.get("pr") is not None else github.pulls_of_commit(item.repo, payload["sha"])
         for pr in prs:
-            publisher.upsert_comment(item.repo, pr, payload["key"], payload["parts"])
+            upsert_comment(github, item.repo, pr, payload["key"], payload["parts"])
     elif item.kind == "notification":
         pr = payload.get("pr")
         if pr is None:
-            prs = publisher.pull_requests(item.repo, payload["sha"])
+            prs = github.pulls_of_commit(item.repo, payload["sha"])
             pr = prs[0] if prs else None
-        publisher.post_once(item.repo, pr, payload["sha"], payload["marker"], payload["body"])
+        post_once(github, item.repo, pr, payload["sha"], payload["marker"], payload["body"])
     else:
         raise ValueError(f"unknown feedback kind {item.kind!r}")
 
@@ -53,7 +103,7 @@ class DeliveryReport:
         return len(self.failed) + len(self.waiting)
 
 
-def deliver(outbox: Outbox, publisher: Publisher, deadline_s: float = 60.0) -> DeliveryReport:
+def deliver(outbox: Outbox, github: GitHubWrites, deadline_s: float = 60.0) -> DeliveryReport:
     """Send undelivered items oldest first; a failure holds back the rest of its repository."""
     report = DeliveryReport()
     blocked: set[str] = set()
@@ -65,7 +115,7 @@ def deliver(outbox: Outbox, publisher: Publisher, deadline_s: float = 60.0) -> D
             report.waiting.append(stored.id)
             continue
         try:
-            send(publisher, stored.item)
+            send(github, stored.item)
         except Exception as exc:  # noqa: BLE001 - any failure leaves the item for the next attempt
             outbox.failed(stored.id, f"{type(exc).__name__}: {exc}")
             report.failed[stored.id] = str(exc)

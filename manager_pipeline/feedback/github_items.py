@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from manager_pipeline.feedback.comments import COMMENT_LIMIT, MAX_PARTS, fit_plan, split_comment
 from manager_pipeline.feedback.outbox import FeedbackItem
 from manager_pipeline.feedback.outcome import Outcome, OutcomeStatus
 from manager_pipeline.feedback.redact import redact, secret_values
 from manager_pipeline.feedback.report import format_value, render_report
 from manager_pipeline.feedback.slack import NotifySettings
+from manager_pipeline.github.client import STATUS_DESCRIPTION_LIMIT
 
 STATUS_CONTEXT = "manager-pipeline/{environment}"
 _STATE = {
@@ -20,12 +23,31 @@ _STATE = {
 }
 
 
-def _clean(item: FeedbackItem, extra_secrets: list[str] = ()) -> FeedbackItem:
-    secrets = sorted({*secret_values(), *extra_secrets}, key=len, reverse=True)
-    return FeedbackItem(item.repo, item.kind, redact(item.payload, secrets))
+def _secrets(extra_secrets: Sequence[str] = ()) -> list[str]:
+    return sorted({*secret_values(), *extra_secrets}, key=len, reverse=True)
 
 
-def status(repo: str, sha: str, environment: str, state: str, description: str, target_url: str) -> FeedbackItem:
+def _clean(item: FeedbackItem, extra_secrets: Sequence[str] = ()) -> FeedbackItem:
+    return FeedbackItem(item.repo, item.kind, redact(item.payload, _secrets(extra_secrets)))
+
+
+def status_description(description: str, extra_secrets: Sequence[str] = ()) -> str:
+    """Redacted first, then cut to GitHub's limit: a secret across the cut cannot leave as a prefix."""
+    description = redact(description, _secrets(extra_secrets))
+    if len(description) > STATUS_DESCRIPTION_LIMIT:
+        description = description[: STATUS_DESCRIPTION_LIMIT - 1] + "…"
+    return description
+
+
+def status(
+    repo: str,
+    sha: str,
+    environment: str,
+    state: str,
+    description: str,
+    target_url: str,
+    extra_secrets: Sequence[str] = (),
+) -> FeedbackItem:
     return _clean(
         FeedbackItem(
             repo,
@@ -34,10 +56,11 @@ def status(repo: str, sha: str, environment: str, state: str, description: str, 
                 "sha": sha,
                 "context": STATUS_CONTEXT.format(environment=environment),
                 "state": state,
-                "description": description if len(description) <= 140 else description[:139] + "…",
+                "description": status_description(description, extra_secrets),
                 "target_url": target_url,
             },
-        )
+        ),
+        extra_secrets,
     )
 
 
@@ -108,7 +131,11 @@ def items_for(
 ) -> list[FeedbackItem]:
     """Everything a finished (or failed) run tells its repository, in the order to send it."""
     notify = notify or NotifySettings()
-    items = [status(repo, sha, outcome.event.environment, _STATE[outcome.status], _description(outcome), run_url)]
+    items = [
+        status(
+            repo, sha, outcome.event.environment, _STATE[outcome.status], _description(outcome), run_url, notify.secrets
+        )
+    ]
     if outcome.plan is not None:
         # Posted on the pull request of the event, or on those of the commit (none: nothing).
         items.append(plan_comment(repo, pr, sha, outcome, run_id, run_url))

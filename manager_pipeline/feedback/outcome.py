@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from manager_pipeline.artifacts import PlanArtifact
 from manager_pipeline.events import DispatchEvent
+
+if TYPE_CHECKING:
+    from manager_pipeline.plans import Plan
 
 
 class OutcomeStatus(str, Enum):
@@ -28,7 +30,7 @@ class Outcome:
     event: DispatchEvent
     status: OutcomeStatus
     headline: str
-    plan: PlanArtifact | None = None
+    plan: Plan | None = None
     outputs: Mapping[str, Any] = field(default_factory=dict)
     failed_stage: str | None = None
     error: str | None = None

@@ -1,7 +1,25 @@
-"""The GitHub boundary: the one place that talks to GitHub, through PyGithub."""
+"""The GitHub boundary: ``GitHubClient`` is the one place that talks to GitHub (through PyGithub).
 
-from manager_pipeline.github.client import GitHubSettings, connect
-from manager_pipeline.github.publisher import GitHubPublisher
+``GitHubSource`` (a variables file at a commit) and ``GitHubApprovals`` (reviews and `/approve`
+comments) are thin users of it; feedback delivery (``feedback/delivery.py``) is another.
+"""
+
+from manager_pipeline.github.client import (
+    DEFAULT_API_URL,
+    Comment,
+    GitHubClient,
+    GitHubError,
+    GitHubNotConfigured,
+    Review,
+)
 from manager_pipeline.github.source import GitHubSource
 
-__all__ = ["GitHubPublisher", "GitHubSettings", "GitHubSource", "connect"]
+__all__ = [
+    "DEFAULT_API_URL",
+    "Comment",
+    "GitHubClient",
+    "GitHubError",
+    "GitHubNotConfigured",
+    "GitHubSource",
+    "Review",
+]

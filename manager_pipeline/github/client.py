@@ -1,26 +1,73 @@
-"""A PyGithub client with the manager's auth, timeouts and retry policy.
+"""The one GitHub client: every call the manager makes to GitHub goes through ``GitHubClient``.
 
-Auth is a token (``GITHUB_TOKEN``) or a GitHub App installation (``GITHUB_APP_ID``,
-``GITHUB_APP_PRIVATE_KEY``, ``GITHUB_APP_INSTALLATION_ID``); the base URL comes from
-``GITHUB_API_URL`` (GitHub Enterprise, or a stand-in). The secrets live in this settings
-object only, which never prints them.
+It is the only code that uses PyGithub. It holds the auth (a token, or a GitHub App
+installation), the base URL (GitHub, GitHub Enterprise, or a stand-in), the timeouts and the
+retry policy, and it answers in plain data (``Comment``, ``Review``, strings and numbers): no
+PyGithub object and no ``GithubException`` leaves this module; a refusal by GitHub is a
+``GitHubError`` carrying GitHub's status.
+
+Its settings have one source, the Dagster ``GitHubResource`` (``defs/resources.py``), which
+builds the client from its own fields; the secrets are never printed.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
-from github import Auth, Github, GithubRetry
+from github import Auth, Github, GithubException, GithubRetry, UnknownObjectException
 
 from manager_pipeline.errors import ManagerError
 
 DEFAULT_API_URL = "https://api.github.com"
+# GitHub refuses a commit status description longer than this.
+STATUS_DESCRIPTION_LIMIT = 140
+# A comparison listing this many files may be cut short by GitHub: the changed files are unknown.
+_COMPARE_FILES_LIMIT = 300
 
 
 class GitHubNotConfigured(ManagerError):
     """A source on GitHub, and no credentials to reach it."""
+
+
+class GitHubError(ManagerError):
+    """GitHub refused or could not answer a request; ``status`` is its HTTP status (None: unknown)."""
+
+    def __init__(self, what: str, status: int | None, reason: str, not_found: bool = False):
+        self.what, self.status, self.reason = what, status, reason
+        self.not_found = not_found or status == 404
+        super().__init__(f"{what}: GitHub answered {status} ({reason})")
+
+
+class NotAFile(GitHubError):
+    """The path asked for is a folder."""
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A comment on a pull request (issue) or on a commit."""
+
+    id: int
+    login: str | None
+    body: str
+    created_at: float  # seconds since the epoch; 0.0 when GitHub gave none
+    edited: bool  # changed after it was posted
+
+
+@dataclass(frozen=True)
+class Review:
+    """A pull request review."""
+
+    id: int
+    login: str | None
+    state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, ...
+    commit_id: str | None  # the commit that was reviewed
+    body: str
 
 
 class _Retry(GithubRetry):
@@ -43,50 +90,233 @@ class _Retry(GithubRetry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
-@dataclass(frozen=True)
-class GitHubSettings:
-    api_url: str = DEFAULT_API_URL
-    token: str | None = field(default=None, repr=False)
-    app_id: str | None = None
-    app_private_key: str | None = field(default=None, repr=False)
-    installation_id: int | None = None
-    timeout: float = 15.0
-    retries: int = 5
-    backoff: float = 0.5
-    max_rate_limit_wait: float = 300.0
-    # PyGithub's pacing (0.25 s between requests, 1 s between writes), which GitHub asks
-    # integrations to keep to avoid secondary rate limits; off for stand-ins.
-    throttle: bool = True
+def _seconds(value: datetime | None) -> float:
+    if value is None:
+        return 0.0
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
 
-    @property
-    def configured(self) -> bool:
-        return bool(self.token or (self.app_id and self.app_private_key and self.installation_id))
 
-    def auth(self) -> Auth.Auth:
-        if self.token:
-            return Auth.Token(self.token)
-        if self.app_id and self.app_private_key and self.installation_id:
-            return Auth.AppAuth(self.app_id, self.app_private_key).get_installation_auth(self.installation_id)
-        raise GitHubNotConfigured(
-            "no GitHub credentials: set GITHUB_TOKEN, or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and "
-            "GITHUB_APP_INSTALLATION_ID"
+def _comment(comment) -> Comment:
+    created, updated = _seconds(comment.created_at), _seconds(comment.updated_at)
+    return Comment(
+        id=comment.id,
+        login=comment.user.login if comment.user else None,
+        body=comment.body or "",
+        created_at=created,
+        edited=bool(created and updated > created),
+    )
+
+
+def _reason(exc: GithubException) -> str:
+    data = exc.data if isinstance(exc.data, dict) else {}
+    return str(data.get("message") or exc.status)
+
+
+@contextmanager
+def _asking(what: str) -> Iterator[None]:
+    """Turn PyGithub's exceptions into ``GitHubError`` (network errors pass through as they are)."""
+    try:
+        yield
+    except GithubException as exc:
+        raise GitHubError(
+            what, exc.status, _reason(exc), not_found=isinstance(exc, UnknownObjectException)
+        ) from None
+
+
+class GitHubClient:
+    """GitHub's REST API as the manager uses it: reads for sources, polling and approvals; writes for feedback.
+
+    Build it with ``GitHubResource.client()``; the keyword arguments are that resource's fields.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        token: str | None,
+        app_id: str | None,
+        app_private_key: str | None,
+        installation_id: int | None,
+        timeout: float,
+        retries: int,
+        backoff: float,
+        max_rate_limit_wait: float,
+        throttle: bool,
+    ) -> None:
+        auth = self.credentials(token, app_id, app_private_key, installation_id)
+        if auth is None:
+            raise GitHubNotConfigured(
+                "no GitHub credentials: set GITHUB_TOKEN, or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and "
+                "GITHUB_APP_INSTALLATION_ID"
+            )
+        retry = _Retry(
+            total=retries,
+            backoff_factor=backoff,
+            secondary_rate_wait=min(60.0, max_rate_limit_wait),
+            max_rate_limit_wait=max_rate_limit_wait,
+        )
+        self._github = Github(
+            auth=auth,
+            base_url=api_url.rstrip("/"),
+            timeout=max(1, round(timeout)),
+            retry=retry,
+            # PyGithub's pacing (0.25 s between requests, 1 s between writes), which GitHub asks
+            # integrations to keep to avoid secondary rate limits; off for stand-ins.
+            seconds_between_requests=0.25 if throttle else None,
+            seconds_between_writes=1.0 if throttle else None,
+            per_page=100,
+            lazy=True,
         )
 
+    def __repr__(self) -> str:
+        return f"GitHubClient({self._github.requester.base_url})"
 
-def connect(settings: GitHubSettings) -> Github:
-    retry = _Retry(
-        total=settings.retries,
-        backoff_factor=settings.backoff,
-        secondary_rate_wait=min(60.0, settings.max_rate_limit_wait),
-        max_rate_limit_wait=settings.max_rate_limit_wait,
-    )
-    return Github(
-        auth=settings.auth(),
-        base_url=settings.api_url.rstrip("/"),
-        timeout=max(1, round(settings.timeout)),
-        retry=retry,
-        seconds_between_requests=0.25 if settings.throttle else None,
-        seconds_between_writes=1.0 if settings.throttle else None,
-        per_page=100,
-        lazy=True,
-    )
+    @staticmethod
+    def credentials(
+        token: str | None, app_id: str | None, app_private_key: str | None, installation_id: int | None
+    ) -> Auth.Auth | None:
+        """The auth these settings give (a token first, else an App installation), None without credentials."""
+        if token:
+            return Auth.Token(token)
+        if app_id and app_private_key and installation_id:
+            return Auth.AppAuth(app_id, app_private_key).get_installation_auth(installation_id)
+        return None
+
+    # --- reads: sources ---------------------------------------------------------------------
+
+    def file_at(self, repo: str, path: str, sha: str) -> bytes:
+        """The bytes of ``path`` at commit ``sha``; ``NotAFile`` for a folder."""
+        with _asking(f"{path} at commit {sha}"):
+            content = self._github.get_repo(repo).get_contents(path, ref=sha)
+            if isinstance(content, list):
+                raise NotAFile(f"{path} at commit {sha}", None, "a folder, not a file")
+            return content.decoded_content
+
+    def head_sha(self, repo: str, branch: str) -> str:
+        """The commit ``branch`` points at now."""
+        with _asking(f"branch `{branch}`"):
+            return self._github.get_repo(repo).get_branch(branch).commit.sha
+
+    def pull_files(self, repo: str, number: int) -> tuple[str, ...] | None:
+        """Files a pull request changes; None when GitHub cannot say."""
+        try:
+            return tuple(f.filename for f in self._github.get_repo(repo).get_pull(number).get_files())
+        except GithubException:
+            return None
+
+    def changed_files(self, repo: str, base: str, head: str) -> tuple[str, ...] | None:
+        """Files changed from ``base`` to ``head``; None when GitHub cannot say (too many, or gone)."""
+        try:
+            comparison = self._github.get_repo(repo).compare(base, head)
+            files = [f.filename for f in comparison.files]
+        except GithubException:
+            return None
+        return None if len(files) >= _COMPARE_FILES_LIMIT else tuple(files)
+
+    # --- reads: pull requests, approvals --------------------------------------------------
+
+    def pulls_of_commit(self, repo: str, sha: str) -> list[int]:
+        """Numbers of the pull requests whose head is ``sha``."""
+        with _asking(f"pull requests of commit {sha}"):
+            return [pull.number for pull in self._github.get_repo(repo).get_commit(sha).get_pulls()]
+
+    def reviews(self, repo: str, number: int) -> list[Review]:
+        with _asking(f"reviews of pull request #{number}"):
+            return [
+                Review(r.id, r.user.login if r.user else None, r.state, r.commit_id, r.body or "")
+                for r in self._github.get_repo(repo).get_pull(number).get_reviews()
+            ]
+
+    def issue_comments(self, repo: str, number: int) -> list[Comment]:
+        """The comments of a pull request (or issue), oldest first, every page."""
+        with _asking(f"comments of #{number}"):
+            return [_comment(c) for c in self._github.get_repo(repo).get_issue(number).get_comments()]
+
+    def commit_comments(self, repo: str, sha: str) -> list[Comment]:
+        with _asking(f"comments of commit {sha}"):
+            return [_comment(c) for c in self._github.get_repo(repo).get_commit(sha).get_comments()]
+
+    def commit_author(self, repo: str, sha: str) -> str | None:
+        """The GitHub login of the commit's author; None when the commit is not linked to an account."""
+        with _asking(f"commit {sha}"):
+            commit = self._github.get_repo(repo).get_commit(sha)
+            return commit.author.login if commit.author else None
+
+    def in_team(self, login: str, team: str) -> bool:
+        """Whether ``login`` is a member of ``team`` (``org/slug``)."""
+        org, slug = team.split("/", 1)
+        with _asking(f"team {team}"):
+            found = self._github.get_organization(org).get_team_by_slug(slug)
+            return found.has_in_members(self._github.get_user(login, lazy=True))
+
+    # --- writes: feedback ------------------------------------------------------------------
+
+    def create_status(self, repo: str, sha: str, context: str, state: str, description: str, target_url: str) -> None:
+        """Set the commit status of ``context``; a description past GitHub's limit is shortened.
+
+        The text must already be redacted (``feedback/github_items.py`` does it before any cut).
+        """
+        if len(description) > STATUS_DESCRIPTION_LIMIT:
+            description = description[: STATUS_DESCRIPTION_LIMIT - 1] + "…"
+        with _asking(f"status of commit {sha}"):
+            self._github.get_repo(repo).get_commit(sha).create_status(
+                state=state, target_url=target_url, description=description, context=context
+            )
+
+    def create_issue_comment(self, repo: str, number: int, body: str) -> None:
+        with _asking(f"comment on #{number}"):
+            self._github.get_repo(repo).get_issue(number).create_comment(body)
+
+    def create_commit_comment(self, repo: str, sha: str, body: str) -> None:
+        with _asking(f"comment on commit {sha}"):
+            self._github.get_repo(repo).get_commit(sha).create_comment(body)
+
+    def edit_issue_comment(self, repo: str, comment_id: int, body: str) -> None:
+        with _asking(f"edit of comment {comment_id}"):
+            self._github.requester.requestJsonAndCheck(
+                "PATCH", f"/repos/{repo}/issues/comments/{comment_id}", input={"body": body}
+            )
+
+    def delete_issue_comment(self, repo: str, comment_id: int) -> None:
+        with _asking(f"deletion of comment {comment_id}"):
+            self._github.requester.requestJsonAndCheck("DELETE", f"/repos/{repo}/issues/comments/{comment_id}")
+
+    # --- polling: conditional requests (an unchanged answer, 304, costs no rate limit) -------
+
+    def get_if_changed(
+        self, path: str, etag: str | None, parameters: dict[str, Any] | None = None
+    ) -> tuple[bool, Any, str | None]:
+        """(changed, JSON answer, ETag) of ``GET path``; unchanged since ``etag``: (False, None, etag)."""
+        headers = {"If-None-Match": etag} if etag else {}
+        status, response_headers, body = self._github.requester.requestJson("GET", path, parameters, headers)
+        new_etag = next((v for k, v in response_headers.items() if k.lower() == "etag"), None)
+        if status == 304:
+            return False, None, etag
+        if status >= 400:
+            try:
+                reason = json.loads(body).get("message") or str(status)
+            except (ValueError, AttributeError):
+                reason = str(status)
+            raise GitHubError(f"GET {path}", status, reason)
+        return True, json.loads(body) if body else None, new_etag
+
+    def branch_head(self, repo: str, branch: str, etag: str | None) -> tuple[bool, str | None, str | None]:
+        """(changed, head sha, etag) of a branch, asked conditionally; unchanged answers carry no sha."""
+        changed, data, etag = self.get_if_changed(f"/repos/{repo}/branches/{branch}", etag)
+        return (True, data["commit"]["sha"], etag) if changed else (False, None, etag)
+
+    def open_pulls(self, repo: str, etag: str | None) -> tuple[bool, list[dict[str, Any]], str | None]:
+        """(changed, open pull requests as number/sha/ref/author, etag), asked conditionally."""
+        changed, data, etag = self.get_if_changed(f"/repos/{repo}/pulls", etag, {"state": "open", "per_page": 100})
+        if not changed:
+            return False, [], etag
+        pulls = [
+            {
+                "number": p["number"],
+                "sha": p["head"]["sha"],
+                "ref": p["head"]["ref"],
+                "author": (p.get("user") or {}).get("login"),
+            }
+            for p in data
+        ]
+        return True, pulls, etag

@@ -17,7 +17,7 @@ import pytest
 from dagster import build_sensor_context
 from github import Auth, Github
 
-from manager_pipeline.approvals.records import AWAITING, Records
+from manager_pipeline.plans import Plans, PlanState
 from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.instance import open_instance
 
@@ -42,8 +42,9 @@ def gated(manager, source_repo):
     return manager
 
 
-def records_of(manager) -> Records:
-    return Records(manager.settings().database_url)
+def records_of(manager) -> Plans:
+    settings = manager.settings()
+    return Plans(settings.database_url, settings.plans_dir)
 
 
 def plan_production(manager, **event) -> str:
@@ -72,7 +73,7 @@ def test_an_unapproved_plan_stays_unapplied_and_refusals_are_recorded(gated):
     plan_id = re.search(r"awaiting approval: plan (\w+)", planned.stdout).group(1)
     for _ in range(5):
         assert tick(gated) == []
-    assert records_of(gated).plan(plan_id).state == AWAITING
+    assert records_of(gated).find(plan_id).state is PlanState.AWAITING
 
     refused = gated.cli("approve", plan_id, "--as", "mallory", "--reason", "lgtm")
     assert refused.returncode == 1 and "mallory is not an approver of production" in refused.stderr
@@ -81,8 +82,8 @@ def test_an_unapproved_plan_stays_unapplied_and_refusals_are_recorded(gated):
     unapproved = gated.cli("apply", plan_id)
     assert unapproved.returncode == 1 and "has 0 of 1 required approval(s)" in unapproved.stderr
 
-    record = records_of(gated).plan(plan_id)
-    assert record.state == AWAITING
+    record = records_of(gated).find(plan_id)
+    assert record.state is PlanState.AWAITING
     decisions = [(a.login, a.accepted, a.via) for a in records_of(gated).approvals(plan_id)]
     assert decisions == [("mallory", False, "console"), ("alice", False, "console")]
     messages = audit_messages(gated, record.run_id)
@@ -106,12 +107,14 @@ def test_two_approvals_and_many_ticks_apply_once(gated, source_repo):
     assert first.returncode == 0 and "1 of 2" in first.stdout
     assert tick(gated) == []
     assert gated.cli("approve", plan_id, "--as", "carol", "--reason", "ok").returncode == 0
+    # Each tick asks again for an approved plan's apply until it starts (a tick that crashed after
+    # approving must not strand it); the one run key makes Dagster launch it once.
     requests = [request for _ in range(4) for request in tick(gated)]
-    assert [(r.run_key, r.tags["manager/plan-id"], r.partition_key) for r in requests] == [
+    assert {(r.run_key, r.tags["manager/plan-id"], r.partition_key) for r in requests} == {
         (f"apply:{plan_id}", plan_id, "production|app")
-    ]
-    assert records_of(gated).plan(plan_id).state == "approved"
-    messages = audit_messages(gated, records_of(gated).plan(plan_id).run_id)
+    }
+    assert records_of(gated).find(plan_id).state == "approved"
+    messages = audit_messages(gated, records_of(gated).find(plan_id).run_id)
     assert sum("accepted" in m for m in messages) == 2
 
 
@@ -122,7 +125,7 @@ def test_a_new_commit_after_approval_means_the_old_plan_is_never_applied(gated, 
     variables.write_text(variables.read_text().replace("CostCenter: engineering", "CostCenter: research"))
     commit_all(source_repo, "retag")
     new = plan_production(gated)
-    assert records_of(gated).plan(old).state == "superseded"
+    assert records_of(gated).find(old).state == "superseded"
     for _ in range(3):
         assert tick(gated) == []
     refused = gated.cli("apply", old)
@@ -137,13 +140,13 @@ def test_tampered_plans_are_refused_and_s3_artifacts_apply_anywhere(gated, monke
     gated.env["PLAN_ARTIFACT_BUCKET"] = bucket
     tampered = plan_production(gated)
     keys = {o["Key"] for o in gated.s3().list_objects_v2(Bucket=bucket)["Contents"]}
-    assert {f"plans/{tampered}/plan.tfplan", f"plans/{tampered}/plan.txt", f"plans/{tampered}/plan.json"} <= keys
+    assert {f"plans/{tampered}/plan.tfplan", f"plans/{tampered}/plan.txt"} <= keys
     assert gated.cli("approve", tampered, "--as", "bob", "--reason", "ok").returncode == 0
     with open(gated.dagster_home / "plans" / tampered / "plan.tfplan", "ab") as plan_file:
         plan_file.write(b"\0tampered")
     refused = gated.cli("apply", tampered)
     assert refused.returncode == 1 and "is not the one that was planned (sha256 differs)" in refused.stderr
-    assert records_of(gated).plan(tampered).state == "refused"
+    assert records_of(gated).find(tampered).state == "refused"
 
     clean = plan_production(gated)
     assert gated.cli("approve", clean, "--as", "carol", "--reason", "ok").returncode == 0
@@ -152,10 +155,10 @@ def test_tampered_plans_are_refused_and_s3_artifacts_apply_anywhere(gated, monke
     applied = gated.cli("apply", clean)
     assert applied.returncode == 0, applied.stderr
     assert "finished: applied" in applied.stdout and "vpc_id" in applied.stdout
-    assert records_of(gated).plan(clean).state == "applied"
+    assert records_of(gated).find(clean).state == "applied"
     again = gated.cli("apply", clean)
     assert again.returncode == 1 and "was applied already" in again.stderr
-    assert records_of(gated).plan(clean).state == "applied"
+    assert records_of(gated).find(clean).state == "applied"
 
 
 @pytest.fixture
@@ -201,7 +204,7 @@ def test_a_team_member_approves_by_comment_and_a_stranger_is_refused(manager, gi
     assert [r.run_key for r in requests] == [f"apply:{plan_id}"]
     decisions = {(a.login, a.accepted, a.via) for a in records_of(manager).approvals(plan_id)}
     assert decisions == {("dave", False, "commit-comment"), ("carol", True, "commit-comment")}
-    messages = audit_messages(manager, records_of(manager).plan(plan_id).run_id)
+    messages = audit_messages(manager, records_of(manager).find(plan_id).run_id)
     assert any("by carol (commit-comment): accepted: reviewed with the DBA" in m for m in messages)
     assert any("by dave (commit-comment): refused" in m for m in messages)
 

@@ -11,12 +11,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from manager_pipeline.config import SourceSpec
+from manager_pipeline.defs.resources import GitHubResource
 from manager_pipeline.errors import SourceError
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.feedback.comments import COMMENT_LIMIT, join_parts, split_comment
-from manager_pipeline.feedback.delivery import deliver
+from manager_pipeline.feedback.delivery import deliver, post_once, upsert_comment
 from manager_pipeline.feedback.outbox import FeedbackItem, Outbox
-from manager_pipeline.github import GitHubPublisher, GitHubSettings, GitHubSource, connect
+from manager_pipeline.github import GitHubSource
 from tests.support import EXAMPLE_VARIABLES
 
 pytestmark = pytest.mark.integration
@@ -43,7 +44,7 @@ def repo(github_standin):
         branches={"main": new},
         pulls=[{"number": 7, "head_sha": new}],
     )
-    settings = GitHubSettings(
+    settings = GitHubResource(
         api_url=github_standin.url, token=token, timeout=3, retries=4, backoff=0.05, throttle=False
     )
     yield {"name": name, "token": token, "old": old, "new": new, "settings": settings}
@@ -52,7 +53,7 @@ def repo(github_standin):
 
 def source_for(repo) -> GitHubSource:
     spec = SourceSpec(name="app", environments=("staging",), repo=repo["name"])
-    return GitHubSource(spec, connect(repo["settings"]))
+    return GitHubSource(spec, repo["settings"].client())
 
 
 def test_variables_are_read_at_the_event_commit_never_the_branch_head(repo, github_standin):
@@ -82,14 +83,14 @@ def test_fetch_failures_say_what_to_check(repo, github_standin, case, message):
         event = DispatchEvent("app", "staging", sha="0" * 40)
     elif case == "missing-file":
         source = GitHubSource(
-            SourceSpec("app", ("staging",), variables_file="deploy/vars.yml", repo=repo["name"]), source.github
+            SourceSpec("app", ("staging",), variables_file="deploy/vars.yml", repo=repo["name"]), source.client
         )
     elif case == "no-access":
         github_standin.repo(repo["name"], commits={}, branches={}, accessible=False)
     elif case == "bad-token":
         source = GitHubSource(
             source.spec,
-            connect(GitHubSettings(api_url=github_standin.url, token="ghp_wrong", retries=0, throttle=False)),
+            GitHubResource(api_url=github_standin.url, token="ghp_wrong", retries=0, throttle=False).client(),
         )
     with pytest.raises(SourceError) as caught:
         source.fetch(event)
@@ -108,11 +109,11 @@ def test_app_installation_auth(repo, github_standin):
         .decode()
     )
     github_standin.app(4242, public, 99)
-    settings = GitHubSettings(
+    settings = GitHubResource(
         api_url=github_standin.url, app_id="4242", app_private_key=private, installation_id=99, throttle=False
     )
     spec = SourceSpec(name="app", environments=("staging",), repo=repo["name"])
-    document = GitHubSource(spec, connect(settings)).fetch(DispatchEvent("app", "staging", sha=repo["new"]))
+    document = GitHubSource(spec, settings.client()).fetch(DispatchEvent("app", "staging", sha=repo["new"]))
     assert document.sha == repo["new"]
     requests = github_standin.requests()
     token_calls = [r for r in requests if r["path"] == "/app/installations/99/access_tokens"]
@@ -122,14 +123,14 @@ def test_app_installation_auth(repo, github_standin):
 
 
 def test_sticky_comment_parts_are_edited_in_place_and_surplus_parts_removed(repo, github_standin):
-    publisher = GitHubPublisher(connect(repo["settings"]))
+    client = repo["settings"].client()
     key = "plan:app:staging"
-    publisher.upsert_comment(repo["name"], 7, key, split_comment("first\n" * 10, key))
+    upsert_comment(client, repo["name"], 7, key, split_comment("first\n" * 10, key))
     long_body = "\n".join(f"line {i} " + "x" * 60 for i in range(3000))
-    publisher.upsert_comment(repo["name"], 7, key, split_comment(long_body, key))
+    upsert_comment(client, repo["name"], 7, key, split_comment(long_body, key))
     state = github_standin.state(repo["name"])
     assert len(state["issue_comments"]) == 4
-    publisher.upsert_comment(repo["name"], 7, key, split_comment("short again", key))
+    upsert_comment(client, repo["name"], 7, key, split_comment("short again", key))
     comments = github_standin.state(repo["name"])["issue_comments"]
     assert len(comments) == 1 and comments[0]["edits"] == 2 and "short again" in comments[0]["body"]
 
@@ -140,7 +141,7 @@ def test_a_300_kb_plan_is_posted_in_parts_and_reassembled_equal(repo, github_sta
     body = f"## plan\n\n<details><summary>Terraform plan</summary>\n\n```text\n{plan}\n```\n\n</details>\n"
     key = "plan:app:staging"
     parts = split_comment(body, key)
-    GitHubPublisher(connect(repo["settings"])).upsert_comment(repo["name"], 7, key, parts)
+    upsert_comment(repo["settings"].client(), repo["name"], 7, key, parts)
     posted = sorted(github_standin.state(repo["name"])["issue_comments"], key=lambda c: c["id"])
     assert len(posted) == len(parts) >= 5 and all(len(c["body"]) <= COMMENT_LIMIT for c in posted)
     assert join_parts([c["body"] for c in posted]) == body
@@ -187,7 +188,7 @@ def test_rate_limits_and_server_errors_are_retried_then_delivered(repo, github_s
     outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
     outbox.add(items(repo, 1))
     started = time.monotonic()
-    report = deliver(outbox, GitHubPublisher(connect(repo["settings"])))
+    report = deliver(outbox, repo["settings"].client())
     assert report.delivered and not report.pending
     assert time.monotonic() - started >= 1.5  # it waited for the rate limits instead of hammering
     attempts = [r for r in github_standin.requests() if r["path"].startswith(statuses)]
@@ -208,17 +209,17 @@ def test_an_outage_keeps_feedback_until_github_answers_then_delivers_each_once_i
         ]
     )
     github_standin.faults({"path": f"/repos/{repo['name']}", "status": 503})
-    quick = GitHubSettings(
+    quick = GitHubResource(
         api_url=github_standin.url, token=repo["token"], timeout=2, retries=1, backoff=0.05, throttle=False
     )
     for _ in range(3):
-        report = deliver(outbox, GitHubPublisher(connect(quick)))
+        report = deliver(outbox, quick.client())
         assert not report.delivered and report.pending == 4
     assert github_standin.state(repo["name"])["statuses"] == []
     github_standin.clear_faults()
-    report = deliver(outbox, GitHubPublisher(connect(repo["settings"])))
+    report = deliver(outbox, repo["settings"].client())
     assert len(report.delivered) == 4
-    assert deliver(outbox, GitHubPublisher(connect(repo["settings"]))).delivered == []
+    assert deliver(outbox, repo["settings"].client()).delivered == []
     state = github_standin.state(repo["name"])
     assert [s["description"] for s in state["statuses"]] == ["item 0", "item 1", "item 2"]
     # No pull request was given: the notification found PR #7 of the commit and went there once.
@@ -229,20 +230,20 @@ def test_a_hanging_github_does_not_hold_delivery_forever(repo, github_standin, t
     outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
     outbox.add(items(repo, 1))
     github_standin.faults({"path": f"/repos/{repo['name']}/statuses", "hang": 5, "times": 1})
-    quick = GitHubSettings(api_url=github_standin.url, token=repo["token"], timeout=1, retries=0, throttle=False)
+    quick = GitHubResource(api_url=github_standin.url, token=repo["token"], timeout=1, retries=0, throttle=False)
     started = time.monotonic()
-    report = deliver(outbox, GitHubPublisher(connect(quick)))
+    report = deliver(outbox, quick.client())
     assert report.pending == 1 and time.monotonic() - started < 4
-    assert len(deliver(outbox, GitHubPublisher(connect(repo["settings"]))).delivered) == 1
+    assert len(deliver(outbox, repo["settings"].client()).delivered) == 1
 
 
 def test_the_sticky_comment_is_found_past_the_first_page(repo, github_standin):
-    publisher = GitHubPublisher(connect(repo["settings"]))
+    client = repo["settings"].client()
     key = "plan:app:staging"
-    publisher.upsert_comment(repo["name"], 7, key, split_comment("v1", key))
+    upsert_comment(client, repo["name"], 7, key, split_comment("v1", key))
     for index in range(105):
-        publisher.post_once(repo["name"], 7, repo["new"], f"<!-- chatter {index} -->", f"<!-- chatter {index} -->")
-    publisher.upsert_comment(repo["name"], 7, key, split_comment("v2", key))
+        post_once(client, repo["name"], 7, repo["new"], f"<!-- chatter {index} -->", f"<!-- chatter {index} -->")
+    upsert_comment(client, repo["name"], 7, key, split_comment("v2", key))
     comments = github_standin.state(repo["name"])["issue_comments"]
     plans = [c for c in comments if "manager-pipeline:plan:app:staging" in c["body"]]
     assert len(comments) == 106 and len(plans) == 1 and plans[0]["body"].endswith("v2")

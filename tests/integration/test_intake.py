@@ -17,8 +17,7 @@ import pytest
 import yaml
 
 from manager_pipeline.config import parse_config
-from manager_pipeline.github import GitHubSettings, connect
-from manager_pipeline.github.polling import GitHubPoller
+from manager_pipeline.defs.resources import GitHubResource
 from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.intake.polling import PollState, poll
 from manager_pipeline.intake.webhooks import signature_for
@@ -212,7 +211,7 @@ def test_polling_picks_up_a_new_commit_once_and_unchanged_repos_cost_304s(github
         f"sources:\n  - {{name: polled, repo: {name}}}\nenvironments:\n  staging: {{auto_apply: true}}\n",
         Path("/srv/m/manager.yaml"),
     )
-    poller = GitHubPoller(connect(GitHubSettings(api_url=github_standin.url, token=token, throttle=False)))
+    poller = GitHubResource(api_url=github_standin.url, token=token, throttle=False).client()
     state = PollState()
     assert poll(config_, poller, state) == []  # the first look records what is there
     github_standin.update(

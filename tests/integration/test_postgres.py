@@ -71,5 +71,5 @@ def test_the_deploy_job_runs_on_a_postgresql_instance(manager, database, monkeyp
     with psycopg2.connect(f"{SERVER} dbname={database}") as connection, connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM runs WHERE run_id = %s", (result.run_id,))
         assert cursor.fetchone() == (1,)
-        cursor.execute("SELECT state FROM plans WHERE plan_id = %s", (plan_id,))
+        cursor.execute("SELECT state FROM plan_records WHERE plan_id = %s", (plan_id,))
         assert cursor.fetchone() == ("awaiting-approval",)

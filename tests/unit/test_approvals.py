@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from manager_pipeline.approvals.integrity import ApplyCheck, refusals
-from manager_pipeline.approvals.policy import Candidate, approved_by, judge
-from manager_pipeline.approvals.records import APPLIED, AWAITING, PlanRecord
-from manager_pipeline.artifacts import PlanArtifact
+from manager_pipeline.plans import ApplyFacts, Plan, PlanState, apply_requirements
+from manager_pipeline.plans.approvals import Candidate, approved_by, judge
 from manager_pipeline.config import parse_config
 from manager_pipeline.errors import ConfigError
 from manager_pipeline.github.approvals import approve_command
@@ -85,26 +83,7 @@ def test_approve_comment_command(body, expected):
     assert approve_command(body, "production") == expected
 
 
-def artifact(tmp_path, **changes) -> PlanArtifact:
-    fields = dict(
-        plan_id="abc123abc123",
-        source="web",
-        environment="production",
-        sha="f" * 40,
-        branch="main",
-        plan_sha256="1" * 64,
-        variables_digest="v1",
-        module_digest="m1",
-        terraform_version="1.15.5",
-        created_at="2026-11-26T00:00:00+00:00",
-        has_changes=True,
-        summary=PlanSummary(to_add=("a.b",)),
-        directory=tmp_path,
-    )
-    return PlanArtifact(**(fields | changes))
-
-
-def record(**changes) -> PlanRecord:
+def saved_plan(tmp_path, **changes) -> Plan:
     fields = dict(
         plan_id="abc123abc123",
         source="web",
@@ -116,20 +95,20 @@ def record(**changes) -> PlanRecord:
         repo=None,
         created_at=1_000_000.0,
         plan_sha256="1" * 64,
-        candidate=True,
-        state=AWAITING,
+        variables_digest="v1",
+        module_digest="m1",
+        terraform_version="1.15.5",
+        has_changes=True,
+        summary=PlanSummary(to_add=("a.b",)),
+        state=PlanState.AWAITING,
+        directory=tmp_path,
         run_id="r",
-        apply_run_id=None,
-        note=None,
     )
-    return PlanRecord(**(fields | changes))
+    return Plan(**(fields | changes))
 
 
-def check(tmp_path, plan=None, rec=None, **changes) -> list:
-    fields = dict(
-        plan=plan or artifact(tmp_path),
-        record=rec or record(),
-        policy=policy(approvers="[alice]"),
+def check(tmp_path, plan=None, **changes) -> list:
+    facts = dict(
         plan_file_sha256="1" * 64,
         newest_candidate="abc123abc123",
         module_digest="m1",
@@ -138,7 +117,7 @@ def check(tmp_path, plan=None, rec=None, **changes) -> list:
         accepted_approvers=("alice",),
         now=1_000_000.0 + 3600,
     )
-    return refusals(ApplyCheck(**(fields | changes)))
+    return apply_requirements(plan or saved_plan(tmp_path), policy(approvers="[alice]"), ApplyFacts(**(facts | changes)))
 
 
 def test_a_clean_approved_plan_passes(tmp_path):
@@ -162,15 +141,21 @@ def test_apply_refusals_say_what_to_do(tmp_path, changes, message, final):
     assert [(message in r.reason, r.final) for r in found] == [(True, final)], found
 
 
-def test_previews_feature_branches_and_applied_plans_are_refused(tmp_path):
-    reasons = [
-        r.reason
-        for r in check(
-            tmp_path,
-            rec=record(candidate=False, state=APPLIED, apply_run_id="x"),
-            plan=artifact(tmp_path, branch="feature"),
-        )
-    ]
-    assert any("was applied already" in r for r in reasons)
-    assert any("is a preview" in r for r in reasons)
+@pytest.mark.parametrize(
+    "state, message",
+    [
+        (PlanState.APPLIED, "was applied already"),
+        (PlanState.APPLYING, "is being applied by run"),
+        (PlanState.PREVIEW, "is a preview"),
+        (PlanState.SUPERSEDED, "is superseded"),
+        (PlanState.EXPIRED, "is expired"),
+    ],
+)
+def test_a_plan_past_waiting_is_refused_by_its_state(tmp_path, state, message):
+    reasons = [r.reason for r in check(tmp_path, plan=saved_plan(tmp_path, state=state, apply_run_id="x"))]
+    assert any(message in r for r in reasons), reasons
+
+
+def test_feature_branches_are_refused(tmp_path):
+    reasons = [r.reason for r in check(tmp_path, plan=saved_plan(tmp_path, branch="feature"))]
     assert any("branch `feature` does not apply to production" in r for r in reasons)

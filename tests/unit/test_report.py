@@ -1,27 +1,31 @@
 from pathlib import Path
 
-from manager_pipeline.artifacts import PlanArtifact
+from manager_pipeline.plans import Plan, PlanState
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.feedback import Outcome, OutcomeStatus, render_report
 from manager_pipeline.feedback.report import code_block
 from manager_pipeline.terraform.plan import PlanSummary
 
 
-def artifact(tmp_path: Path, summary: PlanSummary, text: str) -> PlanArtifact:
+def artifact(tmp_path: Path, summary: PlanSummary, text: str) -> Plan:
     (tmp_path / "plan.txt").write_text(text)
-    return PlanArtifact(
+    return Plan(
         plan_id="abc123def456",
         source="web",
         environment="staging",
         sha="f" * 40,
         branch="main",
+        pr=3,
+        author=None,
+        repo=None,
+        created_at=1_000_000.0,
         plan_sha256="0" * 64,
         variables_digest="v",
         module_digest="m",
         terraform_version="1.15.5",
-        created_at="2026-11-26T00:00:00+00:00",
         has_changes=summary.has_changes,
         summary=summary,
+        state=PlanState.PREVIEW,
         directory=tmp_path,
     )
 

@@ -1,0 +1,108 @@
+"""Who may approve a plan, and whether it has enough approvals: gathered from GitHub and the
+console, judged under the environment's policy, recorded once each."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from manager_pipeline.config import EnvironmentPolicy
+from manager_pipeline.plans.record import Plan
+from manager_pipeline.plans.store import ApprovalRecord, Plans
+
+TeamCheck = Callable[[str, str], bool]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Someone who said "approve": a GitHub review, a `/approve` comment, or an operator."""
+
+    login: str
+    via: str
+    origin: str
+    reason: str | None = None
+
+
+class ApprovalSource(Protocol):
+    def candidates(self, repo: str, sha: str, environment: str, pulls: list[int], since: float) -> list[Candidate]: ...
+    def in_team(self, login: str, team: str) -> bool: ...
+    def author(self, repo: str, sha: str) -> str | None: ...
+    def pulls_for(self, repo: str, sha: str) -> list[int]: ...
+
+
+def judge(policy: EnvironmentPolicy, author: str | None, candidate: Candidate, in_team: TeamCheck) -> str | None:
+    """None when ``candidate`` may approve under ``policy``; else why not."""
+    login = candidate.login.lower()
+    if not policy.approvers:
+        return f"{policy.name} has no approvers; list them under `approvers` in manager.yaml"
+    if not policy.allow_self_approval and author and login == author.lower():
+        return f"{candidate.login} is the author of the change and {policy.name} does not allow self-approval"
+    logins = {a.lower() for a in policy.approvers if "/" not in a}
+    if login in logins:
+        return None
+    teams = [a for a in policy.approvers if "/" in a]
+    if any(in_team(candidate.login, team) for team in teams):
+        return None
+    return f"{candidate.login} is not an approver of {policy.name} (approvers: {', '.join(policy.approvers)})"
+
+
+def approved_by(policy: EnvironmentPolicy, accepted_logins: list[str]) -> bool:
+    return len({login.lower() for login in accepted_logins}) >= policy.required_approvals
+
+
+def no_team(login: str, team: str) -> bool:
+    return False
+
+
+def author_of(plan: Plan, github: ApprovalSource | None) -> str | None:
+    if plan.author:
+        return plan.author
+    if github and plan.repo and plan.sha:
+        return github.author(plan.repo, plan.sha)
+    return None
+
+
+@dataclass
+class Review:
+    accepted: list[str] = field(default_factory=list)
+    new: list[ApprovalRecord] = field(default_factory=list)
+    approved: bool = False
+
+
+def review(plan: Plan, policy: EnvironmentPolicy, plans: Plans, github: ApprovalSource | None) -> Review:
+    """Record what GitHub says about ``plan`` since the last look; judge all approvals under today's policy."""
+    in_team = github.in_team if github else no_team
+    author = author_of(plan, github)
+    result = Review()
+    if github and plan.repo and plan.sha:
+        pulls = [plan.pr] if plan.pr is not None else github.pulls_for(plan.repo, plan.sha)
+        for candidate in github.candidates(plan.repo, plan.sha, plan.environment, pulls, plan.created_at):
+            result.new += record(plans, plan, policy, author, candidate, in_team)
+    for approval in plans.approvals(plan.plan_id):
+        # Judged again: an approver taken off the policy since no longer counts.
+        if (
+            approval.accepted
+            and judge(policy, author, Candidate(approval.login, approval.via, approval.origin), in_team) is None
+        ):
+            result.accepted.append(approval.login)
+    result.approved = approved_by(policy, result.accepted)
+    return result
+
+
+def record(
+    plans: Plans, plan: Plan, policy: EnvironmentPolicy, author: str | None, candidate: Candidate, in_team: TeamCheck
+) -> list[ApprovalRecord]:
+    """Judge one candidate and store the verdict; [the record] when it is new, [] when seen before."""
+    refusal = judge(policy, author, candidate, in_team)
+    approval = ApprovalRecord(
+        plan_id=plan.plan_id,
+        login=candidate.login,
+        via=candidate.via,
+        origin=candidate.origin,
+        accepted=refusal is None,
+        reason=refusal or candidate.reason,
+        at=time.time(),
+    )
+    return [approval] if plans.record_approval(approval) else []

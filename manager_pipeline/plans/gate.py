@@ -1,0 +1,64 @@
+"""The deploy run's decision after its plan: what the plan becomes, and what the run reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from manager_pipeline.config import EnvironmentPolicy
+from manager_pipeline.events import DispatchEvent
+from manager_pipeline.feedback.outcome import OutcomeStatus
+from manager_pipeline.plans.state import PlanState
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    state: PlanState
+    # How the run ends when it stops at the gate (an approved plan goes on to its apply).
+    outcome: OutcomeStatus
+    reason: str
+
+    @property
+    def applies(self) -> bool:
+        return self.state is PlanState.APPROVED
+
+
+def decide(
+    policy: EnvironmentPolicy,
+    event: DispatchEvent,
+    branch: str | None,
+    has_changes: bool,
+    plan_id: str,
+    superseded_by: str | None = None,
+) -> GateDecision:
+    """Apply only what may be applied unattended: changes, on an allowed branch, auto_apply.
+
+    ``branch`` is where the variables were read (the event's branch, or the checkout's).
+    """
+    if not has_changes:
+        return GateDecision(PlanState.PREVIEW, OutcomeStatus.NO_CHANGES, "no changes: nothing to apply")
+    if event.pr is not None:
+        return GateDecision(
+            PlanState.PREVIEW, OutcomeStatus.PLAN_ONLY, f"pull request #{event.pr}: plan only, applies happen after merge"
+        )
+    if event.plan_only:
+        return GateDecision(PlanState.PREVIEW, OutcomeStatus.PLAN_ONLY, "plan-only run")
+    if branch not in policy.apply_branches:
+        allowed = ", ".join(policy.apply_branches)
+        return GateDecision(
+            PlanState.PREVIEW,
+            OutcomeStatus.PLAN_ONLY,
+            f"branch `{branch or 'unknown'}` does not apply to {policy.name} (apply_branches: {allowed})",
+        )
+    if superseded_by:
+        return GateDecision(
+            PlanState.SUPERSEDED,
+            OutcomeStatus.SUPERSEDED,
+            f"superseded by delivery {superseded_by}: plan {plan_id} is not applied",
+        )
+    if not policy.auto_apply:
+        return GateDecision(
+            PlanState.AWAITING,
+            OutcomeStatus.AWAITING_APPROVAL,
+            f"awaiting approval: plan {plan_id} ({policy.name} requires approval)",
+        )
+    return GateDecision(PlanState.APPROVED, OutcomeStatus.APPLIED, f"{policy.name} applies automatically from {branch}")

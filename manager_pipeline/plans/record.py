@@ -1,0 +1,82 @@
+"""Plan: the one record of a saved plan, from its planning to its apply.
+
+Its files (the binary plan and its text) live in the plan store; everything else is one row in
+the manager's database. Only derived facts are kept: the summary names resources, never values
+(``show -json`` holds sensitive values in clear, so it is not stored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from manager_pipeline.events import PLAN_ID_TAG, DispatchEvent
+from manager_pipeline.plans.state import PlanState
+from manager_pipeline.terraform.plan import PlanSummary
+
+PLAN_FILE = "plan.tfplan"
+TEXT_FILE = "plan.txt"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanFacts:
+    """What a new plan is, as the run that made it knows it."""
+
+    source: str
+    environment: str
+    sha: str | None
+    branch: str | None
+    pr: int | None = None
+    author: str | None = None
+    repo: str | None = None
+    variables_digest: str
+    module_digest: str
+    terraform_version: str
+    has_changes: bool
+    summary: PlanSummary
+    planned_outputs: dict[str, Any] = field(default_factory=dict)
+    # The validated variables the plan was made from (what Terraform received), to init an apply.
+    tfvars: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan(PlanFacts):
+    """A kept plan: its facts, where its files are, and where it stands."""
+
+    plan_id: str
+    created_at: float
+    plan_sha256: str
+    state: PlanState
+    directory: Path
+    apply_run_id: str | None = None
+    note: str | None = None
+
+    @property
+    def candidate(self) -> bool:
+        return self.state.candidate
+
+    @property
+    def plan_file(self) -> Path:
+        return self.directory / PLAN_FILE
+
+    @property
+    def text_file(self) -> Path:
+        return self.directory / TEXT_FILE
+
+    def text(self) -> str:
+        return self.text_file.read_text(encoding="utf-8")
+
+    def apply_tags(self, trigger: str) -> dict[str, str]:
+        """The tags of a run that applies this plan: its event, and the plan's id."""
+        event = DispatchEvent(
+            source=self.source,
+            environment=self.environment,
+            sha=self.sha,
+            branch=self.branch,
+            pr=self.pr,
+            trigger=trigger,
+            author=self.author,
+        )
+        return event.to_tags() | {PLAN_ID_TAG: self.plan_id}
