@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import shlex
 import sys
@@ -89,6 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from manager_pipeline.instance import open_instance
     from manager_pipeline.local_aws import LocalAws
 
+    if args.sha is not None and not re.fullmatch(r"[0-9a-f]{40}", args.sha):
+        raise UsageError(f"--sha `{args.sha[:80]}` is not a commit id; give the full 40-character hex id")
     instance = open_instance(settings)
     sync_source_partitions(instance, config)
     if settings.aws.mode == "local":
@@ -172,6 +175,7 @@ def cmd_plans(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
+    import getpass
     import uuid
 
     from manager_pipeline.github.approvals import GitHubApprovals
@@ -194,7 +198,10 @@ def cmd_approve(args: argparse.Namespace) -> int:
     policy = config.policy(plan.environment)
     github = resources["github"]
     approvals = GitHubApprovals(github.client()) if github.configured else None
-    candidate = Candidate(args.login, "console", f"console:{uuid.uuid4().hex}", args.reason)
+    # Who approves is who runs the command, as the operating system says: no flag can name someone else.
+    login = getpass.getuser()
+    print(f"approving as `{login}` (the operating-system user; approvers in manager.yaml must name this login)")
+    candidate = Candidate(login, "console", f"console:{uuid.uuid4().hex}", args.reason)
     new = record(
         store, plan, policy, author_of(plan, approvals), candidate, approvals.in_team if approvals else no_team
     )
@@ -439,7 +446,6 @@ def build_parser() -> argparse.ArgumentParser:
     plans.set_defaults(func=cmd_plans)
     approve = commands.add_parser("approve", help="approve a plan waiting for approval, as an operator")
     approve.add_argument("plan_id")
-    approve.add_argument("--as", dest="login", required=True, help="your GitHub login")
     approve.add_argument("--reason", required=True, help="why; kept in the audit trail")
     approve.set_defaults(func=cmd_approve)
     apply = commands.add_parser("apply", help="apply an approved plan in this process, after the same checks")

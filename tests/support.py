@@ -335,3 +335,16 @@ def pull_request_payload(repo="acme/web", number=12, action="opened", sha="a" * 
             "pull_request": {"number": number, "head": {"sha": sha, "ref": "feature"}, "user": {"login": "dev"}},
         }
     ).encode()
+
+
+def approve_as(manager, login: str, plan_id: str, *args: str):
+    """`manager-pipeline approve` run by the operating-system user ``login`` (console approvals name who runs them)."""
+    env = dict(manager.env, USER=login, LOGNAME=login)
+    return subprocess.run(
+        [str(BIN / "manager-pipeline"), "approve", plan_id, *args],
+        cwd=manager.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -183,6 +183,7 @@ def plan(
             environment=event.environment,
             sha=document.sha,
             branch=document.branch,
+            branch_verified=document.branch_verified,
             pr=event.pr,
             author=event.author,
             repo=repo,
@@ -236,7 +237,15 @@ def approval_gate(
     if plan.repo and inbox_id and ref_key:
         # A newer delivery for this branch or pull request came in while this run was going.
         superseded_by = inbox.inbox().newer_delivery(plan.repo, ref_key, event.source, int(inbox_id))
-    decision = decide(policy, event, plan.branch, plan.has_changes, plan.plan_id, superseded_by)
+    decision = decide(
+        policy,
+        event,
+        plan.branch if plan.branch_verified else None,
+        plan.has_changes,
+        plan.plan_id,
+        superseded_by,
+        claimed_branch=plan.branch,
+    )
     store = plans.plans()
     store.transition(plan.plan_id, decision.state, note=decision.reason)
     if decision.applies:

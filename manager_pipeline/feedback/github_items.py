@@ -8,7 +8,7 @@ from manager_pipeline.feedback.comments import COMMENT_LIMIT, MAX_PARTS, fit_pla
 from manager_pipeline.feedback.outbox import FeedbackItem
 from manager_pipeline.feedback.outcome import Outcome, OutcomeStatus
 from manager_pipeline.feedback.redact import redact, secret_values
-from manager_pipeline.feedback.report import format_value, render_report
+from manager_pipeline.feedback.report import format_value, inline_code, render_report
 from manager_pipeline.feedback.slack import NotifySettings
 from manager_pipeline.github.client import STATUS_DESCRIPTION_LIMIT
 
@@ -113,7 +113,9 @@ def notification(repo: str, pr: int | None, sha: str, outcome: Outcome, run_id: 
         lines = [marker, f"### ✅ {event.source} / {event.environment}: {outcome.headline}"]
         if outcome.outputs:
             lines += ["", "| Output | Value |", "|---|---|"]
-            lines += [f"| `{name}` | `{format_value(value)}` |" for name, value in outcome.outputs.items()]
+            lines += [
+                f"| {inline_code(name)} | {inline_code(format_value(value))} |" for name, value in outcome.outputs.items()
+            ]
     lines += ["", f"[Run {run_id[:8]} in the Dagster UI]({run_url})"]
     return _clean(
         FeedbackItem(repo, "notification", {"pr": pr, "sha": sha, "marker": marker, "body": "\n".join(lines)})

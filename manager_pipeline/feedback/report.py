@@ -24,6 +24,17 @@ def code_block(text: str, language: str = "") -> str:
     return f"{fence}{language}\n{text.rstrip()}\n{fence}"
 
 
+def inline_code(value: object) -> str:
+    """``value`` as a code span that no character in it can close, in a table cell or a line:
+    a sender's branch name cannot end the span, @mention a team, add a link or break the table."""
+    text = " ".join(str(value).split())
+    text = "".join(ch for ch in text if ch.isprintable()).replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def format_value(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -50,17 +61,25 @@ def render_report(
     sha = outcome.sha or (plan.sha if plan else None) or event.sha
     branch = outcome.branch or (plan.branch if plan else None) or event.branch
     rows = [
-        ("Source", f"`{event.source}`" + (f" at `{sha[:12]}`" if sha else "") + (f" on `{branch}`" if branch else ""))
+        (
+            "Source",
+            inline_code(event.source)
+            + (f" at {inline_code(sha[:12])}" if sha else "")
+            + (f" on {inline_code(branch)}" if branch else ""),
+        )
     ]
     if event.pr is not None:
-        rows.append(("Pull request", f"#{event.pr}"))
-    rows.append(("Trigger", event.trigger + (f" (delivery `{event.delivery_id}`)" if event.delivery_id else "")))
+        rows.append(("Pull request", f"#{int(event.pr)}"))
+    delivery = f" (delivery {inline_code(event.delivery_id)})" if event.delivery_id else ""
+    rows.append(("Trigger", inline_code(event.trigger) + delivery))
     if run_id:
         rows.append(("Run", f"[{run_id[:8]}]({run_url})" if run_url else f"`{run_id}`"))
     lines += ["| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
     if outcome.outputs:
         lines += ["### Outputs", "", "| Output | Value |", "|---|---|"]
-        lines += [f"| `{name}` | `{format_value(value)}` |" for name, value in outcome.outputs.items()]
+        lines += [
+            f"| {inline_code(name)} | {inline_code(format_value(value))} |" for name, value in outcome.outputs.items()
+        ]
         lines.append("")
     if plan_text is None and plan is not None and plan.text_file.exists():
         plan_text = plan.text()

@@ -11,15 +11,24 @@ from dataclasses import dataclass
 from manager_pipeline.plans.approvals import Candidate
 from manager_pipeline.github.client import Comment, GitHubClient, GitHubError
 
-_APPROVE = re.compile(r"^\s*/approve\s+(?P<env>[A-Za-z0-9_.-]+)(?:\s+(?P<reason>.*))?$")
+_APPROVE = re.compile(
+    r"^\s*/approve\s+(?P<env>[A-Za-z0-9_.-]+)(?:\s+(?P<plan>[0-9a-f]{12})\b)?(?:\s+(?P<reason>.*))?$"
+)
 
 
-def approve_command(body: str, environment: str) -> tuple[bool, str | None]:
+@dataclass(frozen=True)
+class ApproveCommand:
+    plan_id: str | None
+    reason: str | None
+
+
+def approve_command(body: str, environment: str) -> ApproveCommand | None:
+    """`/approve <env> [<plan-id>] [reason]` on the comment's first line, for ``environment``; else None."""
     first = (body or "").strip().split("\n", 1)[0]
     match = _APPROVE.match(first)
     if not match or match["env"] != environment:
-        return False, None
-    return True, (match["reason"] or "").strip() or None
+        return None
+    return ApproveCommand(match["plan"], (match["reason"] or "").strip() or None)
 
 
 @dataclass
@@ -43,11 +52,15 @@ class GitHubApprovals:
 
     @staticmethod
     def _command(comment: Comment, environment: str, since: float, via: str) -> list[Candidate]:
-        matched, reason = approve_command(comment.body, environment)
+        command = approve_command(comment.body, environment)
         # GitHub's times have whole seconds: a comment in the plan's own second still counts.
-        if not matched or not comment.login or comment.created_at < int(since):
+        if command is None or not comment.login or comment.created_at < int(since):
             return []
-        return [Candidate(comment.login, via, f"{via}:{comment.id}", reason)]
+        # GitHub does not say who edited a comment: a writer could have turned an approver's
+        # old comment into `/approve`. Only comments as they were posted count.
+        if comment.edited:
+            return []
+        return [Candidate(comment.login, via, f"{via}:{comment.id}", command.reason, command.plan_id)]
 
     def in_team(self, login: str, team: str) -> bool:
         try:

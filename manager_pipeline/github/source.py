@@ -25,7 +25,14 @@ class GitHubSource:
 
     def fetch(self, event: DispatchEvent) -> VariablesDocument:
         branch = event.branch or self.spec.default_branch
-        sha = event.sha or self.head_sha(branch)
+        if event.sha:
+            try:
+                head = self.head_sha(branch)
+            except SourceError:
+                head = None  # the branch is gone (a merged pull request's head): nothing to verify against
+        else:
+            head = self.head_sha(branch)
+        sha = event.sha or head
         try:
             data = self.client.file_at(self.spec.repo, self.spec.variables_file, sha)
         except NotAFile:
@@ -41,6 +48,9 @@ class GitHubSource:
             location=f"{self.spec.repo}@{sha[:12]}:{self.spec.variables_file}",
             sha=sha,
             branch=branch,
+            # Only the branch's head counts as on the branch: a commit that a newer push replaced,
+            # or one the event merely says is there, is planned, never applied.
+            branch_verified=sha == head,
         )
 
     def _failure(self, what: str, exc: GitHubError) -> str:

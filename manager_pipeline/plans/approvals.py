@@ -10,6 +10,7 @@ from typing import Protocol
 
 from manager_pipeline.config import EnvironmentPolicy
 from manager_pipeline.plans.record import Plan
+from manager_pipeline.plans.state import PlanState
 from manager_pipeline.plans.store import ApprovalRecord, Plans
 
 TeamCheck = Callable[[str, str], bool]
@@ -23,6 +24,8 @@ class Candidate:
     via: str
     origin: str
     reason: str | None = None
+    # The plan a `/approve <env> <plan-id>` comment names; None for reviews and the bare form.
+    plan_id: str | None = None
 
 
 class ApprovalSource(Protocol):
@@ -37,8 +40,14 @@ def judge(policy: EnvironmentPolicy, author: str | None, candidate: Candidate, i
     login = candidate.login.lower()
     if not policy.approvers:
         return f"{policy.name} has no approvers; list them under `approvers` in manager.yaml"
-    if not policy.allow_self_approval and author and login == author.lower():
-        return f"{candidate.login} is the author of the change and {policy.name} does not allow self-approval"
+    if not policy.allow_self_approval:
+        if author is None:
+            return (
+                f"the author of the change is unknown, so {policy.name}'s rule against self-approval cannot be "
+                "checked; re-plan from a pull request or push (they carry the author), or set allow_self_approval"
+            )
+        if login == author.lower():
+            return f"{candidate.login} is the author of the change and {policy.name} does not allow self-approval"
     logins = {a.lower() for a in policy.approvers if "/" not in a}
     if login in logins:
         return None
@@ -79,7 +88,8 @@ def review(plan: Plan, policy: EnvironmentPolicy, plans: Plans, github: Approval
     if github and plan.repo and plan.sha:
         pulls = [plan.pr] if plan.pr is not None else github.pulls_for(plan.repo, plan.sha)
         for candidate in github.candidates(plan.repo, plan.sha, plan.environment, pulls, plan.created_at):
-            result.new += record(plans, plan, policy, author, candidate, in_team)
+            if _meant_for(candidate, plan, plans):
+                result.new += record(plans, plan, policy, author, candidate, in_team)
     for approval in plans.approvals(plan.plan_id):
         # Judged again: an approver taken off the policy since no longer counts.
         if (
@@ -89,6 +99,21 @@ def review(plan: Plan, policy: EnvironmentPolicy, plans: Plans, github: Approval
             result.accepted.append(approval.login)
     result.approved = approved_by(policy, result.accepted)
     return result
+
+
+def _meant_for(candidate: Candidate, plan: Plan, plans: Plans) -> bool:
+    """A comment naming a plan approves that plan; the bare form only while it is the one plan waiting
+    for its commit and environment (a monorepo's sources share commits)."""
+    if candidate.plan_id is not None:
+        return candidate.plan_id == plan.plan_id
+    if candidate.via == "review":
+        return True
+    waiting = [
+        other
+        for other in plans.list_plans(state=PlanState.AWAITING, environment=plan.environment)
+        if (other.repo, other.sha) == (plan.repo, plan.sha)
+    ]
+    return [other.plan_id for other in waiting] == [plan.plan_id]
 
 
 def record(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from manager_pipeline.config import EnvironmentPolicy
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.feedback.outcome import OutcomeStatus
+from manager_pipeline.feedback.report import inline_code
 from manager_pipeline.plans.state import PlanState
 
 
@@ -29,10 +30,12 @@ def decide(
     has_changes: bool,
     plan_id: str,
     superseded_by: str | None = None,
+    claimed_branch: str | None = None,
 ) -> GateDecision:
     """Apply only what may be applied unattended: changes, on an allowed branch, auto_apply.
 
-    ``branch`` is where the variables were read (the event's branch, or the checkout's).
+    ``branch`` is the branch the commit was verified to be on (None: not verified);
+    ``claimed_branch`` the one the event or checkout named.
     """
     if not has_changes:
         return GateDecision(PlanState.PREVIEW, OutcomeStatus.NO_CHANGES, "no changes: nothing to apply")
@@ -42,12 +45,19 @@ def decide(
         )
     if event.plan_only:
         return GateDecision(PlanState.PREVIEW, OutcomeStatus.PLAN_ONLY, "plan-only run")
+    if branch is None and claimed_branch in policy.apply_branches:
+        return GateDecision(
+            PlanState.PREVIEW,
+            OutcomeStatus.PLAN_ONLY,
+            f"the commit is not verified to be on {inline_code(claimed_branch)} (not its head on GitHub, not reachable from "
+            "it in the checkout, or changed and not committed): plan only",
+        )
     if branch not in policy.apply_branches:
         allowed = ", ".join(policy.apply_branches)
         return GateDecision(
             PlanState.PREVIEW,
             OutcomeStatus.PLAN_ONLY,
-            f"branch `{branch or 'unknown'}` does not apply to {policy.name} (apply_branches: {allowed})",
+            f"branch {inline_code(branch or 'unknown')} does not apply to {policy.name} (apply_branches: {allowed})",
         )
     if superseded_by:
         return GateDecision(

@@ -26,7 +26,9 @@ class PlanFacts:
     source: str
     environment: str
     sha: str | None
+    # The branch the event or checkout named, and whether the commit was seen on it.
     branch: str | None
+    branch_verified: bool = False
     pr: int | None = None
     author: str | None = None
     repo: str | None = None

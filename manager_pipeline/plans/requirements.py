@@ -58,6 +58,8 @@ def apply_requirements(plan: Plan, policy: EnvironmentPolicy, facts: ApplyFacts)
     if plan.branch not in policy.apply_branches:
         allowed = ", ".join(policy.apply_branches)
         reasons.append(f"branch `{plan.branch}` does not apply to {policy.name} (apply_branches: {allowed})")
+    elif not plan.branch_verified:
+        reasons.append(f"commit {(plan.sha or '?')[:12]} of plan {plan.plan_id} was not verified to be on `{plan.branch}`")
     age_hours = (facts.now - plan.created_at) / 3600
     if age_hours > policy.max_plan_age_hours:
         reasons.append(
@@ -72,7 +74,7 @@ def apply_requirements(plan: Plan, policy: EnvironmentPolicy, facts: ApplyFacts)
             Refusal(
                 f"plan {plan.plan_id} has {len(approvers)} of {policy.required_approvals} required approval(s) "
                 f"(from: {have}); approve it with `/approve {policy.name}` on the pull request or commit, a review, "
-                f"or `manager-pipeline approve {plan.plan_id} --as LOGIN --reason TEXT`",
+                f"or `manager-pipeline approve {plan.plan_id} --reason TEXT` (as the operating-system user)",
                 final=False,
             )
         )

@@ -34,6 +34,7 @@ plans_table = Table(
     Column("environment", String(100), nullable=False),
     Column("sha", String(64)),
     Column("branch", String(255)),
+    Column("branch_verified", Boolean, nullable=False),
     Column("pr", Integer),
     Column("author", String(100)),
     Column("repo", String(200)),

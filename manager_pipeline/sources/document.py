@@ -30,7 +30,10 @@ class VariablesDocument:
     text: str
     location: str
     sha: str | None
+    # The branch the event (or the checkout) names, and whether the commit was seen on it: a
+    # claimed branch alone never lets a plan apply.
     branch: str | None
+    branch_verified: bool = False
 
     @property
     def digest(self) -> str:

@@ -21,7 +21,7 @@ from manager_pipeline.plans import Plans, PlanState
 from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.instance import open_instance
 
-from tests.support import BIN, EXAMPLE_VARIABLES, REPO, commit_all, run_partition
+from tests.support import BIN, EXAMPLE_VARIABLES, REPO, approve_as, commit_all, run_partition
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +48,8 @@ def records_of(manager) -> Plans:
 
 
 def plan_production(manager, **event) -> str:
+    # The change's author is known (a pull request or push carries it), so self-approval can be checked.
+    event.setdefault("author", "dev")
     result = run_partition(manager, "app", "production", **event)
     assert result.success, [e.message for e in result.all_events if e.is_step_failure]
     return result.output_for_node("plan").plan_id
@@ -75,9 +77,9 @@ def test_an_unapproved_plan_stays_unapplied_and_refusals_are_recorded(gated):
         assert tick(gated) == []
     assert records_of(gated).find(plan_id).state is PlanState.AWAITING
 
-    refused = gated.cli("approve", plan_id, "--as", "mallory", "--reason", "lgtm")
+    refused = approve_as(gated, "mallory", plan_id, "--reason", "lgtm")
     assert refused.returncode == 1 and "mallory is not an approver of production" in refused.stderr
-    selfish = gated.cli("approve", plan_id, "--as", "alice", "--reason", "my own change")
+    selfish = approve_as(gated, "alice", plan_id, "--reason", "my own change")
     assert selfish.returncode == 1 and "alice is the author of the change" in selfish.stderr
     unapproved = gated.cli("apply", plan_id)
     assert unapproved.returncode == 1 and "has 0 of 1 required approval(s)" in unapproved.stderr
@@ -95,7 +97,7 @@ def test_an_unapproved_plan_stays_unapplied_and_refusals_are_recorded(gated):
 
 def test_a_pull_request_plan_is_never_applied(gated):
     plan_id = plan_production(gated, pr=5)
-    assert gated.cli("approve", plan_id, "--as", "bob", "--reason", "ok").returncode == 1
+    assert approve_as(gated, "bob", plan_id, "--reason", "ok").returncode == 1
     refused = gated.cli("apply", plan_id)
     assert refused.returncode == 1 and "is a preview" in refused.stderr
 
@@ -103,10 +105,10 @@ def test_a_pull_request_plan_is_never_applied(gated):
 def test_two_approvals_and_many_ticks_apply_once(gated, source_repo):
     gated.write_config(gated_config(f"  - name: app\n    path: {source_repo}\n", "[alice, bob, carol]", required=2))
     plan_id = plan_production(gated, author="alice")
-    first = gated.cli("approve", plan_id, "--as", "bob", "--reason", "checked the VPC")
+    first = approve_as(gated, "bob", plan_id, "--reason", "checked the VPC")
     assert first.returncode == 0 and "1 of 2" in first.stdout
     assert tick(gated) == []
-    assert gated.cli("approve", plan_id, "--as", "carol", "--reason", "ok").returncode == 0
+    assert approve_as(gated, "carol", plan_id, "--reason", "ok").returncode == 0
     # Each tick asks again for an approved plan's apply until it starts (a tick that crashed after
     # approving must not strand it); the one run key makes Dagster launch it once.
     requests = [request for _ in range(4) for request in tick(gated)]
@@ -120,7 +122,7 @@ def test_two_approvals_and_many_ticks_apply_once(gated, source_repo):
 
 def test_a_new_commit_after_approval_means_the_old_plan_is_never_applied(gated, source_repo):
     old = plan_production(gated)
-    assert gated.cli("approve", old, "--as", "bob", "--reason", "fine").returncode == 0
+    assert approve_as(gated, "bob", old, "--reason", "fine").returncode == 0
     variables = source_repo / "infra" / "variables.yml"
     variables.write_text(variables.read_text().replace("CostCenter: engineering", "CostCenter: research"))
     commit_all(source_repo, "retag")
@@ -141,7 +143,7 @@ def test_tampered_plans_are_refused_and_s3_artifacts_apply_anywhere(gated, monke
     tampered = plan_production(gated)
     keys = {o["Key"] for o in gated.s3().list_objects_v2(Bucket=bucket)["Contents"]}
     assert {f"plans/{tampered}/plan.tfplan", f"plans/{tampered}/plan.txt"} <= keys
-    assert gated.cli("approve", tampered, "--as", "bob", "--reason", "ok").returncode == 0
+    assert approve_as(gated, "bob", tampered, "--reason", "ok").returncode == 0
     with open(gated.dagster_home / "plans" / tampered / "plan.tfplan", "ab") as plan_file:
         plan_file.write(b"\0tampered")
     refused = gated.cli("apply", tampered)
@@ -149,7 +151,7 @@ def test_tampered_plans_are_refused_and_s3_artifacts_apply_anywhere(gated, monke
     assert records_of(gated).find(tampered).state == "refused"
 
     clean = plan_production(gated)
-    assert gated.cli("approve", clean, "--as", "carol", "--reason", "ok").returncode == 0
+    assert approve_as(gated, "carol", clean, "--reason", "ok").returncode == 0
     # Another machine: nothing of the plan on local disk, only in the bucket.
     shutil.rmtree(gated.dagster_home / "plans")
     applied = gated.cli("apply", clean)
@@ -282,7 +284,7 @@ def test_a_stale_saved_plan_needs_a_re_plan(tmp_path, tools_dir):
 
 
 def test_a_review_of_the_plans_own_commit_approves_it(manager, github_standin, github_gated):
-    plan_id = plan_production(manager, sha=github_gated["head"], branch="main")
+    plan_id = plan_production(manager, sha=github_gated["head"], branch="main", author=None)  # GitHub names the author
     review = {"user": {"login": "zoe"}, "state": "APPROVED", "body": "ship it", "submitted_at": "2026-11-26T00:00:00Z"}
     github_standin.update(
         github_gated["name"],

@@ -19,6 +19,7 @@ from manager_pipeline.local_aws import free_port
 from tests.support import (
     BIN,
     EXAMPLE_VARIABLES,
+    approve_as,
     build_manager,
     commit_all,
     dagster_launch,
@@ -262,7 +263,7 @@ def test_an_operator_approval_makes_the_daemon_apply_the_plan_once(daemon_manage
     planned = manager.cli("run", "--source", "alpha", "--env", "production", "--author", "alice")
     assert planned.returncode == 0, planned.stderr
     plan_id = re.search(r"awaiting approval: plan (\w+)", planned.stdout).group(1)
-    approved = manager.cli("approve", plan_id, "--as", "bob", "--reason", "reviewed the plan")
+    approved = approve_as(manager, "bob", plan_id, "--reason", "reviewed the plan")
     assert approved.returncode == 0, approved.stderr
     instance = instance_of(manager)
     runs = wait_for(lambda: finished_runs(instance, {"manager/plan-id": plan_id}, 1), 240, "the apply run", manager)

@@ -10,7 +10,8 @@ from manager_pipeline.plans import ApplyFacts, Plan, PlanState, apply_requiremen
 from manager_pipeline.plans.approvals import Candidate, approved_by, judge
 from manager_pipeline.config import parse_config
 from manager_pipeline.errors import ConfigError
-from manager_pipeline.github.approvals import approve_command
+from manager_pipeline.github.approvals import ApproveCommand, GitHubApprovals, approve_command
+from manager_pipeline.github.client import Comment
 from manager_pipeline.terraform.plan import PlanSummary
 
 ROOT = Path("/srv/manager/manager.yaml")
@@ -71,16 +72,50 @@ def test_approvals_count_people_not_comments():
 @pytest.mark.parametrize(
     "body, expected",
     [
-        ("/approve production", (True, None)),
-        ("/approve production reviewed the db change\nmore", (True, "reviewed the db change")),
-        ("  /approve production", (True, None)),
-        ("/approve staging", (False, None)),
-        ("please /approve production", (False, None)),
-        ("/approved production", (False, None)),
+        ("/approve production", ApproveCommand(None, None)),
+        ("/approve production reviewed the db change\nmore", ApproveCommand(None, "reviewed the db change")),
+        ("/approve production 0123456789ab", ApproveCommand("0123456789ab", None)),
+        ("/approve production 0123456789ab looks right", ApproveCommand("0123456789ab", "looks right")),
+        ("  /approve production", ApproveCommand(None, None)),
+        ("/approve staging", None),
+        ("please /approve production", None),
+        ("/approved production", None),
     ],
 )
 def test_approve_comment_command(body, expected):
     assert approve_command(body, "production") == expected
+
+
+def test_an_unknown_author_cannot_be_ruled_out_as_the_approver():
+    gated = policy(approvers="[alice]")
+    assert "the author of the change is unknown" in judge(gated, None, Candidate("alice", "console", "c"), no_team)
+    lenient = policy(approvers="[alice]", allow_self_approval="true")
+    assert judge(lenient, None, Candidate("alice", "console", "c"), no_team) is None
+
+
+class Comments:
+    """A GitHubClient's comment reading, as GitHubApprovals uses it."""
+
+    def __init__(self, comments):
+        self.comments = comments
+
+    def reviews(self, repo, number):
+        return []
+
+    def issue_comments(self, repo, number):
+        return self.comments
+
+    def commit_comments(self, repo, sha):
+        return []
+
+
+def test_an_edited_comment_never_counts_as_an_approval():
+    comments = [
+        Comment(1, "carol", "/approve production", created_at=100.0, edited=True),
+        Comment(2, "dave", "/approve production 0123456789ab ok", created_at=100.0, edited=False),
+    ]
+    found = GitHubApprovals(Comments(comments)).candidates("acme/web", "f" * 40, "production", [7], since=50.0)
+    assert [(c.login, c.plan_id, c.reason) for c in found] == [("dave", "0123456789ab", "ok")]
 
 
 def saved_plan(tmp_path, **changes) -> Plan:
@@ -90,6 +125,7 @@ def saved_plan(tmp_path, **changes) -> Plan:
         environment="production",
         sha="f" * 40,
         branch="main",
+        branch_verified=True,
         pr=None,
         author="bob",
         repo=None,
@@ -154,6 +190,11 @@ def test_apply_refusals_say_what_to_do(tmp_path, changes, message, final):
 def test_a_plan_past_waiting_is_refused_by_its_state(tmp_path, state, message):
     reasons = [r.reason for r in check(tmp_path, plan=saved_plan(tmp_path, state=state, apply_run_id="x"))]
     assert any(message in r for r in reasons), reasons
+
+
+def test_a_branch_the_commit_was_not_seen_on_is_refused(tmp_path):
+    reasons = [r.reason for r in check(tmp_path, plan=saved_plan(tmp_path, branch_verified=False))]
+    assert reasons == ["commit ffffffffffff of plan abc123abc123 was not verified to be on `main`"]
 
 
 def test_feature_branches_are_refused(tmp_path):

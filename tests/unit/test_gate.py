@@ -44,3 +44,8 @@ def test_only_an_approved_plan_starts_applying_and_finished_plans_never_move():
     assert sources_of(PlanState.APPLIED) == {PlanState.APPLYING}
     for final in (PlanState.APPLIED, PlanState.FAILED, PlanState.REFUSED, PlanState.SUPERSEDED, PlanState.PREVIEW):
         assert final not in TRANSITIONS
+
+
+def test_a_claimed_but_unverified_apply_branch_only_plans():
+    decision = decide(STAGING, event(), None, True, "abc123", claimed_branch="main")
+    assert decision.state is PlanState.PREVIEW and "not verified to be on `main`" in decision.reason

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 from manager_pipeline.plans import Plan, PlanState
@@ -66,3 +67,18 @@ def test_failures_say_where_and_why(tmp_path):
 def test_code_block_fence_outgrows_content():
     assert code_block("a ``` b").startswith("````\n")
     assert code_block("plain") == "```\nplain\n```"
+
+
+def test_values_a_sender_controls_cannot_escape_their_code_span(tmp_path):
+    hostile = "x` @acme/admins [click](http://evil.example) | injected"
+    outcome = Outcome(
+        event=DispatchEvent("web", "staging", branch=hostile, delivery_id="d`@acme/admins"),
+        status=OutcomeStatus.PLAN_ONLY,
+        headline="plan only",
+    )
+    report = render_report(outcome, "run-1", "http://ui/runs/run-1")
+    row = next(line for line in report.splitlines() if line.startswith("| Source |"))
+    assert "``x` @acme/admins [click](http://evil.example) \\| injected``" in row
+    assert len(re.findall(r"(?<!\\)\|", row)) == 3  # the table keeps its two cells
+    trigger = next(line for line in report.splitlines() if line.startswith("| Trigger |"))
+    assert "``d`@acme/admins``" in trigger
