@@ -60,13 +60,21 @@ def _ui_command(settings: Settings) -> str:
 
 
 def _failure_message(result) -> str:
+    """Where the run failed and why: the stage's own message, or the innermost cause of an
+    unexpected error in one line (Dagster wraps it in "Error occurred while executing op ...")."""
     for event in result.all_events:
         if event.is_step_failure:
             data = event.step_failure_data
             if data.user_failure_data and data.user_failure_data.description:
                 return f"{event.step_key}: {data.user_failure_data.description}"
             if data.error:
-                return f"{event.step_key}: {data.error.message.strip()}"
+                error = data.error
+                while error.cause is not None:
+                    error = error.cause
+                if error.cls_name == "DagsterExecutionInterruptedError":
+                    return f"{event.step_key}: the run was stopped (interrupted) during this stage"
+                first = (error.message.strip().splitlines() or [""])[0]
+                return f"{event.step_key}: {first} (an unexpected error: the run's event log has the traceback)"
     return "the run failed; see the run's event log in the UI"
 
 

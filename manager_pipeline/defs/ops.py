@@ -317,6 +317,10 @@ def apply(
     except ManagerError as exc:
         store.transition(plan.plan_id, PlanState.FAILED, note=str(exc)[:500])
         raise _failure(exc, context) from None
+    except BaseException:
+        # Stopped from outside (the run terminated, Ctrl-C): the plan is never left "applying".
+        store.transition(plan.plan_id, PlanState.FAILED, note="the run was stopped during the apply")
+        raise
     store.transition(plan.plan_id, PlanState.APPLIED)
     elapsed = time.monotonic() - started
     say(context, "apply", f"applied plan {plan.plan_id} in {elapsed:.1f}s")

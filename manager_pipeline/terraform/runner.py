@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import python_terraform
 from python_terraform import IsFlagged
@@ -79,14 +81,51 @@ class _PythonTerraform(python_terraform.Terraform):
         reader = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()), daemon=True)
         reader.start()
         stdout_lines = []
-        for line in process.stdout:
-            stdout_lines.append(line)
-            if self._on_line:
-                self._on_line(line.rstrip("\n"))
-        returncode = process.wait()
+        with _forwarding_signals(process) as received:
+            for line in process.stdout:
+                stdout_lines.append(line)
+                if self._on_line:
+                    self._on_line(line.rstrip("\n"))
+            returncode = process.wait()
         reader.join()
         self.temp_var_files.clean_up()
+        if received:
+            raise TerraformInterrupted(
+                f"terraform {cmd} was interrupted ({signal.Signals(received[0]).name}) and stopped cleanly: "
+                "what it finished is in the state and its lock is released; re-plan to go on"
+            )
         return returncode, "".join(stdout_lines), "".join(stderr_chunks)
+
+
+class TerraformInterrupted(TerraformError):
+    """The run was asked to stop while Terraform worked; Terraform was told and waited for."""
+
+
+@contextmanager
+def _forwarding_signals(process: subprocess.Popen) -> Iterator[list[int]]:
+    """While Terraform runs, a stop request (SIGTERM, SIGINT) is passed to it as SIGINT, which makes
+    it finish the resource in flight, write the state and release its lock, and it is waited for:
+    its provider processes must not be stopped under it. Dagster's own handlers run afterwards."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def forward(signum, frame) -> None:
+        received.append(signum)
+        try:
+            process.send_signal(signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received and callable(previous.get(received[0])):
+            previous[received[0]](received[0], None)
 
 
 def _diagnostics(result: CommandResult) -> str:

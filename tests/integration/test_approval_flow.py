@@ -261,6 +261,43 @@ def test_a_killed_apply_leaves_a_lock_that_the_next_run_reports(gated, tmp_path)
     assert _providers_started_with(marker) == []
 
 
+def test_a_run_stopped_during_apply_stops_terraform_cleanly_and_never_leaves_the_plan_applying(gated, tmp_path):
+    marker = tmp_path / "tmp"
+    marker.mkdir()
+    env = dict(gated.env, TMPDIR=str(marker))
+    process = subprocess.Popen(
+        [str(BIN / "manager-pipeline"), "run", "--source", "app", "--env", "staging"],
+        cwd=gated.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    plan_id = None
+    for line in process.stdout:
+        found = re.search(r"\(plan (\w+)\)", line)
+        plan_id = found.group(1) if found else plan_id
+        if line.startswith("[gate"):
+            break
+    lock = "app/staging/terraform.tfstate.tflock"
+    deadline = time.monotonic() + 60
+    while not gated.s3().list_objects_v2(Bucket=gated.bucket, Prefix=lock).get("KeyCount"):
+        assert time.monotonic() < deadline and process.poll() is None, "the apply never took the state lock"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)  # the run process only, as a supervisor stops it
+    rest = process.stdout.read()
+    assert process.wait(timeout=120) != 0
+    assert "failed at apply: the run was stopped (interrupted) during this stage" in rest, rest
+    # Terraform was told and waited for: its lock is gone, its providers too, the plan says what happened.
+    assert not gated.s3().list_objects_v2(Bucket=gated.bucket, Prefix=lock).get("KeyCount")
+    assert _providers_started_with(marker) == []
+    assert records_of(gated).find(plan_id).state == "failed"
+    gated.env = env
+    again = gated.cli("run", "--source", "app", "--env", "staging")
+    assert again.returncode == 0, again.stderr
+
+
 def test_a_stale_saved_plan_needs_a_re_plan(tmp_path, tools_dir):
     from manager_pipeline.errors import TerraformError
     from manager_pipeline.terraform import TerraformRunner, ensure_toolchain
