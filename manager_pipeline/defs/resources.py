@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import ConfigurableResource, EnvVar
-from dagster_aws.s3 import S3Resource
 
 from manager_pipeline.aws import STAND_IN_CREDENTIALS, AwsTarget
 from manager_pipeline.config import ManagerConfig, SourceSpec, load_config
@@ -167,6 +166,9 @@ class PlanStoreResource(ConfigurableResource):
         if not self.artifact_bucket:
             return Plans(self.database_url, Path(self.root))
         target = self.aws.target()
+        # dagster-aws costs most of a second to import: only set-ups with an artifact bucket pay it.
+        from dagster_aws.s3 import S3Resource
+
         s3 = S3Resource(
             region_name=target.state_region,
             endpoint_url=target.endpoint_url,
