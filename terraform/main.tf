@@ -19,13 +19,20 @@ terraform {
 locals {
   name = "${var.project_name}-${var.environment}"
 
-  # The manager's own tags come last so a source repo cannot overwrite them.
-  tags = merge(var.tags, {
+  manager_tags = {
     Project     = var.project_name
     Environment = var.environment
     Source      = var.source_name
     ManagedBy   = "manager-pipeline"
-  })
+  }
+
+  # The manager's own tags come last so a source repo cannot overwrite them. A source tag whose
+  # key differs from one of them only in case (`project`, `environment`) is dropped too: IAM tag
+  # keys are case-insensitive and IAM refuses a role tagged with both.
+  tags = merge(
+    { for key, value in var.tags : key => value if !contains([for own in keys(local.manager_tags) : lower(own)], lower(key)) },
+    local.manager_tags,
+  )
 }
 
 provider "aws" {

@@ -208,6 +208,13 @@ def contract_warnings(data: dict[str, Any], origin: str = "variables.yml", docum
             "a secret in a repository file: accepted for compatibility and masked everywhere, but anyone who "
             "can read the repository can use it; ask the platform team to keep it in the manager instead",
         )
+    certificate = (data.get("security") or {}).get("ssl_certificate_arn")
+    if isinstance(certificate, str) and ("..." in certificate or not re.search(r":certificate/[0-9a-f-]{8,}$", certificate)):
+        out.add(
+            ("security", "ssl_certificate_arn"),
+            "looks like a placeholder, not an issued certificate: the HTTPS listener needs a real ACM certificate "
+            "in the environment's region, or the apply fails",
+        )
     if data.get("compute") is None:
         for name in data.get("environments") or {}:
             out.add(

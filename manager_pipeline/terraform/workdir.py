@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,24 +83,135 @@ class BackendSettings:
         return "\n".join(lines) + "\n"
 
 
-def endpoint_override(endpoint_url: str) -> str:
-    """Provider settings that point the aws provider (3.x) at a stand-in endpoint."""
+# The aws provider's (3.x) endpoint keys for every service the manager's module uses. Some differ
+# from the API's name: CloudWatch Logs is `cloudwatchlogs`, Application Auto Scaling is
+# `applicationautoscaling`, and `elb` serves Elastic Load Balancing v2 too (3.x has no `elbv2`).
+STAND_IN_SERVICES = (
+    "applicationautoscaling",
+    "autoscaling",
+    "backup",
+    "cloudwatch",
+    "cloudwatchlogs",
+    "dynamodb",
+    "ec2",
+    "ecs",
+    "elasticache",
+    "elb",
+    "iam",
+    "kms",
+    "rds",
+    "s3",
+    "secretsmanager",
+    "sns",
+    "sqs",
+    "sts",
+    "wafv2",
+)
+
+_AWS_PROVIDER_BLOCK = re.compile(r'^\s*provider\s+"aws"\s*\{', re.M)
+_ALIAS = re.compile(r'^\s*alias\s*=\s*"([^"]+)"', re.M)
+
+
+def _block_body(text: str, start: int) -> str:
+    """The text of the block whose opening brace is at ``start``, up to its closing brace."""
+    depth = 0
+    for index in range(start, len(text)):
+        if text[index] == "{":
+            depth += 1
+        elif text[index] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : index]
+    return text[start + 1 :]
+
+
+def _module_texts(module_dir: Path) -> list[str]:
+    return [path.read_text(errors="replace") for path in sorted(module_dir.glob("*.tf"))]
+
+
+def provider_aliases(module_dir: Path) -> list[str]:
+    """The aliases of the module's aliased aws provider configurations (top-level .tf files)."""
+    aliases: set[str] = set()
+    for text in _module_texts(module_dir):
+        for match in _AWS_PROVIDER_BLOCK.finditer(text):
+            body = _block_body(text, match.end() - 1)
+            # Only the provider's own arguments: drop nested blocks (default_tags, endpoints, ...).
+            top_level = re.sub(r"\{[^{}]*\}", "", re.sub(r"\{[^{}]*\}", "", body))
+            aliases.update(_ALIAS.findall(top_level))
+    return sorted(aliases)
+
+
+# What the AWS stand-in (moto 5.2.5) cannot do, by resource type. Against the stand-in only, a run
+# leaves such resources out, or ignores attributes the stand-in never hands back (which would
+# otherwise show as a change on every plan). Against AWS none of this applies.
+STAND_IN_LEFT_OUT = {
+    "aws_backup_selection": "moto does not implement CreateBackupSelection",
+}
+STAND_IN_UNREAD = {
+    "aws_elasticache_cluster": (("security_group_ids",), "moto returns no SecurityGroups for a cache cluster"),
+    "aws_rds_cluster": (
+        ("scaling_configuration",),
+        "moto hands back an empty Serverless scaling configuration for a provisioned Aurora cluster",
+    ),
+    "aws_launch_template": (
+        ("tag_specifications",),
+        "moto hands the template's own tags back as a `launch-template` tag specification",
+    ),
+}
+_RESOURCE_BLOCK = re.compile(r'^resource\s+"(?P<type>[\w-]+)"\s+"(?P<name>[\w-]+)"\s*\{', re.M)
+
+
+def stand_in_gaps(module_dir: Path) -> str:
+    """Override blocks for the module's resources that the AWS stand-in cannot hold or read back."""
+    blocks = []
+    for text in _module_texts(module_dir):
+        for match in _RESOURCE_BLOCK.finditer(text):
+            kind, name = match["type"], match["name"]
+            if kind in STAND_IN_LEFT_OUT:
+                body = _block_body(text, match.end() - 1)
+                off = "for_each = {}" if re.search(r"^\s*for_each\s*=", body, re.M) else "count = 0"
+                blocks.append(
+                    f"# {STAND_IN_LEFT_OUT[kind]}\n"
+                    f'resource "{kind}" "{name}" {{\n  {off}\n}}\n'
+                )
+            elif kind in STAND_IN_UNREAD:
+                attributes, reason = STAND_IN_UNREAD[kind]
+                blocks.append(
+                    f"# {reason}\n"
+                    f'resource "{kind}" "{name}" {{\n'
+                    f"  lifecycle {{\n    ignore_changes = [{', '.join(attributes)}]\n  }}\n}}\n"
+                )
+    return "\n".join(blocks)
+
+
+def endpoint_override(endpoint_url: str, aliases: tuple[str, ...] | list[str] = (), gaps: str = "") -> str:
+    """Provider settings that point the aws provider (3.x), and each of its aliases, at a stand-in endpoint.
+
+    An override must name an existing provider configuration, so ``aliases`` are those the module
+    declares (``provider_aliases``); ``gaps`` are the module's resource overrides for what the
+    stand-in cannot do (``stand_in_gaps``).
+    """
     url = _hcl_string(endpoint_url)
-    services = ("ec2", "s3", "sts", "iam", "dynamodb", "sqs", "sns", "rds", "elb", "autoscaling", "cloudwatch", "kms")
-    endpoints = "\n".join(f"    {service} = {url}" for service in services)
-    return (
-        "# Written by manager-pipeline: this run talks to an AWS stand-in, not to AWS.\n"
-        'provider "aws" {\n'
-        "  s3_force_path_style         = true\n"
-        "  skip_credentials_validation = true\n"
-        "  skip_requesting_account_id  = true\n"
-        "  skip_metadata_api_check     = true\n"
-        "  skip_get_ec2_platforms      = true\n"
-        "  endpoints {\n"
-        f"{endpoints}\n"
-        "  }\n"
-        "}\n"
-    )
+    endpoints = "\n".join(f"    {service} = {url}" for service in STAND_IN_SERVICES)
+    blocks = []
+    for alias in [None, *aliases]:
+        alias_line = f"  alias                       = {_hcl_string(alias)}\n" if alias else ""
+        blocks.append(
+            'provider "aws" {\n'
+            f"{alias_line}"
+            "  s3_force_path_style         = true\n"
+            "  skip_credentials_validation = true\n"
+            "  skip_requesting_account_id  = true\n"
+            "  skip_metadata_api_check     = true\n"
+            "  skip_get_ec2_platforms      = true\n"
+            "  endpoints {\n"
+            f"{endpoints}\n"
+            "  }\n"
+            "}\n"
+        )
+    if gaps:
+        blocks.append(gaps)
+    return "# Written by manager-pipeline: this run talks to an AWS stand-in, not to AWS.\n" + "\n".join(blocks)
 
 
 @dataclass(frozen=True)
@@ -128,7 +240,8 @@ def copy_module(target: Path, module_dir: Path, backend: BackendSettings, endpoi
     shutil.copytree(module_dir, target, ignore=_IGNORED)
     (target / BACKEND_FILE).write_text(backend.to_hcl())
     if endpoint_url:
-        (target / ENDPOINT_OVERRIDE_FILE).write_text(endpoint_override(endpoint_url))
+        override = endpoint_override(endpoint_url, provider_aliases(target), stand_in_gaps(target))
+        (target / ENDPOINT_OVERRIDE_FILE).write_text(override)
     return digest
 
 

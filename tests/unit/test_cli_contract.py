@@ -101,7 +101,7 @@ def test_the_original_pipelines_files_validate_and_show_every_section_resolved(n
         for section in ("compute", "database", "storage", "monitoring", "security", "features", "scaling", "backup"):
             assert resolved[section], section
         assert resolved["storage"]["versioning"] is True and resolved["scaling"]["target_cpu_utilization"] == 70
-        assert [w["path"] for w in report["warnings"]] == ["notifications.slack_webhook"]
+        assert sorted(w["path"] for w in report["warnings"]) == ["notifications.slack_webhook", "security.ssl_certificate_arn"]
         assert "hooks.slack.com" not in json.dumps(report)
 
 

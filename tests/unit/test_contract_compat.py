@@ -249,3 +249,11 @@ def test_the_webhook_is_masked_in_github_feedback_and_slack_messages():
     assert all(hook not in json.dumps(item.payload) for item in items)
     message = slack_message(_outcome(OutcomeStatus.FAILED), "http://ui/runs/1", "#ops", notify.secrets)
     assert hook not in json.dumps(message) and message["channel"] == "#ops" and "failed at apply" in message["text"]
+
+
+def test_a_placeholder_certificate_is_accepted_with_a_warning_at_its_line():
+    document = parse_variables(UPSTREAM_EXTENDED)
+    warnings = [str(w) for w in contract_warnings(load_variables(UPSTREAM_EXTENDED, ENVS), "variables.yml", document)]
+    assert any(w.startswith("variables.yml:75:24: security.ssl_certificate_arn: looks like a placeholder") for w in warnings)
+    issued = UPSTREAM_EXTENDED.replace("certificate/...", "certificate/0b6e5b4c-1d2e-4f5a-9b8c-7d6e5f4a3b2c")
+    assert not any("placeholder" in str(w) for w in contract_warnings(load_variables(issued, ENVS)))

@@ -8,8 +8,10 @@ from manager_pipeline.terraform.workdir import (
     ENDPOINT_OVERRIDE_FILE,
     TFVARS_FILE,
     BackendSettings,
+    endpoint_override,
     module_digest,
     prepare_workdir,
+    provider_aliases,
     state_key,
 )
 
@@ -80,3 +82,33 @@ def test_module_digest_follows_code_not_leftovers(module):
 
 def test_manager_module_is_digestible():
     assert len(module_digest(REPO / "terraform")) == 64
+
+
+def test_stand_in_override_covers_every_aliased_provider_and_the_stand_ins_gaps(tmp_path, module):
+    (module / "copy.tf").write_text(
+        'provider "aws" {\n  alias  = "backup_copy"\n  region = "us-west-2"\n\n'
+        "  default_tags {\n    tags = { alias = \"not-an-alias\" }\n  }\n}\n\n"
+        'provider "aws" {\n  region = "us-east-1"\n}\n\n'
+        'provider "google" {\n  alias = "other_cloud"\n}\n\n'
+        'resource "aws_backup_selection" "by_tag" {\n  count = 1\n}\n\n'
+        'resource "aws_backup_selection" "by_name" {\n  for_each = toset(["a"])\n}\n\n'
+        'resource "aws_elasticache_cluster" "cache" {\n  count = 1\n}\n'
+    )
+    url = "http://127.0.0.1:5000"
+    backend = BackendSettings(bucket="b", region="us-east-1", key="k", endpoint_url=url)
+    workdir = prepare_workdir(tmp_path / "run", module, CONFIG, backend, url)
+    assert provider_aliases(workdir.path) == ["backup_copy"]
+    override = (workdir.path / ENDPOINT_OVERRIDE_FILE).read_text()
+    # One block for the default provider and one per alias, each with every endpoint.
+    assert override.count('provider "aws" {') == 2 and 'alias                       = "backup_copy"' in override
+    assert override.count(f'cloudwatchlogs = "{url}"') == 2 and "other_cloud" not in override
+    assert override.count("skip_get_ec2_platforms      = true") == 2
+    # What the stand-in cannot hold is left out; what it cannot read back is not compared.
+    assert 'resource "aws_backup_selection" "by_tag" {\n  count = 0\n}' in override
+    assert 'resource "aws_backup_selection" "by_name" {\n  for_each = {}\n}' in override
+    assert "ignore_changes = [security_group_ids]" in override
+
+
+def test_endpoint_override_without_aliases_is_one_provider_block():
+    override = endpoint_override("http://127.0.0.1:5000")
+    assert override.count('provider "aws" {') == 1 and "alias" not in override and "resource" not in override

@@ -1,0 +1,336 @@
+# compute: the application behind a public Application Load Balancer, on EC2 instances in an
+# autoscaling group (type "ec2") or on ECS Fargate (type "ecs"). Absent section: nothing.
+# Defaults are filled by the manager before Terraform; the coalesce() calls below only keep
+# the module usable with hand-written inputs.
+
+locals {
+  compute_enabled = var.compute != null
+  compute_type    = local.compute_enabled ? coalesce(var.compute.type, "ec2") : null
+  compute_ec2     = local.compute_type == "ec2"
+  compute_ecs     = local.compute_type == "ecs"
+
+  container_port    = local.compute_enabled ? coalesce(var.compute.container_port, 80) : null
+  health_check_path = local.compute_enabled ? coalesce(var.compute.health_check_path, "/") : null
+  desired_count     = local.compute_enabled ? coalesce(var.compute.desired_count, var.instances.min_instances) : null
+
+  # HTTPS on the load balancer when security names a certificate.
+  https_certificate_arn = var.security == null ? null : var.security.ssl_certificate_arn
+  compute_https         = local.compute_enabled && local.https_certificate_arn != null
+
+  # Who may reach the load balancer: security.allowed_cidr_blocks, else anyone.
+  ingress_cidrs = coalescelist(var.security == null ? [] : coalesce(var.security.allowed_cidr_blocks, []), ["0.0.0.0/0"])
+
+  # AWS caps load balancer and target group names at 32 characters.
+  compute_short_name = trim(substr(local.name, 0, 27), "-")
+
+  # The security group of the instances or tasks (database and cache accept traffic from it).
+  app_security_group_id = one(aws_security_group.compute_app[*].id)
+  container_name        = "app"
+}
+
+resource "aws_security_group" "compute_alb" {
+  count = local.compute_enabled ? 1 : 0
+
+  name        = "${local.name}-alb"
+  description = "Load balancer of ${local.name}"
+  vpc_id      = aws_vpc.main.id
+
+  ingress {
+    description = "HTTP"
+    from_port   = 80
+    to_port     = 80
+    protocol    = "tcp"
+    cidr_blocks = local.ingress_cidrs
+  }
+
+  ingress {
+    description = "HTTPS"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = local.ingress_cidrs
+  }
+
+  egress {
+    description = "To the application"
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = [var.vpc_cidr]
+  }
+
+  tags = {
+    Name = "${local.name}-alb"
+  }
+}
+
+resource "aws_security_group" "compute_app" {
+  count = local.compute_enabled ? 1 : 0
+
+  name        = "${local.name}-app"
+  description = "Instances or tasks of ${local.name}"
+  vpc_id      = aws_vpc.main.id
+
+  ingress {
+    description     = "From the load balancer"
+    from_port       = local.container_port
+    to_port         = local.container_port
+    protocol        = "tcp"
+    security_groups = [aws_security_group.compute_alb[0].id]
+  }
+
+  egress {
+    description = "Anywhere"
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  tags = {
+    Name = "${local.name}-app"
+  }
+}
+
+resource "aws_lb" "compute" {
+  count = local.compute_enabled ? 1 : 0
+
+  name               = "${local.compute_short_name}-alb"
+  internal           = false
+  load_balancer_type = "application"
+  security_groups    = [aws_security_group.compute_alb[0].id]
+  subnets            = aws_subnet.public[*].id
+}
+
+resource "aws_lb_target_group" "compute" {
+  count = local.compute_enabled ? 1 : 0
+
+  # A new target type or port replaces the group, and the listener cannot let go of the old one
+  # before a new one exists: create first, under a name that tells the two apart.
+  name        = "${trim(substr(local.name, 0, 20), "-")}-${local.compute_ecs ? "ip" : "in"}-${local.container_port}"
+  port        = local.container_port
+  protocol    = "HTTP"
+  vpc_id      = aws_vpc.main.id
+  target_type = local.compute_ecs ? "ip" : "instance"
+
+  health_check {
+    path                = local.health_check_path
+    matcher             = "200-399"
+    interval            = 30
+    timeout             = 5
+    healthy_threshold   = 3
+    unhealthy_threshold = 3
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_lb_listener" "compute_http" {
+  count = local.compute_enabled ? 1 : 0
+
+  load_balancer_arn = aws_lb.compute[0].arn
+  port              = 80
+  protocol          = "HTTP"
+
+  dynamic "default_action" {
+    for_each = local.compute_https ? [] : [1]
+    content {
+      type             = "forward"
+      target_group_arn = aws_lb_target_group.compute[0].arn
+    }
+  }
+
+  dynamic "default_action" {
+    for_each = local.compute_https ? [1] : []
+    content {
+      type = "redirect"
+      redirect {
+        port        = "443"
+        protocol    = "HTTPS"
+        status_code = "HTTP_301"
+      }
+    }
+  }
+}
+
+resource "aws_lb_listener" "compute_https" {
+  count = local.compute_https ? 1 : 0
+
+  load_balancer_arn = aws_lb.compute[0].arn
+  port              = 443
+  protocol          = "HTTPS"
+  ssl_policy        = "ELBSecurityPolicy-2016-08"
+  certificate_arn   = local.https_certificate_arn
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.compute[0].arn
+  }
+}
+
+# --- ec2 -------------------------------------------------------------------------------
+
+resource "aws_launch_template" "compute" {
+  count = local.compute_ec2 ? 1 : 0
+
+  name                   = "${local.name}-app"
+  image_id               = var.compute.ami_id
+  instance_type          = coalesce(var.compute.instance_type, var.instances.instance_type)
+  key_name               = var.compute.key_name
+  user_data              = var.compute.user_data_script == null ? null : base64encode(var.compute.user_data_script)
+  vpc_security_group_ids = [aws_security_group.compute_app[0].id]
+
+  monitoring {
+    enabled = var.instances.enable_monitoring
+  }
+
+  tags = {
+    Name = "${local.name}-app"
+  }
+}
+
+resource "aws_autoscaling_group" "compute" {
+  count = local.compute_ec2 ? 1 : 0
+
+  name                = "${local.name}-app"
+  min_size            = var.instances.min_instances
+  max_size            = var.instances.max_instances
+  desired_capacity    = local.desired_count
+  vpc_zone_identifier = aws_subnet.private[*].id
+  target_group_arns   = [aws_lb_target_group.compute[0].arn]
+  # scaling.scale_in_cooldown when the scaling section is there; AWS's default otherwise.
+  default_cooldown = local.scale_in_cooldown
+
+  launch_template {
+    id      = aws_launch_template.compute[0].id
+    version = aws_launch_template.compute[0].latest_version
+  }
+
+  # Autoscaling groups do not take the provider's default tags: the instances get them here.
+  dynamic "tag" {
+    for_each = merge(local.tags, { Name = "${local.name}-app" })
+    content {
+      key                 = tag.key
+      value               = tag.value
+      propagate_at_launch = true
+    }
+  }
+}
+
+# --- ecs -------------------------------------------------------------------------------
+
+resource "aws_ecs_cluster" "compute" {
+  count = local.compute_ecs ? 1 : 0
+
+  name = local.name
+
+  setting {
+    name  = "containerInsights"
+    value = var.instances.enable_monitoring ? "enabled" : "disabled"
+  }
+}
+
+resource "aws_iam_role" "compute_task_execution" {
+  count = local.compute_ecs ? 1 : 0
+
+  name = "${local.name}-task-execution"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "ecs-tasks.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+# What AWS's AmazonECSTaskExecutionRolePolicy grants, inline (pull the image, write the logs).
+resource "aws_iam_role_policy" "compute_task_execution" {
+  count = local.compute_ecs ? 1 : 0
+
+  name = "task-execution"
+  role = aws_iam_role.compute_task_execution[0].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect = "Allow"
+      Action = [
+        "ecr:GetAuthorizationToken",
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:GetDownloadUrlForLayer",
+        "ecr:BatchGetImage",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+      ]
+      Resource = "*"
+    }]
+  })
+}
+
+resource "aws_ecs_task_definition" "compute" {
+  count = local.compute_ecs ? 1 : 0
+
+  family                   = "${local.name}-app"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = tostring(coalesce(var.compute.cpu, 256))
+  memory                   = tostring(coalesce(var.compute.memory, 512))
+  execution_role_arn       = aws_iam_role.compute_task_execution[0].arn
+
+  container_definitions = jsonencode([merge(
+    {
+      name      = local.container_name
+      image     = var.compute.image
+      essential = true
+      portMappings = [{
+        containerPort = local.container_port
+        hostPort      = local.container_port
+        protocol      = "tcp"
+      }]
+      healthCheck = {
+        command     = ["CMD-SHELL", "curl -fs http://localhost:${local.container_port}${local.health_check_path} || exit 1"]
+        interval    = 30
+        timeout     = 5
+        retries     = 3
+        startPeriod = 60
+      }
+    },
+    local.log_group_name == null ? {} : {
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = local.log_group_name
+          awslogs-region        = var.region
+          awslogs-stream-prefix = local.container_name
+        }
+      }
+    },
+  )])
+}
+
+resource "aws_ecs_service" "compute" {
+  count = local.compute_ecs ? 1 : 0
+
+  name            = "${local.name}-app"
+  cluster         = aws_ecs_cluster.compute[0].id
+  task_definition = aws_ecs_task_definition.compute[0].arn
+  desired_count   = local.desired_count
+  launch_type     = "FARGATE"
+
+  network_configuration {
+    subnets          = aws_subnet.private[*].id
+    security_groups  = [aws_security_group.compute_app[0].id]
+    assign_public_ip = false
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.compute[0].arn
+    container_name   = local.container_name
+    container_port   = local.container_port
+  }
+
+  # A target group can only be used by a service once a listener puts it behind the ALB.
+  depends_on = [aws_lb_listener.compute_http, aws_lb_listener.compute_https]
+}
