@@ -31,6 +31,7 @@ DEFAULT_VARIABLES_FILE = "infra/variables.yml"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9_.-]+$")
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([hd])$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 _APPROVER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9_.-]+)?$")
 _NAME_RULE = "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
 
@@ -63,6 +64,8 @@ class SourceSpec:
     path: Path | None = None
     repo: str | None = None
     default_branch: str = "main"
+    # The environment variable holding this source's webhook secret (never the secret itself).
+    webhook_secret_env: str | None = None
 
     @property
     def location(self) -> str:
@@ -272,6 +275,21 @@ class SourceFile(_FileModel):
         description=f"environments it deploys to (default: those of {list(DEFAULT_ENVIRONMENTS)} defined)",
     )
     default_branch: Text = Field("main", description="the branch polled and used when no commit is given")
+    webhook_secret_env: Annotated[
+        str,
+        _rule(
+            _ENV_NAME.match,
+            # The value is not echoed: it may be the secret itself, pasted in the wrong place.
+            lambda v: "expected the NAME of an environment variable holding the secret (A-Z, 0-9, _), not the secret",
+        ),
+        _pattern(_ENV_NAME),
+    ] | None = Field(
+        None,
+        description=(
+            "the environment variable (of the webhook receiver) holding this repository's own webhook secret; "
+            "deliveries for the repository verify with it (or with GITHUB_WEBHOOK_SECRET, the organisation's hook)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_location(self) -> SourceFile:
@@ -292,6 +310,7 @@ class SourceFile(_FileModel):
             path=(root / self.path).resolve() if self.path is not None else None,
             repo=self.repo,
             default_branch=self.default_branch,
+            webhook_secret_env=self.webhook_secret_env,
         )
 
 

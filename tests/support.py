@@ -313,26 +313,61 @@ environments:
 
 
 def push_payload(repo="acme/web", files=("infra/variables.yml",), branch="main", sha=None, **extra) -> bytes:
-    """The body of a GitHub `push` webhook delivery."""
+    """The body of a GitHub `push` webhook delivery, shaped as GitHub documents it (``extra`` overrides)."""
+    after = sha or hashlib.sha1(repr((repo, files, branch)).encode()).hexdigest()
+    owner = repo.split("/")[0]
     payload = {
         "ref": f"refs/heads/{branch}",
-        "after": sha or hashlib.sha1(repr((repo, files, branch)).encode()).hexdigest(),
-        "repository": {"full_name": repo},
-        "pusher": {"name": "dev"},
-        "commits": [{"id": "c1", "added": [], "removed": [], "modified": list(files)}],
+        "before": hashlib.sha1(f"before-{after}".encode()).hexdigest(),
+        "after": after,
+        "created": False,
+        "deleted": False,
+        "forced": False,
+        "base_ref": None,
+        "compare": f"https://github.com/{repo}/compare/{after[:12]}",
+        "commits": [
+            {"id": after, "message": "change", "added": [], "removed": [], "modified": list(files)},
+        ],
+        "head_commit": {"id": after, "message": "change", "added": [], "removed": [], "modified": list(files)},
+        "repository": {"full_name": repo, "name": repo.split("/")[-1], "owner": {"login": owner}},
+        "pusher": {"name": "dev", "email": "dev@example.com"},
+        "sender": {"login": "dev", "type": "User"},
         **extra,
     }
     return json.dumps(payload).encode()
 
 
-def pull_request_payload(repo="acme/web", number=12, action="opened", sha="a" * 40) -> bytes:
-    """The body of a GitHub `pull_request` webhook delivery."""
+def pull_request_payload(
+    repo="acme/web", number=12, action="opened", sha="a" * 40, head_repo=None, association="MEMBER", author="dev"
+) -> bytes:
+    """The body of a GitHub `pull_request` webhook delivery (``head_repo``: the fork it comes from)."""
     return json.dumps(
         {
             "action": action,
             "number": number,
+            "repository": {"full_name": repo, "name": repo.split("/")[-1]},
+            "pull_request": {
+                "number": number,
+                "head": {"sha": sha, "ref": "feature", "repo": {"full_name": head_repo or repo}},
+                "base": {"ref": "main", "repo": {"full_name": repo}},
+                "user": {"login": author},
+                "author_association": association,
+            },
+            "sender": {"login": author, "type": "User"},
+        }
+    ).encode()
+
+
+def plan_comment_payload(repo="acme/web", number=12, body="/plan", association="MEMBER", login="maintainer",
+                         comment_id=9001, action="created") -> bytes:
+    """The body of a GitHub `issue_comment` delivery: a comment on pull request ``number``."""
+    return json.dumps(
+        {
+            "action": action,
+            "issue": {"number": number, "pull_request": {"url": f"https://api.github.com/repos/{repo}/pulls/{number}"}},
+            "comment": {"id": comment_id, "body": body, "user": {"login": login}, "author_association": association},
             "repository": {"full_name": repo},
-            "pull_request": {"number": number, "head": {"sha": sha, "ref": "feature"}, "user": {"login": "dev"}},
+            "sender": {"login": login, "type": "User"},
         }
     ).encode()
 

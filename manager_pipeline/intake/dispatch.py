@@ -3,16 +3,22 @@
 Within what one tick reads, a newer delivery for the same source, environment and branch or
 pull request supersedes the older ones: they get a note instead of a run. Runs already
 queued are superseded by the sensor; a run already going checks again at its gate.
+
+A row whose runs are requested becomes ``dispatching`` (with the runs), and ``dispatched`` only
+once the sensor sees them in the instance. A run for an environment the loaded deploy job does
+not have yet (manager.yaml gained it before the code location reloaded) is not requested: the
+row stays pending with a note, and its other runs are requested (their run keys make asking
+again harmless) until the location has reloaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from manager_pipeline.config import ManagerConfig, SourceSpec
 from manager_pipeline.events import DispatchEvent
-from manager_pipeline.intake.inbox import InboxEvent
+from manager_pipeline.intake.inbox import DISPATCHING, PENDING, InboxEvent
 from manager_pipeline.intake.webhooks import Delivery
 
 INBOX_ID_TAG = "manager/inbox-id"
@@ -49,11 +55,17 @@ class PlannedRun:
 @dataclass
 class DispatchPlan:
     runs: list[PlannedRun] = field(default_factory=list)
-    # inbox row id -> (state, note)
-    notes: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    # inbox row id -> (state, note) or (state, note, [(source, environment), ...] requested)
+    notes: dict[int, tuple] = field(default_factory=dict)
 
 
-def plan_dispatch(events: list[InboxEvent], config: ManagerConfig, pr_touches: PrTouches) -> DispatchPlan:
+def plan_dispatch(
+    events: list[InboxEvent],
+    config: ManagerConfig,
+    pr_touches: PrTouches,
+    loaded_environments: Collection[str] | None = None,
+) -> DispatchPlan:
+    """``loaded_environments``: those the loaded deploy job has partitions for (None: all)."""
     newest: dict[tuple[str, str, str], PlannedRun] = {}
     reasons: dict[int, list[str]] = {}
     for event in events:
@@ -82,12 +94,27 @@ def plan_dispatch(events: list[InboxEvent], config: ManagerConfig, pr_touches: P
                         f"{name}/{environment}: superseded by delivery {delivery.delivery_id}"
                     )
                 newest[key] = PlannedRun(name, environment, event.id, delivery)
-    plan = DispatchPlan(runs=sorted(newest.values(), key=lambda run: (run.inbox_id, run.source, run.environment)))
-    dispatched = {run.inbox_id for run in plan.runs}
+    plan = DispatchPlan()
+    planned = sorted(newest.values(), key=lambda run: (run.inbox_id, run.source, run.environment))
+    unloaded: set[int] = set()
+    for run in planned:
+        if loaded_environments is not None and run.environment not in loaded_environments:
+            unloaded.add(run.inbox_id)
+            reasons[run.inbox_id].append(
+                f"{run.source}/{run.environment}: the loaded deploy job has no environment {run.environment} yet "
+                "(reload the code location); tried again every tick"
+            )
+        else:
+            plan.runs.append(run)
+    requested: dict[int, list[tuple[str, str]]] = {}
+    for run in plan.runs:
+        requested.setdefault(run.inbox_id, []).append((run.source, run.environment))
     for row_id, notes in reasons.items():
         note = "; ".join(notes) or None
-        if row_id in dispatched:
-            plan.notes[row_id] = ("dispatched", note)
+        if row_id in unloaded:
+            plan.notes[row_id] = (PENDING, note)
+        elif row_id in requested:
+            plan.notes[row_id] = (DISPATCHING, note, requested[row_id])
         elif any("superseded" in n for n in notes):
             plan.notes[row_id] = ("superseded", note)
         else:

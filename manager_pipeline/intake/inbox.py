@@ -1,8 +1,18 @@
 """The durable inbox: every accepted delivery, written before the receiver answers.
 
-A delivery id is stored once (a repeated delivery is recognised, not stored twice). The
-dispatch sensor reads the inbox in id order behind its cursor and notes on each row what
-became of it: dispatched, superseded by a newer delivery, or ignored (and why).
+A delivery is stored once: by its id, and by what it asks for (``dedupe_key``: repository, ref
+or pull request, commits), so a signed body replayed under a new id is a duplicate too.
+
+A row's state says what became of it, and the dispatch sensor works on states, never on an id
+cursor (on PostgreSQL a lower id can commit after a higher one):
+
+- ``received``: pending; the sensor claims pending rows (``FOR UPDATE SKIP LOCKED`` on
+  PostgreSQL; on SQLite a transaction, and a state check on the write);
+- ``waiting``: a pull request from a fork or an author without write access, until a
+  maintainer's ``/plan`` comment (a row of its own, ``released``) makes it pending again;
+- ``dispatching``: its run requests were handed to Dagster (``runs``); re-requested (the run key
+  makes that harmless) until the runs are seen, then ``dispatched``;
+- ``superseded`` by a newer delivery, or ``ignored``, with the reason in ``note``.
 """
 
 from __future__ import annotations
@@ -10,9 +20,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Float, Integer, String, Table, Text, insert, select, update
+from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, func, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from manager_pipeline.database import count_by, engine_for, metadata
@@ -35,7 +46,23 @@ inbox_table = Table(
     Column("ref_key", String(300), nullable=False, index=True),
     Column("state", String(16), nullable=False, index=True),
     Column("note", Text),
+    Column("dedupe_key", String(64)),
+    # JSON [[source, environment], ...]: the runs requested for a row in state `dispatching`.
+    Column("runs", Text),
 )
+Index("ix_webhook_inbox_dedupe_key", inbox_table.c.dedupe_key, unique=True)
+
+PENDING, WAITING, DISPATCHING, DISPATCHED, RELEASED, IGNORED = (
+    "received",
+    "waiting",
+    "dispatching",
+    "dispatched",
+    "released",
+    "ignored",
+)
+
+# row id -> (state, note) or (state, note, [(source, environment), ...] requested)
+Marks = dict[int, tuple]
 
 
 @dataclass(frozen=True)
@@ -43,18 +70,58 @@ class InboxEvent:
     id: int
     delivery: Delivery
     state: str
+    note: str | None = None
+    runs: tuple[tuple[str, str], ...] = ()
 
 
 _WRITE_LOCK = threading.Lock()
 _INSERT = insert(inbox_table)
+_MIGRATED: set[str] = set()
+
+
+def _migrate(url: str, engine) -> None:
+    """Columns and the index added since the table was first created (an inbox of an older release)."""
+    if url in _MIGRATED:
+        return
+    have = {column["name"] for column in inspect(engine).get_columns(inbox_table.name)}
+    with engine.begin() as connection:
+        for name, kind in (("dedupe_key", "VARCHAR(64)"), ("runs", "TEXT")):
+            if name not in have:
+                connection.execute(text(f"ALTER TABLE {inbox_table.name} ADD COLUMN {name} {kind}"))
+    for index in inbox_table.indexes:
+        index.create(engine, checkfirst=True)
+    _MIGRATED.add(url)
+
+
+def _event(row) -> InboxEvent:
+    return InboxEvent(
+        id=row["id"],
+        delivery=Delivery(
+            delivery_id=row["delivery_id"],
+            event=row["event"],
+            action=row["action"],
+            repo=row["repo"],
+            sources=tuple(json.loads(row["sources"])),
+            sha=row["sha"],
+            branch=row["branch"],
+            pr=row["pr"],
+            author=row["author"],
+            dedupe_key=row["dedupe_key"],
+        ),
+        state=row["state"],
+        note=row["note"],
+        runs=tuple(tuple(run) for run in json.loads(row["runs"] or "[]")),
+    )
 
 
 class Inbox:
     def __init__(self, url: str):
         self.engine = engine_for(url, inbox_table)
+        _migrate(url, self.engine)
 
     def add(self, delivery: Delivery) -> tuple[int | None, bool]:
-        """(row id, True) for a new delivery; (None, False) for one already in the inbox."""
+        """(row id, True) for a new delivery; (None, False) for one already in the inbox (the same
+        delivery id, or the same dedupe key: a replay under a new id)."""
         try:
             # One writer at a time in this process: SQLite's own busy wait would sleep instead.
             with _WRITE_LOCK, self.engine.begin() as connection:
@@ -71,43 +138,94 @@ class Inbox:
                         pr=delivery.pr,
                         author=delivery.author,
                         ref_key=delivery.ref_key,
-                        state="received",
+                        state=WAITING if delivery.hold else PENDING,
+                        note=f"pull request {delivery.hold}" if delivery.hold else None,
+                        dedupe_key=delivery.dedupe_key,
                     )
                 )
-                return result.inserted_primary_key[0], True
+                row_id = result.inserted_primary_key[0]
+                if delivery.event == "issue_comment":
+                    self._release(connection, row_id, delivery)
+                return row_id, True
         except IntegrityError:
             return None, False
 
+    def _release(self, connection, row_id: int, comment: Delivery) -> None:
+        """A maintainer's `/plan`: the deliveries of the pull request that wait (and came before it)
+        become pending; a commit pushed after the comment waits for another one."""
+        waiting = (
+            (func.lower(inbox_table.c.repo) == comment.repo.lower())
+            & (inbox_table.c.ref_key == comment.ref_key)
+            & (inbox_table.c.state == WAITING)
+            & (inbox_table.c.id < row_id)
+        )
+        released = connection.execute(
+            update(inbox_table)
+            .where(waiting)
+            .values(state=PENDING, note=f"released by `/plan` of {comment.author} (delivery {comment.delivery_id})")
+        ).rowcount
+        state, note = (
+            (RELEASED, f"released {released} waiting deliveries of pull request #{comment.pr}")
+            if released
+            else (IGNORED, f"nothing of pull request #{comment.pr} waits for `/plan`")
+        )
+        connection.execute(update(inbox_table).where(inbox_table.c.id == row_id).values(state=state, note=note))
+
+    def last_note(self, row_id: int) -> str | None:
+        with self.engine.connect() as connection:
+            return connection.execute(select(inbox_table.c.note).where(inbox_table.c.id == row_id)).scalar()
+
     def after(self, cursor: int, limit: int) -> list[InboxEvent]:
+        """Rows after id ``cursor`` in id order, whatever their state (for reading, not for dispatch)."""
         query = select(inbox_table).where(inbox_table.c.id > cursor).order_by(inbox_table.c.id).limit(limit)
         with self.engine.connect() as connection:
-            rows = connection.execute(query).mappings().all()
-        return [
-            InboxEvent(
-                id=row["id"],
-                delivery=Delivery(
-                    delivery_id=row["delivery_id"],
-                    event=row["event"],
-                    action=row["action"],
-                    repo=row["repo"],
-                    sources=tuple(json.loads(row["sources"])),
-                    sha=row["sha"],
-                    branch=row["branch"],
-                    pr=row["pr"],
-                    author=row["author"],
-                ),
-                state=row["state"],
-            )
-            for row in rows
-        ]
+            return [_event(row) for row in connection.execute(query).mappings().all()]
 
-    def mark(self, notes: dict[int, tuple[str, str | None]]) -> None:
-        """Set (state, note) on rows; called again with the same notes it changes nothing."""
+    def claim(self, limit: int, decide: Callable[[list[InboxEvent]], Marks]) -> Marks:
+        """Pending rows, oldest first, handed to ``decide``; what it returns is written to them.
+
+        On PostgreSQL in one transaction, the rows locked ``FOR UPDATE SKIP LOCKED`` (a second
+        dispatcher takes other rows, never the same). On SQLite a read and then a write that only
+        changes rows still pending (a read transaction cannot become a writer once another
+        connection has written)."""
+        query = select(inbox_table).where(inbox_table.c.state == PENDING).order_by(inbox_table.c.id).limit(limit)
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+            with self.engine.begin() as connection:
+                events = [_event(row) for row in connection.execute(query).mappings().all()]
+                marks = decide(events) if events else {}
+                self._write(connection, marks, only_from=PENDING)
+            return marks
+        with self.engine.connect() as connection:
+            events = [_event(row) for row in connection.execute(query).mappings().all()]
+        marks = decide(events) if events else {}
+        self.mark(marks, only_from=PENDING)
+        return marks
+
+    def dispatching(self, limit: int) -> list[InboxEvent]:
+        """Rows whose runs were requested but not yet seen, oldest first."""
+        query = select(inbox_table).where(inbox_table.c.state == DISPATCHING).order_by(inbox_table.c.id).limit(limit)
+        with self.engine.connect() as connection:
+            return [_event(row) for row in connection.execute(query).mappings().all()]
+
+    def mark(self, notes: Marks, only_from: str | None = None) -> None:
+        """Set (state, note[, runs]) on rows (only on rows in state ``only_from``, when given);
+        called again with the same notes it changes nothing."""
         if not notes:
             return
-        with self.engine.begin() as connection:
-            for row_id, (state, note) in notes.items():
-                connection.execute(update(inbox_table).where(inbox_table.c.id == row_id).values(state=state, note=note))
+        with _WRITE_LOCK, self.engine.begin() as connection:
+            self._write(connection, notes, only_from)
+
+    @staticmethod
+    def _write(connection, notes: Marks, only_from: str | None) -> None:
+        for row_id, (state, note, *runs) in notes.items():
+            values = {"state": state, "note": note}
+            if runs:
+                values["runs"] = json.dumps([list(run) for run in runs[0]]) if runs[0] is not None else None
+            where = inbox_table.c.id == row_id
+            if only_from is not None:
+                where = where & (inbox_table.c.state == only_from)
+            connection.execute(update(inbox_table).where(where).values(**values))
 
     def newer_delivery(self, repo: str, ref_key: str, source: str, after_id: int) -> str | None:
         """The id of a delivery newer than row ``after_id`` for the same source and branch or pull request."""

@@ -1,7 +1,10 @@
 """The webhook receiver: check, write to the inbox, answer. Terraform never runs here.
 
-``POST /webhooks/github`` takes GitHub's ``push``, ``pull_request`` and ``ping`` deliveries
-signed with ``GITHUB_WEBHOOK_SECRET``; ``GET /healthz`` says it is up (and whether manager.yaml
+``POST /webhooks/github`` takes GitHub's ``push``, ``pull_request``, ``issue_comment`` (a
+maintainer's ``/plan``) and ``ping`` deliveries. A delivery must be signed with the secret of the
+repository it names (the environment variable its source's ``webhook_secret_env`` names) or with
+``GITHUB_WEBHOOK_SECRET``, the organisation's or GitHub App's hook secret that GitHub signs with;
+a secret of one repository never signs for another. ``GET /healthz`` says it is up (and whether manager.yaml
 is). It is a Starlette app served by uvicorn (both come with dagster-webserver): uvicorn bounds
 connections and idle keep-alives, h11 refuses malformed framing, and the body is read here
 under a size cap and a deadline before anything else looks at it.
@@ -31,7 +34,14 @@ from starlette.routing import Route
 from manager_pipeline.config import ManagerConfig, load_config
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.intake.inbox import Inbox
-from manager_pipeline.intake.webhooks import MAX_BODY_BYTES, Refused, read_delivery, verify_signature
+from manager_pipeline.intake.webhooks import (
+    MAX_BODY_BYTES,
+    Refused,
+    claimed_repository,
+    read_delivery,
+    sources_for,
+    verify_signature,
+)
 
 log = logging.getLogger("manager_pipeline.webhooks")
 PATH = "/webhooks/github"
@@ -81,12 +91,47 @@ class ConfigWatcher:
 class WebhookApp:
     """What to answer a delivery: plain Python over headers and body (no HTTP here)."""
 
-    def __init__(self, secret: str, config: ConfigWatcher, inbox: Inbox):
-        if not secret:
-            raise ManagerError("GITHUB_WEBHOOK_SECRET is not set: the receiver will not accept unsigned deliveries")
+    def __init__(
+        self, secret: str, config: ConfigWatcher, inbox: Inbox, environ: Mapping[str, str] | None = None
+    ):
+        self._environ = os.environ if environ is None else environ
+        if not secret and not self._any_source_secret(config):
+            raise ManagerError(
+                "GITHUB_WEBHOOK_SECRET is not set and no source names a set `webhook_secret_env`: "
+                "the receiver will not accept unsigned deliveries"
+            )
         self._secret = secret.encode()
         self.config = config
         self.inbox = inbox
+        self._warned: set[str] = set()
+
+    def _any_source_secret(self, config: ConfigWatcher) -> bool:
+        try:
+            specs = config.current().sources.values()
+        except ConfigUnavailable:
+            return False
+        return any(s.webhook_secret_env and self._environ.get(s.webhook_secret_env) for s in specs)
+
+    def secrets_for(self, repo: str | None) -> list[bytes]:
+        """The secrets that may sign a delivery naming ``repo``: the organisation's or App's hook
+        secret, and the repository's own (never another repository's)."""
+        secrets = [self._secret] if self._secret else []
+        if repo is None:
+            return secrets
+        for spec in sources_for(self.config.current(), repo):
+            if not spec.webhook_secret_env:
+                continue
+            value = self._environ.get(spec.webhook_secret_env, "")
+            if value:
+                secrets.append(value.encode())
+            elif spec.webhook_secret_env not in self._warned:
+                self._warned.add(spec.webhook_secret_env)
+                log.error(
+                    "source %s names webhook_secret_env %s, which is not set: its own deliveries are refused",
+                    spec.name,
+                    spec.webhook_secret_env,
+                )
+        return secrets
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict]:
         delivery_id = headers.get("X-GitHub-Delivery") or ""
@@ -95,7 +140,8 @@ class WebhookApp:
         try:
             if len(delivery_id) > 100 or not delivery_id.isascii():
                 raise Refused(400, "X-GitHub-Delivery must be at most 100 ASCII characters")
-            verify_signature(self._secret, body, headers.get("X-Hub-Signature-256"))
+            # The repository the body names decides which secrets may have signed it.
+            verify_signature(self.secrets_for(claimed_repository(body)), body, headers.get("X-Hub-Signature-256"))
             if not delivery_id:
                 raise Refused(400, "missing X-GitHub-Delivery")
             delivery = read_delivery(self.config.current(), event, delivery_id, body)
@@ -119,8 +165,15 @@ class WebhookApp:
             log.error("delivery %s (%s) not taken: the inbox cannot be written (%s)", shown, event, type(exc).__name__)
             return 503, {"error": "the manager cannot store deliveries right now; redeliver later"}
         if not new:
-            log.info("delivery %s (%s): duplicate, already in the inbox", shown, event)
+            log.info("delivery %s (%s): duplicate (same id, or same repository, ref and commits)", shown, event)
             return 200, {"status": "duplicate"}
+        if delivery.event == "issue_comment":
+            released = self.inbox.last_note(row_id)
+            log.info("delivery %s (/plan on %s#%s): %s", shown, delivery.repo, delivery.pr, released)
+            return 202, {"status": "plan requested", "inbox_id": row_id, "note": released}
+        if delivery.hold:
+            log.info("delivery %s (%s %s#%s): waiting, %s", shown, event, delivery.repo, delivery.pr, delivery.hold)
+            return 202, {"status": "waiting", "inbox_id": row_id, "reason": f"pull request {delivery.hold}"}
         log.info(
             "delivery %s (%s %s): queued as %s for %s", shown, event, delivery.repo, row_id, ",".join(delivery.sources)
         )

@@ -13,8 +13,14 @@ from typing import Any
 from manager_pipeline.config import ManagerConfig, SourceSpec
 
 MAX_BODY_BYTES = 1024 * 1024
-SUPPORTED_EVENTS = ("push", "pull_request", "ping")
+SUPPORTED_EVENTS = ("push", "pull_request", "issue_comment", "ping")
 PR_ACTIONS = ("opened", "synchronize", "reopened")
+# Who GitHub says may be trusted to plan with the manager's credentials: the repository's owner,
+# members of its organisation and invited collaborators. Anyone else (CONTRIBUTOR, FIRST_TIMER,
+# NONE, ...) and every fork waits for a maintainer's `/plan` comment.
+TRUSTED_ASSOCIATIONS = ("OWNER", "MEMBER", "COLLABORATOR")
+PLAN_COMMAND = "/plan"
+ZERO_COMMIT = "0" * 40
 # GitHub lists at most 20 commits (with their files) in a push; past that the files are not known.
 PUSH_COMMIT_LIST_LIMIT = 20
 
@@ -31,12 +37,29 @@ def signature_for(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret: bytes, body: bytes, header: str | None) -> None:
+def verify_signature(secret: bytes | list[bytes], body: bytes, header: str | None) -> None:
+    """The header must be the signature of ``body`` with one of the secrets (a delivery's repository
+    decides which are valid: its own, and the organisation's or App's hook secret)."""
     if not header:
         raise Refused(401, "missing X-Hub-Signature-256")
+    secrets = [secret] if isinstance(secret, bytes) else [s for s in secret if s]
     # compare_digest takes ASCII text only; anything else cannot be a signature of ours.
-    if not header.isascii() or not hmac.compare_digest(signature_for(secret, body), header.strip()):
+    if not header.isascii() or not any(
+        hmac.compare_digest(signature_for(key, body), header.strip()) for key in secrets
+    ):
         raise Refused(401, "signature does not match")
+
+
+def claimed_repository(body: bytes) -> str | None:
+    """``repository.full_name`` as the (not yet verified) body claims it, to choose the secrets that
+    may sign it; None when the body has none (an organisation ping) or is not JSON."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    repository = payload.get("repository") if isinstance(payload, dict) else None
+    name = repository.get("full_name") if isinstance(repository, dict) else None
+    return name if isinstance(name, str) else None
 
 
 @dataclass(frozen=True)
@@ -54,6 +77,11 @@ class Delivery:
     author: str | None = None
     changed_files: tuple[str, ...] | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # What the delivery asks for, whatever its id: (repository, ref or pull request, commits[, push
+    # time]). A signed body replayed under a new X-GitHub-Delivery has the same one.
+    dedupe_key: str | None = None
+    # Why it waits for a maintainer's `/plan` instead of running (fork, author without write access).
+    hold: str | None = None
 
     @property
     def ref_key(self) -> str:
@@ -76,7 +104,9 @@ def sources_for(config: ManagerConfig, repo: str) -> list[SourceSpec]:
 
 def _push_files(payload: dict[str, Any]) -> tuple[str, ...] | None:
     commits = payload.get("commits")
-    if not isinstance(commits, list) or len(commits) >= PUSH_COMMIT_LIST_LIMIT:
+    # No commit list (a force-push back to an older commit, a branch created at an existing
+    # commit) says nothing about the files: the variables may have changed.
+    if not isinstance(commits, list) or not commits or len(commits) >= PUSH_COMMIT_LIST_LIMIT:
         return None
     files: set[str] = set()
     for commit in commits:
@@ -117,6 +147,62 @@ def read_delivery(config: ManagerConfig, event: str, delivery_id: str, body: byt
         raise Refused(400, f"the {event} payload is not shaped as GitHub documents it") from None
 
 
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps([str(part) for part in parts]).encode()).hexdigest()
+
+
+def _login(value: Any) -> str | None:
+    login = value.get("login") if isinstance(value, dict) else None
+    return login if isinstance(login, str) else None
+
+
+def _pull_request_hold(repo: str, payload: dict[str, Any], pull: dict[str, Any]) -> str | None:
+    """Why a pull request must wait for a maintainer's `/plan`, or None when its author may plan."""
+    head_repo = (pull.get("head") or {}).get("repo")
+    head_name = head_repo.get("full_name") if isinstance(head_repo, dict) else None
+    if not isinstance(head_name, str) or head_name.lower() != repo.lower():
+        origin = head_name if isinstance(head_name, str) else "a deleted or unknown repository"
+        return f"from a fork ({origin}): waits for a maintainer's `{PLAN_COMMAND}` comment"
+    association = pull.get("author_association")
+    if association not in TRUSTED_ASSOCIATIONS:
+        return (
+            f"its author ({association if isinstance(association, str) else 'unknown'}) has no write access: "
+            f"waits for a maintainer's `{PLAN_COMMAND}` comment"
+        )
+    return None
+
+
+def _plan_comment(
+    config_specs: list[SourceSpec], repo: str, delivery_id: str, payload: dict[str, Any]
+) -> Delivery | None:
+    """A maintainer's new `/plan` comment on a pull request: releases its deliveries that wait."""
+    issue, comment = payload.get("issue"), payload.get("comment")
+    if payload.get("action") != "created" or not isinstance(issue, dict) or not isinstance(comment, dict):
+        return None  # edited and deleted comments never count
+    if not issue.get("pull_request"):
+        return None  # a comment on an issue, not on a pull request
+    text = comment.get("body")
+    lines = text.strip().splitlines() if isinstance(text, str) else []
+    if not lines or lines[0].strip() != PLAN_COMMAND:
+        return None
+    if comment.get("author_association") not in TRUSTED_ASSOCIATIONS:
+        return None
+    comment_id = comment.get("id")
+    if type(comment_id) is not int:
+        raise Refused(400, "the comment id must be an integer")
+    number = _number(issue.get("number"))
+    return Delivery(
+        delivery_id,
+        "issue_comment",
+        "created",
+        repo,
+        tuple(s.name for s in config_specs),
+        pr=number,
+        author=_login(comment.get("user")),
+        dedupe_key=_key("issue_comment", repo.lower(), comment_id),
+    )
+
+
 def _read_payload(config: ManagerConfig, event: str, delivery_id: str, payload: dict[str, Any]) -> Delivery | None:
     repository = payload.get("repository")
     if event == "ping" and repository is None:
@@ -130,37 +216,49 @@ def _read_payload(config: ManagerConfig, event: str, delivery_id: str, payload: 
         raise Refused(403, f"repository {repo} is not a source in manager.yaml")
     if event == "ping":
         return None
+    if event == "issue_comment":
+        return _plan_comment(specs, repo, delivery_id, payload)
     if event == "push":
         ref = str(payload.get("ref") or "")
-        if not ref.startswith("refs/heads/") or payload.get("deleted"):
+        if not ref.startswith("refs/heads/") or payload.get("deleted") or payload.get("after") == ZERO_COMMIT:
             return None
         files = _push_files(payload)
         touched = tuple(s.name for s in specs if touches_source(s, files))
         if not touched:
             return None
+        sha = _commit(payload.get("after"))
+        branch = ref.removeprefix("refs/heads/")
+        repository = payload.get("repository") or {}
         return Delivery(
             delivery_id,
             event,
             None,
             repo,
             touched,
-            sha=_commit(payload.get("after")),
-            branch=ref.removeprefix("refs/heads/"),
+            sha=sha,
+            branch=branch,
             author=(payload.get("pusher") or {}).get("name"),
             changed_files=files,
+            # `before` tells a force-push back to an older commit from the first push of it, and
+            # `pushed_at` a push of the same commits again later; a replay has both unchanged.
+            dedupe_key=_key("push", repo.lower(), branch, payload.get("before"), sha, repository.get("pushed_at")),
         )
     action = payload.get("action")
     pull = payload.get("pull_request") or {}
     if action not in PR_ACTIONS or not isinstance(pull, dict):
         return None
+    sha = _commit((pull.get("head") or {}).get("sha"))
+    number = _number(payload.get("number") or pull.get("number"))
     return Delivery(
         delivery_id,
         event,
         action,
         repo,
         tuple(s.name for s in specs),
-        sha=_commit((pull.get("head") or {}).get("sha")),
+        sha=sha,
         branch=(pull.get("head") or {}).get("ref"),
-        pr=_number(payload.get("number") or pull.get("number")),
-        author=(pull.get("user") or {}).get("login"),
+        pr=number,
+        author=_login(pull.get("user")),
+        dedupe_key=_key("pull_request", repo.lower(), number, sha, action),
+        hold=_pull_request_hold(repo, payload, pull),
     )

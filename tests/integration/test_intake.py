@@ -113,7 +113,7 @@ def test_receiver_queues_once_per_delivery_and_answers_fast(receiver):
     timings = []
     for index in range(50):
         started = time.perf_counter()
-        assert receiver.post(push_payload(sha=f"{index:040x}"), delivery=f"t-{index}")[0] == 202
+        assert receiver.post(push_payload(sha=f"{index + 1:040x}"), delivery=f"t-{index}")[0] == 202
         timings.append(time.perf_counter() - started)
     assert statistics.median(timings) < 0.1
     assert receiver.inbox.states() == {"received": 51}
@@ -231,3 +231,39 @@ def test_polling_picks_up_a_new_commit_once_and_unchanged_repos_cost_304s(github
     github_standin.update(name, pulls=[{"number": 5, "head_sha": third, "head_ref": "feature"}])
     pulls = poll(config_, poller, state)
     assert [(d.event, d.pr, d.sha) for d in pulls] == [("pull_request", 5, third)]
+
+
+def test_a_receiver_with_only_per_repository_secrets_takes_each_repositorys_own(tmp_path):
+    """Issue 10 #1 over the wire: no GITHUB_WEBHOOK_SECRET, each source its own secret by variable name."""
+    config = INTAKE_CONFIG.replace(
+        "{name: web, repo: acme/web}", "{name: web, repo: acme/web, webhook_secret_env: WEB_SECRET}"
+    ).replace("{name: api, repo: acme/mono,", "{name: api, repo: acme/mono, webhook_secret_env: MONO_SECRET,")
+    (tmp_path / "manager.yaml").write_text(config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MANAGER_", "DAGSTER_", "GITHUB_"))} | {
+        "MANAGER_CONFIG": str(tmp_path / "manager.yaml"),
+        "MANAGER_HOME": str(tmp_path / ".manager"),
+        "WEB_SECRET": "web-only-secret",
+        "MONO_SECRET": "mono-only-secret",
+        "PYTHONPATH": str(REPO),
+    }
+    port = free_port()
+    log = tmp_path / "receiver.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "manager-pipeline"), "serve-webhooks", "--port", str(port)],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{url}/healthz", process, log)
+        receiver = Receiver(url, Inbox(f"sqlite:///{tmp_path / '.manager' / 'dagster' / 'manager.db'}"), log)
+        body = push_payload("acme/web", sha="5" * 40)
+        forged = receiver.post(body, delivery="forged", signature=signature_for(b"mono-only-secret", body))
+        assert forged[0] == 401
+        assert receiver.post(body, delivery="own", signature=signature_for(b"web-only-secret", body))[0] == 202
+        replay = receiver.post(body, delivery="replay", signature=signature_for(b"web-only-secret", body))
+        assert replay == (200, {"status": "duplicate"})
+        assert receiver.inbox.states() == {"received": 1}
+        assert "web-only-secret" not in log.read_text() and "mono-only-secret" not in log.read_text()
+    finally:
+        stop_process(process)

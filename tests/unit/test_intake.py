@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context
+from dagster import DagsterInstance, DagsterRun, Definitions, ResourceDefinition, RunsFilter, build_sensor_context
+from sqlalchemy import delete, insert, select
 
 from manager_pipeline.config import parse_config
+from manager_pipeline.defs.jobs import deploy_job
 from manager_pipeline.defs.resources import GitHubResource, InboxResource
 from manager_pipeline.defs.sensors import dispatch_sensor
 from manager_pipeline.intake.dispatch import plan_dispatch
-from manager_pipeline.intake.inbox import Inbox
+from manager_pipeline.intake.inbox import Inbox, inbox_table
 from manager_pipeline.intake.webhooks import Refused, read_delivery
-from tests.support import INTAKE_CONFIG, pull_request_payload, push_payload
+from tests.support import INTAKE_CONFIG, plan_comment_payload, pull_request_payload, push_payload
 
 
 def config():
@@ -101,7 +104,7 @@ def test_pull_requests_plan_every_environment_and_pushes_the_apply_branches(tmp_
 
 
 def test_a_newer_delivery_supersedes_older_ones_of_the_same_branch(tmp_path):
-    deliveries = [read_delivery(config(), "push", f"p{i}", push_payload(sha=f"{i:040x}")) for i in range(3)]
+    deliveries = [read_delivery(config(), "push", f"p{i}", push_payload(sha=f"{i + 1:040x}")) for i in range(3)]
     _, events = events_from(deliveries, tmp_path)
     plan = plan_dispatch(events, config(), lambda delivery, spec: True)
     assert {r.delivery.delivery_id for r in plan.runs} == {"p2"}
@@ -117,10 +120,24 @@ def test_a_pull_request_that_changes_no_variables_is_noted_not_run(tmp_path):
 # --- the dispatch sensor ------------------------------------------------------------------
 
 
-def evaluate(sensor, instance, resources, cursor=None):
-    with build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
+def evaluate(sensor, instance, resources, cursor=None, definitions=None):
+    with build_sensor_context(
+        instance=instance, resources=resources, cursor=cursor, definitions=definitions
+    ) as context:
         result = sensor(context)
     return result
+
+
+def launch(instance, result, lose=()):
+    """What the daemon does with a tick's run requests: a run per run key not used yet (``lose``:
+    run keys whose request is lost, as when the daemon dies before it creates the run)."""
+    used = {run.tags.get("dagster/run_key") for run in instance.get_runs()}
+    for request in getattr(result, "run_requests", None) or []:
+        if request.run_key in lose or request.run_key in used:
+            continue
+        used.add(request.run_key)
+        tags = {**request.tags, "dagster/run_key": request.run_key}
+        instance.add_run(DagsterRun(job_name="deploy", run_id=str(uuid.uuid4()), tags=tags))
 
 
 @pytest.fixture
@@ -130,8 +147,7 @@ def dispatch_setup(tmp_path):
     manager_yaml.write_text(
         "sources:\n" + sources + "environments:\n  staging: {auto_apply: true}\n  production: {auto_apply: false}\n"
     )
-    (tmp_path / "dagster").mkdir()
-    instance = DagsterInstance.from_config(str(tmp_path / "dagster"))
+    instance = DagsterInstance.ephemeral()  # in memory: the runs a test adds cost no disk writes
     url = f"sqlite:///{tmp_path / 'manager.db'}"
     resources = {"inbox": InboxResource(database_url=url), "github": GitHubResource()}
     return parse_config(manager_yaml.read_text(), manager_yaml), manager_yaml, instance, resources, Inbox(url)
@@ -144,8 +160,9 @@ def test_the_same_delivery_twice_gives_one_run_per_environment(dispatch_setup):
     assert inbox.add(read_delivery(config_, "push", "same", body))[1] is False
     result = evaluate(dispatch_sensor(path), instance, resources)
     assert sorted(r.run_key for r in result.run_requests) == ["same:s01:production", "same:s01:staging"]
-    again = evaluate(dispatch_sensor(path), instance, resources, cursor=result.cursor)
-    assert again.skip_message == "no new deliveries"
+    launch(instance, result)
+    confirmed = evaluate(dispatch_sensor(path), instance, resources)
+    assert confirmed.skip_message == "no new deliveries" and inbox.states() == {"dispatched": 1}
 
 
 def test_a_burst_of_1000_deliveries_across_50_sources_survives_a_restart_halfway(dispatch_setup):
@@ -156,20 +173,22 @@ def test_a_burst_of_1000_deliveries_across_50_sources_survives_a_restart_halfway
         # Each source gets pushes to main and pull requests; some pull requests are pushed again.
         if index % 4 == 3:
             body, event = (
-                pull_request_payload(repo=f"acme/{source}", number=100 + index % 8, sha=f"{index:040x}"),
+                pull_request_payload(repo=f"acme/{source}", number=100 + index % 8, sha=f"{index + 1:040x}"),
                 "pull_request",
             )
         else:
-            body, event = push_payload(repo=f"acme/{source}", sha=f"{index:040x}"), "push"
+            body, event = push_payload(repo=f"acme/{source}", sha=f"{index + 1:040x}"), "push"
         deliveries.append(read_delivery(config_, event, f"burst-{index}", body))
     for delivery in deliveries:
         inbox.add(delivery)
 
     sensor = dispatch_sensor(path, batch=500)
     first = evaluate(sensor, instance, resources)
-    # The sensor is stopped here and started again: only its cursor survives.
-    second = evaluate(dispatch_sensor(path, batch=500), instance, resources, cursor=first.cursor)
-    assert evaluate(dispatch_sensor(path, batch=500), instance, resources, cursor=second.cursor).skip_message
+    launch(instance, first)
+    # The sensor is stopped here and started again: only the inbox's row states survive.
+    second = evaluate(dispatch_sensor(path, batch=500), instance, resources)
+    launch(instance, second)
+    assert evaluate(dispatch_sensor(path, batch=500), instance, resources).skip_message
     requests = first.run_requests + second.run_requests
     keys = [r.run_key for r in requests]
     assert len(keys) == len(set(keys)), "a delivery started two runs"
@@ -188,3 +207,77 @@ def test_a_burst_of_1000_deliveries_across_50_sources_survives_a_restart_halfway
         envs = {r.tags["manager/environment"] for r in requests if r.tags["manager/delivery"] == delivery_id}
         assert envs == {"staging", "production"}, (source, delivery_id)
     assert all(r.tags["manager/plan-only"] == "true" for r in requests if "manager/pr" in r.tags)
+
+
+# --- issue 10: row states, not an id cursor; marking after the runs exist; unloaded partitions --
+
+
+def test_a_lower_id_that_commits_after_a_higher_one_is_still_dispatched(dispatch_setup):
+    """On PostgreSQL ids come from a sequence when a row is inserted, not when it commits: row 1 can
+    become visible after row 2 has been dispatched."""
+    config_, path, instance, resources, inbox = dispatch_setup
+    early, _ = inbox.add(read_delivery(config_, "push", "slow-commit", push_payload(repo="acme/s01", sha="1" * 40)))
+    inbox.add(read_delivery(config_, "push", "fast-commit", push_payload(repo="acme/s02", sha="2" * 40)))
+    with inbox.engine.begin() as connection:  # row 1 not committed yet: invisible
+        [hidden] = connection.execute(select(inbox_table).where(inbox_table.c.id == early)).mappings().all()
+        connection.execute(delete(inbox_table).where(inbox_table.c.id == early))
+    first = evaluate(dispatch_sensor(path), instance, resources)
+    assert {r.tags["manager/delivery"] for r in first.run_requests} == {"fast-commit"}
+    launch(instance, first)
+    with inbox.engine.begin() as connection:  # ... and now it commits, under its lower id
+        connection.execute(insert(inbox_table).values(**hidden))
+    second = evaluate(dispatch_sensor(path), instance, resources, cursor=getattr(first, "cursor", None))
+    assert {r.tags["manager/delivery"] for r in second.run_requests} == {"slow-commit"}
+
+
+def test_rows_are_dispatched_only_once_their_runs_exist_and_lost_requests_are_asked_again(dispatch_setup):
+    config_, path, instance, resources, inbox = dispatch_setup
+    inbox.add(read_delivery(config_, "push", "lost", push_payload(repo="acme/s03", sha="3" * 40)))
+    first = evaluate(dispatch_sensor(path), instance, resources)
+    assert inbox.states() == {"dispatching": 1}
+    # The daemon dies after the tick: the staging run was created, the production one never was.
+    launch(instance, first, lose={"lost:s03:production"})
+    second = evaluate(dispatch_sensor(path), instance, resources)
+    assert [r.run_key for r in second.run_requests] == ["lost:s03:production"]
+    assert second.run_requests[0].tags["manager/delivery"] == "lost" and inbox.states() == {"dispatching": 1}
+    launch(instance, second)
+    assert evaluate(dispatch_sensor(path), instance, resources).skip_message == "no new deliveries"
+    assert inbox.states() == {"dispatched": 1}
+    assert len(instance.get_runs(RunsFilter(tags={"manager/delivery": "lost"}))) == 2
+
+
+def test_an_environment_the_loaded_job_lacks_is_noted_and_the_tick_goes_on(dispatch_setup):
+    """manager.yaml gained `production` before the code location reloaded: its job knows staging only."""
+    config_, path, instance, resources, inbox = dispatch_setup
+    row, _ = inbox.add(read_delivery(config_, "push", "new-env", push_payload(repo="acme/s04", sha="4" * 40)))
+    inbox.add(read_delivery(config_, "pull_request", "pr", pull_request_payload(repo="acme/s05")))
+    job = deploy_job(["staging"])
+    stubs = {key: ResourceDefinition.none_resource() for key in job.required_resource_keys - {"io_manager"}}
+    loaded = Definitions(jobs=[job], resources={**stubs, **resources})
+    result = evaluate(dispatch_sensor(path), instance, resources, definitions=loaded)
+    partitions = {str(r.partition_key) for r in result.run_requests}
+    assert partitions == {"staging|s04", "staging|s05"}
+    notes = {event.delivery.delivery_id: event for event in inbox.after(0, 10)}
+    assert notes["new-env"].state == "received"
+    assert "no environment production yet (reload the code location)" in notes["new-env"].note
+    launch(instance, result)
+    # Reloaded: the production runs are requested; the staging ones again, under the same run keys.
+    reloaded = evaluate(dispatch_sensor(path), instance, resources)
+    assert {str(r.partition_key) for r in reloaded.run_requests} >= {"production|s04", "production|s05"}
+    launch(instance, reloaded)
+    evaluate(dispatch_sensor(path), instance, resources)
+    assert inbox.states() == {"dispatched": 2}
+    assert len(instance.get_runs(RunsFilter(tags={"manager/delivery": "new-env"}))) == 2
+
+
+def test_a_waiting_fork_pull_request_gets_a_run_only_after_a_maintainers_plan(dispatch_setup):
+    config_, path, instance, resources, inbox = dispatch_setup
+    fork = pull_request_payload(repo="acme/s06", head_repo="mallory/s06", association="NONE")
+    inbox.add(read_delivery(config_, "pull_request", "fork-pr", fork))
+    assert evaluate(dispatch_sensor(path), instance, resources).skip_message == "no new deliveries"
+    assert inbox.states() == {"waiting": 1}
+    inbox.add(read_delivery(config_, "issue_comment", "plan", plan_comment_payload(repo="acme/s06")))
+    result = evaluate(dispatch_sensor(path), instance, resources)
+    assert {(r.tags["manager/delivery"], r.tags["manager/plan-only"]) for r in result.run_requests} == {
+        ("fork-pr", "true")
+    }

@@ -9,7 +9,7 @@ import pytest
 from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.intake.receiver import ConfigWatcher, WebhookApp
 from manager_pipeline.intake.webhooks import signature_for
-from tests.support import INTAKE_CONFIG, push_payload
+from tests.support import INTAKE_CONFIG, plan_comment_payload, pull_request_payload, push_payload
 
 SECRET = "unit-secret"
 
@@ -91,3 +91,120 @@ def test_an_inbox_that_cannot_be_written_gives_503(app):
     app.inbox = UnwritableInbox()
     status, payload = answer(app, push_payload())
     assert status == 503 and "redeliver later" in payload["error"]
+
+
+# --- issue 10: a secret per source, replays, force-pushes, fork pull requests ----------------
+
+OWN_SECRETS = {"WEB_HOOK_SECRET": "web-own-secret", "MONO_HOOK_SECRET": "mono-own-secret"}
+PER_SOURCE_CONFIG = INTAKE_CONFIG.replace(
+    "{name: web, repo: acme/web}", "{name: web, repo: acme/web, webhook_secret_env: WEB_HOOK_SECRET}"
+).replace(
+    "{name: api, repo: acme/mono, variables_file",
+    "{name: api, repo: acme/mono, webhook_secret_env: MONO_HOOK_SECRET, variables_file",
+)
+
+
+@pytest.fixture
+def own_secrets_app(tmp_path):
+    path = tmp_path / "manager.yaml"
+    path.write_text(PER_SOURCE_CONFIG)
+    return WebhookApp(SECRET, ConfigWatcher(path), Inbox(f"sqlite:///{tmp_path / 'inbox.db'}"), environ=OWN_SECRETS)
+
+
+def signed(body: bytes, secret: str) -> str:
+    return signature_for(secret.encode(), body)
+
+
+def test_a_repository_secret_signs_only_for_its_own_repository(own_secrets_app):
+    web_push = push_payload("acme/web", sha="1" * 40)
+    # A writer of acme/mono holds its secret; a push for acme/web signed with it is forged.
+    assert answer(own_secrets_app, web_push, signature=signed(web_push, "mono-own-secret"))[0] == 401
+    assert own_secrets_app.inbox.states() == {}
+    status, payload = answer(own_secrets_app, web_push, delivery="own", signature=signed(web_push, "web-own-secret"))
+    assert status == 202 and payload["sources"] == ["web"]
+    # The organisation's (or App's) hook secret, which GitHub signs with, holds for every source ...
+    mono_push = push_payload("acme/mono", files=("services/api/infra/variables.yml",), sha="2" * 40)
+    assert answer(own_secrets_app, mono_push, delivery="org", signature=signed(mono_push, SECRET))[0] == 202
+    # ... but the repository it names must still be a source.
+    evil = push_payload("evil/repo", sha="3" * 40)
+    assert answer(own_secrets_app, evil, delivery="evil", signature=signed(evil, SECRET))[0] == 403
+    assert answer(own_secrets_app, evil, delivery="evil2", signature=signed(evil, "web-own-secret"))[0] == 401
+
+
+def test_manager_yaml_names_the_variable_never_the_secret(tmp_path):
+    from manager_pipeline.config import parse_config
+    from manager_pipeline.errors import ManagerError
+
+    with pytest.raises(ManagerError) as caught:
+        parse_config("sources:\n  - {name: web, repo: acme/web, webhook_secret_env: 'hunter2 s3cret'}\n",
+                     tmp_path / "manager.yaml")
+    assert "NAME of an environment variable" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+def test_a_captured_delivery_replayed_under_a_new_id_is_a_duplicate(app):
+    body = push_payload(sha="4" * 40)
+    assert answer(app, body, delivery="original")[1]["status"] == "queued"
+    # The signature covers the body, not X-GitHub-Delivery: the replay is signed too.
+    assert answer(app, body, delivery="replayed-under-a-new-id") == (200, {"status": "duplicate"})
+    assert app.inbox.states() == {"received": 1}
+
+
+def test_a_force_push_back_to_an_older_commit_dispatches(app):
+    """main: A -> B, then force-pushed back to A: GitHub lists no commits (and may say forced)."""
+    a, b = "a1" * 20, "b2" * 20
+    assert answer(app, push_payload(sha=a, before="c3" * 20), delivery="to-a")[1]["status"] == "queued"
+    assert answer(app, push_payload(sha=b, before=a), delivery="to-b")[1]["status"] == "queued"
+    back = push_payload(sha=a, before=b, forced=True, commits=[],
+                        head_commit={"id": a, "message": "older", "added": [], "removed": [], "modified": []})
+    status, payload = answer(app, back, delivery="back-to-a")
+    assert status == 202 and payload["status"] == "queued" and payload["sources"] == ["web"]
+    # Forward to B again, later (a new `repository.pushed_at`), not forced, still no commit list (a
+    # branch moved by the API): files unknown, dispatched too, and no duplicate of the first A -> B.
+    again = push_payload(sha=b, before=a, forced=False, commits=[], head_commit=None,
+                         repository={"full_name": "acme/web", "pushed_at": 1700000100})
+    assert answer(app, again, delivery="forward-again")[1]["status"] == "queued"
+    # A deleted branch (all-zero `after`) deploys nothing.
+    gone = push_payload(sha="0" * 40, before=b, commits=[], head_commit=None, deleted=False)
+    assert answer(app, gone, delivery="deleted")[1]["status"] == "ignored"
+
+
+@pytest.mark.parametrize(
+    "payload, why",
+    [
+        (pull_request_payload(head_repo="mallory/web", association="CONTRIBUTOR"), "from a fork (mallory/web)"),
+        (pull_request_payload(head_repo="mallory/web", association="MEMBER"), "from a fork (mallory/web)"),
+        (pull_request_payload(association="CONTRIBUTOR"), "(CONTRIBUTOR) has no write access"),
+        (pull_request_payload(association="FIRST_TIME_CONTRIBUTOR"), "has no write access"),
+    ],
+    ids=["fork-contributor", "fork-member", "contributor", "first-timer"],
+)
+def test_pull_requests_from_forks_or_outsiders_wait_for_a_maintainers_plan(app, payload, why):
+    status, answered = answer(app, payload, "pull_request", delivery="pr")
+    assert status == 202 and answered["status"] == "waiting" and why in answered["reason"]
+    [row] = app.inbox.after(0, 10)
+    assert row.state == "waiting" and "/plan" in row.note
+
+
+def test_only_a_new_plan_comment_of_a_maintainer_releases_a_waiting_pull_request(app):
+    assert answer(app, pull_request_payload(head_repo="mallory/web", association="NONE"), "pull_request",
+                  delivery="fork-pr")[1]["status"] == "waiting"
+    for delivery, body in [
+        ("by-outsider", plan_comment_payload(association="CONTRIBUTOR", login="mallory", comment_id=1)),
+        ("edited", plan_comment_payload(action="edited", comment_id=2)),
+        ("other-text", plan_comment_payload(body="looks good, /plan later", comment_id=3)),
+        ("other-pr", plan_comment_payload(number=99, comment_id=4)),
+    ]:
+        assert answer(app, body, "issue_comment", delivery=delivery)[0] == 202
+    assert [e.state for e in app.inbox.after(0, 10) if e.delivery.delivery_id == "fork-pr"] == ["waiting"]
+    status, answered = answer(app, plan_comment_payload(comment_id=5), "issue_comment", delivery="plan")
+    assert status == 202 and answered["status"] == "plan requested" and "released 1" in answered["note"]
+    released = {e.delivery.delivery_id: e for e in app.inbox.after(0, 10)}["fork-pr"]
+    assert released.state == "received" and "released by `/plan` of maintainer" in released.note
+    # The same comment replayed releases nothing more.
+    assert answer(app, plan_comment_payload(comment_id=5), "issue_comment", delivery="plan-again")[1] == {
+        "status": "duplicate"
+    }
+
+
+def test_a_pull_request_of_a_member_from_the_repository_itself_is_queued(app):
+    assert answer(app, pull_request_payload(), "pull_request")[1]["status"] == "queued"
