@@ -78,6 +78,13 @@ def _failure_message(result) -> str:
     return "the run failed; see the run's event log in the UI"
 
 
+def _redacted(line: str) -> str:
+    """A line the CLI prints about a run, with every secret the process knows masked."""
+    from manager_pipeline.feedback.redact import redact_text
+
+    return redact_text(line)
+
+
 def _print_outputs(outcome) -> None:
     from manager_pipeline.feedback.report import format_value
 
@@ -85,7 +92,7 @@ def _print_outputs(outcome) -> None:
         print("\nOutputs:")
         width = max(len(name) for name in outcome.outputs)
         for name, value in outcome.outputs.items():
-            print(f"  {name:<{width}} = {format_value(value)}")
+            print(_redacted(f"  {name:<{width}} = {format_value(value)}"))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -134,12 +141,12 @@ def _execute(settings: Settings, instance, job_name: str, source: str, environme
     )
     url = f"{settings.webserver_url}/runs/{result.run_id}"
     if not result.success:
-        print(f"error: run {result.run_id} failed at {_failure_message(result)}", file=sys.stderr)
+        print(_redacted(f"error: run {result.run_id} failed at {_failure_message(result)}"), file=sys.stderr)
         print(f"Run details: {_ui_command(settings)}  ->  {url}", file=sys.stderr)
         return EXIT_FAILED
     outcome = result.output_for_node("feedback")
     _print_outputs(outcome)
-    print(f"\nRun {result.run_id} finished: {outcome.status.value}. {outcome.headline}")
+    print(_redacted(f"\nRun {result.run_id} finished: {outcome.status.value}. {outcome.headline}"))
     print(f"Open it in the Dagster UI: {_ui_command(settings)}  ->  {url}")
     return EXIT_OK
 
@@ -398,10 +405,15 @@ def cmd_serve_webhooks(args: argparse.Namespace) -> int:
     from manager_pipeline.intake.receiver import PATH, ConfigWatcher, WebhookApp, serve
 
     settings = _settings()
-    _config(settings)
+    config = _config(settings)
     secret = os.environ.get("GITHUB_WEBHOOK_SECRET", "")
-    if not secret:
-        raise UsageError("GITHUB_WEBHOOK_SECRET is not set; the receiver refuses to start without a secret")
+    # Each source may have its own secret (`webhook_secret_env`); one of them is enough to start.
+    own_secrets = [s.webhook_secret_env for s in config.sources.values() if s.webhook_secret_env]
+    if not secret and not any(os.environ.get(name) for name in own_secrets):
+        raise UsageError(
+            "GITHUB_WEBHOOK_SECRET is not set and no source's `webhook_secret_env` names a set variable; "
+            "the receiver refuses to start without a secret"
+        )
     prepare_home(settings)
     app = WebhookApp(secret, ConfigWatcher(settings.config_path), Inbox(settings.database_url))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -410,6 +422,43 @@ def cmd_serve_webhooks(args: argparse.Namespace) -> int:
         print(f"receiving GitHub deliveries on http://{host}:{port}{PATH} (health: /healthz)", flush=True)
 
     serve(app, args.host, args.port, ready, deadline_s=args.request_timeout, max_connections=args.max_connections)
+    return EXIT_OK
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    import datetime
+
+    settings = _settings()
+    from manager_pipeline.instance import prepare_home
+
+    prepare_home(settings)
+    outbox = _resources(settings)["feedback"].outbox()
+    if args.retry is not None:
+        item = outbox.get(args.retry)
+        if item is None:
+            raise UsageError(f"no feedback item {args.retry}; `manager-pipeline feedback --dead` lists the dead ones")
+        if not outbox.retry(args.retry):
+            print(f"error: feedback item {args.retry} is {item.state}, not dead or waiting", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"feedback item {args.retry} ({item.item.kind} for {item.item.repo}) re-queued; the daemon sends it next")
+        return EXIT_OK
+    items = outbox.items("dead" if args.dead else None)
+    if not items:
+        print("no dead feedback items" if args.dead else "nothing waiting for GitHub")
+        return EXIT_OK
+    print(f"{'ID':<8} {'STATE':<11} {'ATTEMPTS':<9} {'REPOSITORY':<30} {'KIND':<13} {'NEXT/CREATED (UTC)':<20} LAST ERROR")
+    for stored in items:
+        when = stored.next_attempt_at if stored.state == "pending" and stored.next_attempt_at else stored.created_at
+        shown = datetime.datetime.fromtimestamp(when or 0, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        error = " ".join(_redacted(stored.last_error or "-").split())[:120]  # redacted before the cut
+        print(
+            _redacted(
+                f"{stored.id:<8} {stored.state:<11} {stored.attempts:<9} {stored.item.repo:<30} "
+                f"{stored.item.kind:<13} {shown:<20} {error}"
+            )
+        )
+    if any(stored.state == "dead" for stored in items):
+        print("re-queue one with: manager-pipeline feedback --retry ID")
     return EXIT_OK
 
 
@@ -464,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     unlock.add_argument("env")
     unlock.add_argument("lock_id")
     unlock.set_defaults(func=cmd_unlock)
+    feedback = commands.add_parser("feedback", help="list feedback waiting for GitHub, or dead; re-queue a dead item")
+    feedback.add_argument("--dead", action="store_true", help="only the items parked after their last attempt")
+    feedback.add_argument("--retry", type=int, metavar="ID", help="re-queue this (dead) item for the next delivery")
+    feedback.set_defaults(func=cmd_feedback)
     webhooks = commands.add_parser("serve-webhooks", help="receive GitHub webhook deliveries into the inbox")
     webhooks.add_argument("--host", default="127.0.0.1")
     webhooks.add_argument("--port", type=int, default=8088)

@@ -3,7 +3,19 @@
 import json
 import time
 
-from dagster import Failure, HookContext, MetadataValue, OpExecutionContext, Out, Output, failure_hook, op
+from dagster import (
+    Failure,
+    HookContext,
+    JsonMetadataValue,
+    MarkdownMetadataValue,
+    MetadataValue,
+    OpExecutionContext,
+    Out,
+    Output,
+    TextMetadataValue,
+    failure_hook,
+    op,
+)
 
 from manager_pipeline.contract import DeployConfig, load_variables, resolve
 from manager_pipeline.defs.partitions import split_partition_key
@@ -19,6 +31,7 @@ from manager_pipeline.defs.resources import (
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import BRANCH_TAG, SHA_TAG, DispatchEvent
 from manager_pipeline.feedback import Outcome, OutcomeStatus
+from manager_pipeline.feedback.redact import redact, redact_text, register_secret
 from manager_pipeline.feedback.slack import NotifySettings
 from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG
 from manager_pipeline.plans import ApplyFacts, Plan, PlanFacts, PlanState, apply_requirements, sha256_file
@@ -50,7 +63,8 @@ def current_event(context: OpExecutionContext | HookContext) -> DispatchEvent:
 
 
 def say(context: OpExecutionContext, stage: str, message: str) -> None:
-    """A progress line: in the run's event log, and on stdout (the CLI, the UI's stdout tab)."""
+    """A progress line: in the run's event log, and on stdout (the CLI, the UI's stdout tab); redacted."""
+    message = redact_text(message)
     context.log.info(f"{stage}: {message}")
     print(f"[{stage:<8}] {message}", flush=True)
 
@@ -63,7 +77,24 @@ def _failure(exc: ManagerError, context: OpExecutionContext | None = None) -> Fa
             "\nIf no run is using it (a killed run leaves its lock behind), release it with: "
             f"manager-pipeline unlock {event.source} {event.environment} {exc.lock['ID']}"
         )
-    return Failure(description=message)
+    # The description reaches the event log, the UI, the failure report and the CLI: redacted here.
+    return Failure(description=redact_text(message))
+
+
+def redacted_metadata(metadata: dict) -> dict:
+    """Run metadata with every known secret masked (text, markdown and JSON values)."""
+    cleaned = {}
+    for key, value in metadata.items():
+        if isinstance(value, str):
+            value = redact_text(value)
+        elif isinstance(value, MarkdownMetadataValue):
+            value = MetadataValue.md(redact_text(value.md_str or ""))
+        elif isinstance(value, JsonMetadataValue):
+            value = MetadataValue.json(redact(value.data))
+        elif isinstance(value, TextMetadataValue):
+            value = MetadataValue.text(redact_text(value.text))
+        cleaned[key] = value
+    return cleaned
 
 
 @op(description="Read the source's variables file at the event's commit.")
@@ -106,8 +137,11 @@ def validate(context: OpExecutionContext, manager: ManagerConfigResource, docume
         config = resolve(data, event.environment, event.source, document.location)
     except ManagerError as exc:
         raise _failure(exc) from None
+    register_secret(config.slack_webhook)  # a source's own secret: masked by every sink from now on
     say(context, "validate", f"{config.project_name} for {config.environment} in {config.region}")
-    context.add_output_metadata({"resolved": MetadataValue.json(config.to_tfvars()), "digest": config.digest})
+    context.add_output_metadata(
+        redacted_metadata({"resolved": MetadataValue.json(config.to_tfvars()), "digest": config.digest})
+    )
     return config
 
 
@@ -346,6 +380,7 @@ def feedback(
 ) -> Outcome:
     outcome = outcomes[0]
     repo = manager.load().source(outcome.event.source).repo
+    # Registers the webhook in this op's process too (ops may run in processes of their own).
     notify = NotifySettings.of(deploy_config.sections.get("notifications"), deploy_config.slack_webhook)
     published = feedback.publish(outcome, context.run_id, repo, outcome.event.pr, notify)
     say(context, "feedback", f"{outcome.status.value}: report {published.report_file}")
@@ -360,7 +395,7 @@ def feedback(
         delivery = published.delivery
         say(context, "feedback", f"GitHub {repo}: {len(delivery.delivered)} sent, {delivery.pending} queued")
         metadata |= {"github_sent": len(delivery.delivered), "github_queued": delivery.pending}
-    context.add_output_metadata(metadata)
+    context.add_output_metadata(redacted_metadata(metadata))
     return outcome
 
 
@@ -368,7 +403,7 @@ def feedback(
 def report_failure(context: HookContext) -> None:
     """A failed op still leaves a report: which stage failed and the error that says what to fix."""
     error = context.op_exception
-    message = (
+    message = redact_text(
         error.description if isinstance(error, Failure) and error.description else f"{type(error).__name__}: {error}"
     )
     try:
@@ -387,4 +422,4 @@ def report_failure(context: HookContext) -> None:
     except ManagerError:
         repo = None
     published = context.resources.feedback.publish(outcome, context.run_id, repo, event.pr)
-    context.log.error(f"failure report: {published.report_file}")
+    context.log.error(redact_text(f"failure report: {published.report_file}"))

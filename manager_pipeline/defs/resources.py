@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -18,7 +19,7 @@ from manager_pipeline.events import DispatchEvent
 from manager_pipeline.feedback import LocalReportSink, Outcome, github_items, render_report
 from manager_pipeline.feedback.delivery import DeliveryReport, deliver
 from manager_pipeline.feedback.outbox import Outbox
-from manager_pipeline.feedback.redact import redact, secret_values
+from manager_pipeline.feedback.redact import register_secret
 from manager_pipeline.feedback.slack import NotifySettings, SlackSink, slack_message
 from manager_pipeline.github import DEFAULT_API_URL, GitHubClient, GitHubSource
 from manager_pipeline.intake.inbox import Inbox
@@ -28,6 +29,7 @@ from manager_pipeline.settings import AwsSettings, Settings
 from manager_pipeline.sources import LocalSource, VariablesDocument
 from manager_pipeline.terraform import TerraformRunner, Toolchain, ensure_toolchain
 from manager_pipeline.terraform.provider_server import provider_servers
+from manager_pipeline.terraform.workdir import TFVARS_FILE
 
 
 class ManagerConfigResource(ConfigurableResource):
@@ -62,7 +64,9 @@ class GitHubResource(ConfigurableResource):
     def _secret(self, name: str) -> str | None:
         # Outside a run (the CLI) a field given as EnvVar is still the reference: read its value.
         value = getattr(self, name)
-        return value.get_value() if isinstance(value, EnvVar) else value
+        value = value.get_value() if isinstance(value, EnvVar) else value
+        register_secret(value)  # known to every sink of this process from now on (feedback/redact.py)
+        return value
 
     @property
     def configured(self) -> bool:
@@ -145,12 +149,22 @@ class TerraformResource(ConfigurableResource):
         """A runner for ``working_dir``; mirror providers run once for all of its commands."""
         toolchain = self.toolchain()
         env = aws.process_env() | toolchain.env()
-        servers = toolchain.mirror_providers if self.provider_server else {}
+        servers = toolchain.mirror_providers if self.provider_server and _one_region(working_dir) else {}
         with provider_servers(servers, env) as reattach:
             yield (
                 TerraformRunner(working_dir, toolchain.terraform, env | reattach, lock_timeout=self.lock_timeout),
                 toolchain,
             )
+
+
+def _one_region(working_dir: Path) -> bool:
+    """Whether one shared provider process can serve the run: it holds one region, so a backup copy
+    to another region (an aliased provider in another region) needs Terraform's own processes."""
+    try:
+        tfvars = json.loads((working_dir / TFVARS_FILE).read_text())
+    except (OSError, ValueError):
+        return True
+    return not (tfvars.get("backup") or {}).get("cross_region_copy")
 
 
 class PlanStoreResource(ConfigurableResource):
@@ -205,16 +219,20 @@ class FeedbackResource(ConfigurableResource):
     def publish(
         self, outcome: Outcome, run_id: str, repo: str | None, pr: int | None, notify: NotifySettings | None = None
     ) -> Published:
-        """Write the report; post to Slack when asked; queue and try to send a GitHub source's feedback."""
+        """Write the report; post to Slack when asked; queue and try to send a GitHub source's feedback.
+
+        Every text is redacted as it is made (``feedback/redact.py``): the webhook of ``notify`` and
+        the GitHub credentials are registered first, so each sink masks them."""
         notify = notify or NotifySettings()
+        self.github.configured  # noqa: B018 - reads (and so registers) the GitHub token or App key
         url = self.run_url(run_id)
-        markdown = redact(render_report(outcome, run_id, url), notify.secrets)
+        markdown = render_report(outcome, run_id, url, secrets=notify.secrets)
         path = LocalReportSink(Path(self.reports_dir)).write(
             outcome.event.source, outcome.event.environment, run_id, markdown
         )
         slack_problem = None
         if notify.slack_webhook and notify.wants(outcome):
-            message = slack_message(outcome, url, notify.slack_channel, [*secret_values(), *notify.secrets])
+            message = slack_message(outcome, url, notify.slack_channel, notify.secrets)
             slack_problem = SlackSink().post(notify.slack_webhook, message)
         sha = outcome.sha or (outcome.plan.sha if outcome.plan else None) or outcome.event.sha
         if not repo or not sha:
@@ -227,7 +245,10 @@ class FeedbackResource(ConfigurableResource):
         return self.deliver(quick=True)
 
     def deliver(self, quick: bool = False) -> DeliveryReport:
-        """Send what the outbox holds; GitHub being down leaves it there for the delivery sensor."""
+        """Send what the outbox holds; GitHub being down leaves it there for the delivery sensor.
+
+        A failing item backs off and, after its last attempt, is parked as dead: listed by
+        ``manager-pipeline feedback --dead``, re-queued by ``manager-pipeline feedback --retry ID``."""
         if not self.github.configured:
             return DeliveryReport()
         return deliver(self.outbox(), self.github.client(quick), deadline_s=20 if quick else 120)

@@ -20,12 +20,13 @@ from dagster import (
 
 from manager_pipeline.config import ManagerConfig, load_config
 from manager_pipeline.defs.jobs import APPLY_JOB, DEPLOY_JOB
-from manager_pipeline.defs.partitions import SOURCE, partition_changes, partition_key
+from manager_pipeline.defs.partitions import ENVIRONMENT, SOURCE, partition_changes, partition_key
 from manager_pipeline.defs.resources import FeedbackResource, GitHubResource, InboxResource, PlanStoreResource
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import ENVIRONMENT_TAG, SOURCE_TAG, TRIGGER_TAG, DispatchEvent
 from manager_pipeline.github.approvals import GitHubApprovals
-from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG, plan_dispatch
+from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG, PlannedRun, plan_dispatch
+from manager_pipeline.intake.inbox import DISPATCHED, Inbox
 from manager_pipeline.intake.polling import PollState, poll
 from manager_pipeline.intake.webhooks import touches_source
 from manager_pipeline.plans import Plan, Plans, PlanState
@@ -117,10 +118,14 @@ def feedback_delivery_sensor(interval: int = 15):
         description="Sends the feedback that GitHub did not take during its run, in order, once each.",
     )
     def deliver_feedback(context: SensorEvaluationContext, feedback: FeedbackResource):
-        if not feedback.outbox().undelivered(limit=1):
-            return SkipReason("nothing waiting for GitHub")
+        outbox = feedback.outbox()
+        dead = outbox.count_dead()
+        # Dead items hold nothing back, but stay in sight (the sensor's tick in the UI) until re-queued.
+        parked = f"; {dead} dead (`manager-pipeline feedback --dead` lists them)" if dead else ""
+        if not outbox.undelivered(limit=1):
+            return SkipReason("nothing waiting for GitHub" + parked)
         report = feedback.deliver()
-        return SkipReason(f"sent {len(report.delivered)} feedback item(s); {report.pending} still waiting")
+        return SkipReason(f"sent {len(report.delivered)} feedback item(s); {report.pending} still waiting{parked}")
 
     return deliver_feedback
 
@@ -138,30 +143,76 @@ def dispatch_sensor(config_path: Path, interval: int = 5, batch: int = 20_000):
         ),
     )
     def dispatch_webhooks(context: SensorEvaluationContext, inbox: InboxResource, github: GitHubResource):
+        # Row state, not a cursor: a row that commits after a higher id is still pending next tick.
         config = _config_or_skip(config_path)
         if isinstance(config, SkipReason):
             return config
         store = inbox.inbox()
-        events = store.after(int(context.cursor or 0), batch)
-        if not events:
+        again = _unconfirmed_runs(context, store, batch)
+        loaded = _loaded_environments(context)
+        planned: list[PlannedRun] = []
+
+        def decide(events):
+            plan = plan_dispatch(events, config, _pr_checker(github), loaded)
+            planned.extend(plan.runs)
+            return plan.notes
+
+        marks = store.claim(batch, decide)
+        if not marks and not again:
             return SkipReason("no new deliveries")
-        plan = plan_dispatch(events, config, _pr_checker(github))
-        store.mark(plan.notes)
-        _supersede_queued_runs(context, plan)
+        _supersede_queued_runs(context, planned)
+        runs = planned + again
         known = set(context.instance.get_dynamic_partitions(SOURCE))
-        missing = sorted({run.source for run in plan.runs} - known)
+        missing = sorted({run.source for run in runs} - known)
         return SensorResult(
             run_requests=[
                 RunRequest(
                     run_key=run.run_key, partition_key=partition_key(run.source, run.environment), tags=run.tags()
                 )
-                for run in plan.runs
+                for run in runs
             ],
-            cursor=str(events[-1].id),
             dynamic_partitions_requests=[AddDynamicPartitionsRequest(SOURCE, missing)] if missing else [],
         )
 
     return dispatch_webhooks
+
+
+# The tag Dagster puts a sensor's run key in (its own dedupe of run requests reads it too).
+RUN_KEY_TAG = "dagster/run_key"
+
+
+def _loaded_environments(context: SensorEvaluationContext) -> set[str] | None:
+    """The environments the loaded deploy job has partitions for (None when the sensor runs outside a
+    code location and cannot tell)."""
+    repository = context.repository_def
+    if repository is None or not repository.has_job(DEPLOY_JOB):
+        return None
+    partitions = repository.get_job(DEPLOY_JOB).partitions_def
+    return set(partitions.get_partitions_def_for_dimension(ENVIRONMENT).get_partition_keys())
+
+
+def _unconfirmed_runs(context: SensorEvaluationContext, store: Inbox, batch: int) -> list[PlannedRun]:
+    """Rows whose runs were requested on an earlier tick: ``dispatched`` once every run is in the
+    instance; the runs not there (the request was lost) are requested again, under the same run key."""
+    rows = store.dispatching(batch)
+    if not rows:
+        return []
+    wanted = {row.id: [PlannedRun(source, env, row.id, row.delivery) for source, env in row.runs] for row in rows}
+    keys = [run.run_key for runs in wanted.values() for run in runs]
+    seen: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        found = context.instance.get_runs(RunsFilter(tags={RUN_KEY_TAG: chunk}))
+        seen.update(run.tags[RUN_KEY_TAG] for run in found)
+    confirmed, again = {}, []
+    for row in rows:
+        missing = [run for run in wanted[row.id] if run.run_key not in seen]
+        if missing:
+            again.extend(missing)
+        else:
+            confirmed[row.id] = (DISPATCHED, row.note)
+    store.mark(confirmed, only_from="dispatching")
+    return again
 
 
 def _pr_checker(github: GitHubResource):
@@ -179,8 +230,8 @@ def _pr_checker(github: GitHubResource):
     return touches
 
 
-def _supersede_queued_runs(context: SensorEvaluationContext, plan) -> None:
-    newest = {(run.source, run.environment, run.delivery.ref_key): run for run in plan.runs}
+def _supersede_queued_runs(context: SensorEvaluationContext, runs: list[PlannedRun]) -> None:
+    newest = {(run.source, run.environment, run.delivery.ref_key): run for run in runs}
     queued = context.instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.QUEUED], tags={TRIGGER_TAG: "webhook"}))
     for run in queued:
         key = (run.tags.get(SOURCE_TAG), run.tags.get(ENVIRONMENT_TAG), run.tags.get(REF_TAG))

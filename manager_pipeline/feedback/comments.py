@@ -6,11 +6,17 @@ open: it is closed at the end of the part and opened again at the start of the n
 the part's marker records how many lines were added so ``join_parts`` gives back the
 original text exactly. Past ``max_parts``, the start of the plan is left out (its end holds
 the summary line) with a note saying how much, and the link to the full plan.
+
+Both cuts (a part, an over-long line, the start of a long plan) come after redaction: the
+text is redacted first, so a secret on a cut cannot leave as a prefix.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+
+from manager_pipeline.feedback.redact import redact_text
 
 COMMENT_LIMIT = 65_536
 MAX_PARTS = 10
@@ -53,8 +59,11 @@ def _size(lines: list[str]) -> int:
     return sum(len(line) + 1 for line in lines)
 
 
-def split_comment(body: str, key: str, limit: int = COMMENT_LIMIT) -> list[str]:
-    """``body`` as comment parts of at most ``limit`` characters each, blocks kept balanced."""
+def split_comment(
+    body: str, key: str, limit: int = COMMENT_LIMIT, secrets: Iterable[str] | None = None
+) -> list[str]:
+    """``body``, redacted, as comment parts of at most ``limit`` characters each, blocks kept balanced."""
+    body = redact_text(body, secrets)
     budget = limit - 120  # the marker line
     longest = budget // 4
     chunks: list[tuple[list[str], list[str], list[str]]] = []  # (reopened, lines, closing)
@@ -97,8 +106,9 @@ def join_parts(parts: list[str]) -> str:
     return "\n".join(lines)
 
 
-def fit_plan(plan_text: str, room: int, full_plan_url: str) -> str:
-    """``plan_text`` itself when it fits in ``room`` characters; else its end, saying what was left out."""
+def fit_plan(plan_text: str, room: int, full_plan_url: str, secrets: Iterable[str] | None = None) -> str:
+    """``plan_text`` (redacted) when it fits in ``room`` characters; else its end, saying what was left out."""
+    plan_text = redact_text(plan_text, secrets)
     if len(plan_text) <= room:
         return plan_text
     lines = plan_text.split("\n")

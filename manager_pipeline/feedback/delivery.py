@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from manager_pipeline.feedback import outbox as outbox_clock
 from manager_pipeline.feedback.outbox import FeedbackItem, Outbox
+from manager_pipeline.feedback.redact import redact
 from manager_pipeline.github.client import Comment
 
 _PART = re.compile(r"<!-- manager-pipeline:(?P<key>[^ ]+) part (?P<index>\d+)/(?P<count>\d+)")
@@ -67,7 +69,8 @@ def post_once(github: GitHubWrites, repo: str, pr: int | None, sha: str, marker:
 
 
 def send(github: GitHubWrites, item: FeedbackItem) -> None:
-    payload = item.payload
+    # Items are redacted when they are made; this process may know more secrets (its own token).
+    payload = redact(item.payload)
     if item.kind == "status":
         github.create_status(
             item.repo,
@@ -97,6 +100,7 @@ class DeliveryReport:
     delivered: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
     waiting: list[int] = field(default_factory=list)
+    dead: list[int] = field(default_factory=list)  # failed for the last time in this pass: parked
 
     @property
     def pending(self) -> int:
@@ -104,22 +108,34 @@ class DeliveryReport:
 
 
 def deliver(outbox: Outbox, github: GitHubWrites, deadline_s: float = 60.0) -> DeliveryReport:
-    """Send undelivered items oldest first; a failure holds back the rest of its repository."""
+    """Send what is due, repository by repository in turn, each repository's items in order.
+
+    An item backing off (or held by another deliverer) holds back the rest of its repository;
+    a failure sets the item's next attempt and holds back the rest of its repository; an item
+    failing its last attempt is parked as dead and holds back nothing."""
     report = DeliveryReport()
     blocked: set[str] = set()
     stop = time.monotonic() + deadline_s
-    for stored in outbox.undelivered():
+    for stored in outbox.due():
         repo = stored.item.repo
-        if repo in blocked or time.monotonic() > stop or not outbox.claim(stored.id):
+        if (
+            repo in blocked
+            or time.monotonic() > stop
+            or not stored.due(outbox_clock.now())
+            or not outbox.claim(stored.id)
+        ):
             blocked.add(repo)
             report.waiting.append(stored.id)
             continue
         try:
             send(github, stored.item)
-        except Exception as exc:  # noqa: BLE001 - any failure leaves the item for the next attempt
-            outbox.failed(stored.id, f"{type(exc).__name__}: {exc}")
-            report.failed[stored.id] = str(exc)
-            blocked.add(repo)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the item for a later attempt
+            error = redact(f"{type(exc).__name__}: {exc}")
+            if outbox.failed(stored.id, error) == "dead":
+                report.dead.append(stored.id)  # parked: it holds back nothing, not even in this pass
+            else:
+                report.failed[stored.id] = error
+                blocked.add(repo)
         else:
             outbox.delivered(stored.id)
             report.delivered.append(stored.id)

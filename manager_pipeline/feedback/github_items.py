@@ -1,4 +1,9 @@
-"""What a run tells a GitHub repository, as outbox items (plain data, no GitHub calls)."""
+"""What a run tells a GitHub repository, as outbox items (plain data, no GitHub calls).
+
+Every text is redacted before it is cut (a status description to 140 characters, a plan to
+the room of ten comments, a comment into parts, an over-long line), and every item once more
+as a whole (``_clean``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from collections.abc import Sequence
 from manager_pipeline.feedback.comments import COMMENT_LIMIT, MAX_PARTS, fit_plan, split_comment
 from manager_pipeline.feedback.outbox import FeedbackItem
 from manager_pipeline.feedback.outcome import Outcome, OutcomeStatus
-from manager_pipeline.feedback.redact import redact, secret_values
+from manager_pipeline.feedback.redact import known_secrets, redact
 from manager_pipeline.feedback.report import format_value, inline_code, render_report
 from manager_pipeline.feedback.slack import NotifySettings
 from manager_pipeline.github.client import STATUS_DESCRIPTION_LIMIT
@@ -24,7 +29,7 @@ _STATE = {
 
 
 def _secrets(extra_secrets: Sequence[str] = ()) -> list[str]:
-    return sorted({*secret_values(), *extra_secrets}, key=len, reverse=True)
+    return known_secrets(extra_secrets)
 
 
 def _clean(item: FeedbackItem, extra_secrets: Sequence[str] = ()) -> FeedbackItem:
@@ -85,20 +90,43 @@ def _description(outcome: Outcome) -> str:
     return f"Plan {plan.plan_id}: {summary}" if plan else "Planned"
 
 
-def plan_comment(repo: str, pr: int | None, sha: str, outcome: Outcome, run_id: str, run_url: str) -> FeedbackItem:
-    """The sticky plan comment of this pull request and environment (split into parts if long)."""
+def plan_comment(
+    repo: str,
+    pr: int | None,
+    sha: str,
+    outcome: Outcome,
+    run_id: str,
+    run_url: str,
+    extra_secrets: Sequence[str] = (),
+) -> FeedbackItem:
+    """The sticky plan comment of this pull request and environment (split into parts if long).
+
+    Redacted before each cut: the plan before it is shortened, the body before it is split."""
     event = outcome.event
     key = f"plan:{event.source}:{event.environment}"
+    secrets = _secrets(extra_secrets)
     plan_text = None
     if outcome.plan is not None and outcome.plan.text_file.exists():
-        room = MAX_PARTS * (COMMENT_LIMIT - 400) - len(render_report(outcome, run_id, run_url, plan_text=""))
-        plan_text = fit_plan(outcome.plan.text(), room, run_url)
-    body = render_report(outcome, run_id, run_url, plan_text=plan_text)
-    return _clean(FeedbackItem(repo, "comment", {"pr": pr, "sha": sha, "key": key, "parts": split_comment(body, key)}))
+        room = MAX_PARTS * (COMMENT_LIMIT - 400) - len(
+            render_report(outcome, run_id, run_url, plan_text="", secrets=secrets)
+        )
+        plan_text = fit_plan(outcome.plan.text(), room, run_url, secrets)
+    body = render_report(outcome, run_id, run_url, plan_text=plan_text, secrets=secrets)
+    parts = split_comment(body, key, secrets=secrets)
+    return _clean(FeedbackItem(repo, "comment", {"pr": pr, "sha": sha, "key": key, "parts": parts}), extra_secrets)
 
 
-def notification(repo: str, pr: int | None, sha: str, outcome: Outcome, run_id: str, run_url: str) -> FeedbackItem:
+def notification(
+    repo: str,
+    pr: int | None,
+    sha: str,
+    outcome: Outcome,
+    run_id: str,
+    run_url: str,
+    extra_secrets: Sequence[str] = (),
+) -> FeedbackItem:
     event = outcome.event
+    secrets = _secrets(extra_secrets)
     marker = f"<!-- manager-pipeline:notify:{run_id}:{outcome.status.value} -->"
     if outcome.status is OutcomeStatus.FAILED:
         lines = [
@@ -106,7 +134,7 @@ def notification(repo: str, pr: int | None, sha: str, outcome: Outcome, run_id: 
             f"### ❌ {event.source} / {event.environment}: failed at {outcome.failed_stage}",
             "",
             "```",
-            (outcome.error or "").strip(),
+            redact((outcome.error or "").strip(), secrets),
             "```",
         ]
     else:
@@ -114,11 +142,13 @@ def notification(repo: str, pr: int | None, sha: str, outcome: Outcome, run_id: 
         if outcome.outputs:
             lines += ["", "| Output | Value |", "|---|---|"]
             lines += [
-                f"| {inline_code(name)} | {inline_code(format_value(value))} |" for name, value in outcome.outputs.items()
+                f"| {inline_code(redact(name, secrets))} | {inline_code(redact(format_value(value), secrets))} |"
+                for name, value in outcome.outputs.items()
             ]
     lines += ["", f"[Run {run_id[:8]} in the Dagster UI]({run_url})"]
     return _clean(
-        FeedbackItem(repo, "notification", {"pr": pr, "sha": sha, "marker": marker, "body": "\n".join(lines)})
+        FeedbackItem(repo, "notification", {"pr": pr, "sha": sha, "marker": marker, "body": "\n".join(lines)}),
+        extra_secrets,
     )
 
 
@@ -140,7 +170,7 @@ def items_for(
     ]
     if outcome.plan is not None:
         # Posted on the pull request of the event, or on those of the commit (none: nothing).
-        items.append(plan_comment(repo, pr, sha, outcome, run_id, run_url))
+        items.append(plan_comment(repo, pr, sha, outcome, run_id, run_url, notify.secrets))
     if notify.wants(outcome):
-        items.append(notification(repo, pr, sha, outcome, run_id, run_url))
+        items.append(notification(repo, pr, sha, outcome, run_id, run_url, notify.secrets))
     return [_clean(item, notify.secrets) for item in items]

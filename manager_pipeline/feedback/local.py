@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from manager_pipeline.feedback.redact import redact_text
+
 
 class LocalReportSink:
     """Reports as markdown files under the Dagster instance: ``<root>/<source>/<environment>/<run_id>.md``."""
@@ -14,6 +16,6 @@ class LocalReportSink:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{run_id}.md"
         tmp = path.with_suffix(".md.tmp")
-        tmp.write_text(markdown, encoding="utf-8")
+        tmp.write_text(redact_text(markdown), encoding="utf-8")
         tmp.replace(path)
         return path

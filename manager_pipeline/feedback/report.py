@@ -1,11 +1,17 @@
-"""The run report in markdown: what changes (and whether anything is destroyed) comes first."""
+"""The run report in markdown: what changes (and whether anything is destroyed) comes first.
+
+The report is redacted as it is built: every value is masked before it is shaped (a code span
+collapses whitespace, a plan may be shortened), and the whole text once more at the end.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 
 from manager_pipeline.feedback.outcome import Outcome, OutcomeStatus
+from manager_pipeline.feedback.redact import known_secrets, redact
 
 _ICONS = {
     OutcomeStatus.APPLIED: "✅",
@@ -19,6 +25,7 @@ _ICONS = {
 
 def code_block(text: str, language: str = "") -> str:
     """A fenced block that no backtick run inside ``text`` can close early."""
+    text = redact(text)
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{language}\n{text.rstrip()}\n{fence}"
@@ -26,8 +33,9 @@ def code_block(text: str, language: str = "") -> str:
 
 def inline_code(value: object) -> str:
     """``value`` as a code span that no character in it can close, in a table cell or a line:
-    a sender's branch name cannot end the span, @mention a team, add a link or break the table."""
-    text = " ".join(str(value).split())
+    a sender's branch name cannot end the span, @mention a team, add a link or break the table.
+    Redacted before it is reshaped, so a secret with spaces in it is still found."""
+    text = " ".join(redact(str(value)).split())
     text = "".join(ch for ch in text if ch.isprintable()).replace("|", "\\|")
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
@@ -40,9 +48,23 @@ def format_value(value: object) -> str:
 
 
 def render_report(
-    outcome: Outcome, run_id: str | None = None, run_url: str | None = None, plan_text: str | None = None
+    outcome: Outcome,
+    run_id: str | None = None,
+    run_url: str | None = None,
+    plan_text: str | None = None,
+    secrets: Iterable[str] | None = None,
 ) -> str:
-    """The report; ``plan_text`` replaces the plan artifact's text (e.g. shortened to fit a comment)."""
+    """The report, redacted; ``plan_text`` replaces the plan artifact's text (e.g. shortened to fit a comment).
+
+    ``secrets``: values to mask besides those the process knows (``feedback/redact.py``).
+    """
+    masked = known_secrets(secrets or ())
+    return redact("\n".join(_report_lines(outcome, run_id, run_url, plan_text, masked)), masked)
+
+
+def _report_lines(
+    outcome: Outcome, run_id: str | None, run_url: str | None, plan_text: str | None, secrets: list[str]
+) -> list[str]:
     event = outcome.event
     lines = [f"## {_ICONS[outcome.status]} {event.source} / {event.environment}: {outcome.status.value}", ""]
     plan = outcome.plan
@@ -57,7 +79,8 @@ def render_report(
         lines.append("")
     lines += [outcome.headline, ""]
     if outcome.error:
-        lines += [f"Failed at **{outcome.failed_stage or 'unknown stage'}**:", "", code_block(outcome.error), ""]
+        error = redact(outcome.error, secrets)
+        lines += [f"Failed at **{outcome.failed_stage or 'unknown stage'}**:", "", code_block(error), ""]
     sha = outcome.sha or (plan.sha if plan else None) or event.sha
     branch = outcome.branch or (plan.branch if plan else None) or event.branch
     rows = [
@@ -78,7 +101,8 @@ def render_report(
     if outcome.outputs:
         lines += ["### Outputs", "", "| Output | Value |", "|---|---|"]
         lines += [
-            f"| {inline_code(name)} | {inline_code(format_value(value))} |" for name, value in outcome.outputs.items()
+            f"| {inline_code(redact(name, secrets))} | {inline_code(redact(format_value(value), secrets))} |"
+            for name, value in outcome.outputs.items()
         ]
         lines.append("")
     if plan_text is None and plan is not None and plan.text_file.exists():
@@ -87,9 +111,9 @@ def render_report(
         lines += [
             "<details><summary>Terraform plan</summary>",
             "",
-            code_block(plan_text, "text"),
+            code_block(redact(plan_text, secrets), "text"),
             "",
             "</details>",
             "",
         ]
-    return "\n".join(lines)
+    return lines

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from manager_pipeline.feedback.outcome import Outcome, OutcomeStatus
-from manager_pipeline.feedback.redact import redact
+from manager_pipeline.feedback.redact import redact, register_secret
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,10 @@ class NotifySettings:
     on_failure: bool = True
     slack_channel: str | None = None
     slack_webhook: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # Known from now on to every sink of this process, not only to the ones handed these settings.
+        register_secret(self.slack_webhook)
 
     @classmethod
     def of(cls, notifications: dict[str, Any] | None, slack_webhook: str | None) -> NotifySettings:
@@ -54,7 +58,9 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def slack_message(outcome: Outcome, run_url: str, channel: str | None, secrets: list[str]) -> dict[str, Any]:
+def slack_message(
+    outcome: Outcome, run_url: str, channel: str | None, secrets: list[str] | None = None
+) -> dict[str, Any]:
     event = outcome.event
     if outcome.status is OutcomeStatus.FAILED:
         first = (outcome.error or "").strip().splitlines()

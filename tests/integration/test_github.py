@@ -16,6 +16,7 @@ from manager_pipeline.errors import SourceError
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.feedback.comments import COMMENT_LIMIT, join_parts, split_comment
 from manager_pipeline.feedback.delivery import deliver, post_once, upsert_comment
+from manager_pipeline.feedback import outbox as outbox_module
 from manager_pipeline.feedback.outbox import FeedbackItem, Outbox
 from manager_pipeline.github import GitHubSource
 from tests.support import EXAMPLE_VARIABLES
@@ -196,7 +197,14 @@ def test_rate_limits_and_server_errors_are_retried_then_delivered(repo, github_s
     assert [s["description"] for s in github_standin.state(repo["name"])["statuses"]] == ["item 0"]
 
 
-def test_an_outage_keeps_feedback_until_github_answers_then_delivers_each_once_in_order(repo, github_standin, tmp_path):
+def later(monkeypatch, seconds: float = 10_000) -> None:
+    """Move the outbox's clock past the backoff of a failed item."""
+    monkeypatch.setattr(outbox_module, "now", lambda: time.time() + seconds)
+
+
+def test_an_outage_keeps_feedback_until_github_answers_then_delivers_each_once_in_order(
+    repo, github_standin, tmp_path, monkeypatch
+):
     outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
     outbox.add(items(repo, 3))
     outbox.add(
@@ -217,6 +225,7 @@ def test_an_outage_keeps_feedback_until_github_answers_then_delivers_each_once_i
         assert not report.delivered and report.pending == 4
     assert github_standin.state(repo["name"])["statuses"] == []
     github_standin.clear_faults()
+    later(monkeypatch)  # the first item backs off after its failed attempt
     report = deliver(outbox, repo["settings"].client())
     assert len(report.delivered) == 4
     assert deliver(outbox, repo["settings"].client()).delivered == []
@@ -226,7 +235,7 @@ def test_an_outage_keeps_feedback_until_github_answers_then_delivers_each_once_i
     assert [c["body"] for c in state["issue_comments"]] == ["<!-- m1 -->\napplied"]
 
 
-def test_a_hanging_github_does_not_hold_delivery_forever(repo, github_standin, tmp_path):
+def test_a_hanging_github_does_not_hold_delivery_forever(repo, github_standin, tmp_path, monkeypatch):
     outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
     outbox.add(items(repo, 1))
     github_standin.faults({"path": f"/repos/{repo['name']}/statuses", "hang": 5, "times": 1})
@@ -234,6 +243,7 @@ def test_a_hanging_github_does_not_hold_delivery_forever(repo, github_standin, t
     started = time.monotonic()
     report = deliver(outbox, quick.client())
     assert report.pending == 1 and time.monotonic() - started < 4
+    later(monkeypatch)
     assert len(deliver(outbox, repo["settings"].client()).delivered) == 1
 
 

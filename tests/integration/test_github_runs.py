@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import pytest
 from dagster import build_sensor_context
 
 from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.feedback import OutcomeStatus
+from manager_pipeline.feedback import outbox as outbox_module
 from manager_pipeline.instance import open_instance
 from tests.support import EXAMPLE_VARIABLES, run_partition
 
@@ -45,7 +47,7 @@ def test_pull_request_plans_keep_one_sticky_comment_and_statuses_say_where_it_st
     assert last["description"].startswith(f"Awaiting approval: plan {gated.output_for_node('plan').plan_id}")
 
 
-def test_github_outage_neither_fails_the_run_nor_loses_feedback(manager, github_standin, github_source):
+def test_github_outage_neither_fails_the_run_nor_loses_feedback(manager, github_standin, github_source, monkeypatch):
     github_standin.faults({"path": f"/repos/{github_source['name']}/(statuses|issues|commits/.*/pulls)", "status": 502})
     result = run_partition(manager, "app", "staging", pr=7, sha=github_source["head"])
     assert result.success
@@ -59,6 +61,8 @@ def test_github_outage_neither_fails_the_run_nor_loses_feedback(manager, github_
     with build_sensor_context(instance=instance, resources=resources) as context:
         assert "still waiting" in sensor(context).skip_message
     github_standin.clear_faults()
+    # The failed first item backs off (issue 10 #15); once its next attempt is due, all go in order.
+    monkeypatch.setattr(outbox_module, "now", lambda: time.time() + 10_000)
     with build_sensor_context(instance=instance, resources=resources) as context:
         assert "sent 3 feedback item(s); 0 still waiting" in sensor(context).skip_message
     with build_sensor_context(instance=instance, resources=resources) as context:
@@ -112,3 +116,55 @@ def test_apply_notifies_with_outputs_and_no_secret_ever_reaches_github(
     assert not any(
         github_source["token"] in json.dumps(tags) for tags in [result.dagster_run.tags, failed.dagster_run.tags]
     )
+
+
+def test_a_secret_registered_at_run_time_reaches_no_request_report_metadata_or_event_log(
+    manager, github_standin, github_source, tmp_path
+):
+    """Issue 10 #13: the source's Slack webhook is known only once the run has read it (no environment
+    variable names it); a Terraform error quoting it must leave no trace of it anywhere."""
+    from manager_pipeline.config import load_config
+    from manager_pipeline.feedback.redact import forget_registered_secrets
+
+    secret = f"https://127.0.0.1:9/services/T0/B0/{hashlib.sha1(github_source['name'].encode()).hexdigest()}"
+    variables = EXAMPLE_VARIABLES.read_text().replace(
+        "tags:\n", f"notifications:\n  slack_webhook: {secret}\ntags:\n  Hook: {secret}\n", 1
+    )
+    sha = hashlib.sha1(b"hook" + github_source["name"].encode()).hexdigest()
+    github_standin.repo(
+        github_source["name"],
+        commits={sha: {"infra/variables.yml": variables}},
+        branches={"main": sha},
+        pulls=[{"number": 9, "head_sha": sha}],
+    )
+    # A module whose plan fails with an error that quotes the tags (so the webhook, by mistake in a tag).
+    module = load_config(manager.settings().config_path).terraform_dir
+    (module / "quote_tags.tf").write_text(
+        'resource "terraform_data" "quote" {\n  lifecycle {\n    precondition {\n      condition     = length(var.tags) == 0\n'
+        '      error_message = "tags are ${jsonencode(var.tags)}"\n    }\n  }\n}\n'
+    )
+    forget_registered_secrets()
+    try:
+        failed = run_partition(manager, "app", "staging", sha=sha, pr=9)
+    finally:
+        forget_registered_secrets()
+    assert not failed.success
+
+    def leaked(text: str) -> bool:
+        tail = secret.rsplit("/", 1)[1]
+        return secret in text or any(tail[i : i + 12] in text for i in range(len(tail) - 11))
+
+    state = github_standin.state(github_source["name"])
+    assert state["statuses"][-1]["state"] == "failure" and "Failed at plan" in state["statuses"][-1]["description"]
+    notes = [c["body"] for c in state["issue_comments"] if c["issue"] == 9 and "notify" in c["body"]]
+    assert len(notes) == 1 and "tags are" in notes[0] and "***" in notes[0]
+    requests = github_standin.requests()
+    assert not any(leaked(json.dumps(request)) for request in requests)
+
+    reports = list(manager.settings().reports_dir.rglob("*.md"))
+    assert reports and not any(leaked(path.read_text()) for path in reports)
+    instance = open_instance(manager.settings())
+    records = instance.all_logs(failed.run_id)
+    assert any("tags are" in repr(record) for record in records)  # the failure is in the event log, masked
+    assert not any(leaked(repr(record)) for record in records)
+    assert not leaked(json.dumps(failed.dagster_run.tags))
