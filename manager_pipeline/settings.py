@@ -52,6 +52,16 @@ class AwsSettings:
         return cls(mode=mode, endpoint_url=endpoint, region=region, state_bucket=bucket)
 
 
+def _hours(value: str, name: str) -> float:
+    text = value.strip().lower()
+    try:
+        if text.endswith("d"):
+            return float(text[:-1]) * 24
+        return float(text.removesuffix("h"))
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a duration: give hours or days, e.g. 12h or 7d") from None
+
+
 def _providers(value: str) -> str:
     if value not in ("mirror", "registry"):
         raise ValueError(f"MANAGER_PROVIDERS must be 'mirror' or 'registry', not {value!r}")
@@ -73,6 +83,7 @@ class Settings:
     polling: bool = False
     artifact_bucket: str | None = None
     lock_timeout: str = "60s"
+    workdir_retention_hours: float = 7 * 24
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -97,6 +108,7 @@ class Settings:
             polling=(env.get("MANAGER_POLLING") or "off").lower() in ("on", "1", "true", "yes"),
             artifact_bucket=env.get("PLAN_ARTIFACT_BUCKET") or None,
             lock_timeout=env.get("MANAGER_LOCK_TIMEOUT") or "60s",
+            workdir_retention_hours=_hours(env.get("MANAGER_WORKDIR_RETENTION") or "7d", "MANAGER_WORKDIR_RETENTION"),
         )
 
     @property

@@ -1,9 +1,12 @@
 """The deploy job's ops. Each calls one plain function and records what the UI should show."""
 
 import json
+import os
+import socket
 import time
 
 from dagster import (
+    DagsterRunStatus,
     Failure,
     HookContext,
     JsonMetadataValue,
@@ -12,6 +15,7 @@ from dagster import (
     OpExecutionContext,
     Out,
     Output,
+    RunsFilter,
     TextMetadataValue,
     failure_hook,
     op,
@@ -49,6 +53,7 @@ from manager_pipeline.terraform import (
 from manager_pipeline.terraform.runner import StateLocked
 from manager_pipeline.terraform.workdir import TFVARS_FILE
 
+WORKER_TAG = "manager/worker"
 # Plan text shown inline in the UI; the full text is always in the plan artifact.
 MAX_METADATA_PLAN_CHARS = 60_000
 
@@ -73,12 +78,42 @@ def _failure(exc: ManagerError, context: OpExecutionContext | None = None) -> Fa
     message = str(exc)
     if isinstance(exc, StateLocked) and context is not None and exc.lock.get("ID"):
         event = current_event(context)
-        message += (
-            "\nIf no run is using it (a killed run leaves its lock behind), release it with: "
-            f"manager-pipeline unlock {event.source} {event.environment} {exc.lock['ID']}"
-        )
+        active = _other_active_runs(context)
+        if active:
+            message += (
+                f"\nRun {active[0]} of this partition is still going and holds it: wait for it to end "
+                "(or stop it in the UI); do not unlock."
+            )
+        else:
+            message += (
+                "\nNo run of this partition is going: a killed run left it behind. Release it with: "
+                f"manager-pipeline unlock {event.source} {event.environment} {exc.lock['ID']}"
+            )
     # The description reaches the event log, the UI, the failure report and the CLI: redacted here.
     return Failure(description=redact_text(message))
+
+
+def _other_active_runs(context: OpExecutionContext) -> list[str]:
+    """Runs of this run's partition, other than this one, that the instance says are going."""
+    key = context.partition_key
+    runs = context.instance.get_runs(
+        RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING], tags={"dagster/partition": key})
+    )
+    return [run.run_id for run in runs if run.run_id != context.run_id and _worker_alive(run.tags.get(WORKER_TAG))]
+
+
+def _worker_alive(worker: str | None) -> bool:
+    """Whether the process of a run is still there; one on another host is taken to be."""
+    host, _, pid = (worker or "").rpartition(":")
+    if not pid.isdigit() or host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def redacted_metadata(metadata: dict) -> dict:
@@ -109,9 +144,10 @@ def fetch_variables(
         raise _failure(exc) from None
     # The commit actually read, on the run itself: the UI shows it and later stages report on it.
     resolved = {SHA_TAG: document.sha, BRANCH_TAG: document.branch}
-    context.instance.add_run_tags(
-        context.run_id, {k: v for k, v in resolved.items() if v and k not in context.run.tags}
-    )
+    tags = {k: v for k, v in resolved.items() if v and k not in context.run.tags}
+    # Which process works on the run: a run whose process is gone (killed) holds nothing any more.
+    tags[WORKER_TAG] = f"{socket.gethostname()}:{os.getpid()}"
+    context.instance.add_run_tags(context.run_id, tags)
     say(context, "fetch", f"{document.location} at {(document.sha or 'working tree')[:12]} on {document.branch}")
     if spec.repo and document.sha:
         delivery = feedback.started(spec.repo, document.sha, event.environment, context.run_id)

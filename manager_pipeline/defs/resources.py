@@ -29,7 +29,7 @@ from manager_pipeline.settings import AwsSettings, Settings
 from manager_pipeline.sources import LocalSource, VariablesDocument
 from manager_pipeline.terraform import TerraformRunner, Toolchain, ensure_toolchain
 from manager_pipeline.terraform.provider_server import provider_servers
-from manager_pipeline.terraform.workdir import TFVARS_FILE
+from manager_pipeline.terraform.workdir import TFVARS_FILE, prune_workdirs
 
 
 class ManagerConfigResource(ConfigurableResource):
@@ -133,6 +133,8 @@ class TerraformResource(ConfigurableResource):
     providers: str = "mirror"
     provider_server: bool = True
     lock_timeout: str = "60s"
+    # Working directories hold the values Terraform was given: kept this long, then removed.
+    workdir_retention_hours: float = 7 * 24
 
     def toolchain(self) -> Toolchain:
         return ensure_toolchain(
@@ -142,7 +144,12 @@ class TerraformResource(ConfigurableResource):
         )
 
     def workdir_for(self, run_id: str) -> Path:
-        return Path(self.workdirs) / run_id
+        """A run's working directory, under a root only the manager can enter; old ones are pruned."""
+        root = Path(self.workdirs)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        root.chmod(0o700)
+        prune_workdirs(root, self.workdir_retention_hours * 3600, keep=run_id)
+        return root / run_id
 
     @contextmanager
     def session(self, working_dir: Path, aws: AwsTarget) -> Iterator[tuple[TerraformRunner, Toolchain]]:
@@ -332,6 +339,7 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
             terraform_bin=str(settings.terraform_bin) if settings.terraform_bin else None,
             providers=settings.providers,
             provider_server=settings.provider_server,
+            workdir_retention_hours=settings.workdir_retention_hours,
             lock_timeout=settings.lock_timeout,
         ),
         "plans": PlanStoreResource(

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,3 +253,17 @@ def prepare_workdir(
     digest = copy_module(target, module_dir, backend, endpoint_url)
     (target / TFVARS_FILE).write_text(json.dumps(config.to_tfvars(), indent=2, sort_keys=True) + "\n")
     return Workdir(path=target, backend=backend, module_digest=digest, variables_digest=config.digest)
+
+
+def prune_workdirs(root: Path, older_than_s: float, keep: str | None = None) -> list[str]:
+    """Remove the working directories under ``root`` untouched for ``older_than_s``; their names."""
+    removed = []
+    cutoff = time.time() - older_than_s
+    for entry in root.iterdir() if root.is_dir() else ():
+        try:
+            if entry.name != keep and entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry)
+                removed.append(entry.name)
+        except OSError:
+            continue
+    return removed

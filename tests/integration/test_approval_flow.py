@@ -246,6 +246,18 @@ def test_a_killed_apply_leaves_a_lock_that_the_next_run_reports(gated, tmp_path)
     while not gated.s3().list_objects_v2(Bucket=gated.bucket, Prefix=lock["Key"]).get("KeyCount"):
         assert time.monotonic() < deadline and process.poll() is None, "the apply never took the state lock"
         time.sleep(0.1)
+    # While the apply's process lives, nobody is told to unlock: they are told to wait for it.
+    waiting = subprocess.run(
+        [str(BIN / "manager-pipeline"), "run", "--source", "app", "--env", "staging", "--plan-only"],
+        cwd=gated.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if process.poll() is None:
+        assert "is still going and holds it" in waiting.stderr, waiting.stderr
+        assert "manager-pipeline unlock" not in waiting.stderr
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
 

@@ -112,3 +112,30 @@ def test_stand_in_override_covers_every_aliased_provider_and_the_stand_ins_gaps(
 def test_endpoint_override_without_aliases_is_one_provider_block():
     override = endpoint_override("http://127.0.0.1:5000")
     assert override.count('provider "aws" {') == 1 and "alias" not in override and "resource" not in override
+
+
+def test_old_working_directories_are_pruned_and_the_current_one_kept(tmp_path):
+    import os
+    import time
+
+    from manager_pipeline.terraform.workdir import prune_workdirs
+
+    for name in ("old-run", "current", "fresh-run"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manager.auto.tfvars.json").write_text("{}")
+    week_ago = time.time() - 8 * 24 * 3600
+    for name in ("old-run", "current"):
+        os.utime(tmp_path / name, (week_ago, week_ago))
+    assert prune_workdirs(tmp_path, 7 * 24 * 3600, keep="current") == ["old-run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "fresh-run"]
+
+
+def test_working_directories_live_under_a_root_only_the_manager_can_enter(tmp_path):
+    import stat
+
+    from manager_pipeline.defs.resources import TerraformResource
+
+    resource = TerraformResource(tools_dir=str(tmp_path / "tools"), workdirs=str(tmp_path / "workdirs"))
+    path = resource.workdir_for("run-1")
+    assert path.parent == tmp_path / "workdirs"
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
