@@ -33,7 +33,7 @@ from dagster import DagsterInstance, build_sensor_context  # noqa: E402
 
 from manager_pipeline.config import load_config  # noqa: E402
 from manager_pipeline.defs.resources import GitHubResource, InboxResource  # noqa: E402
-from manager_pipeline.defs.sensors import dispatch_sensor  # noqa: E402
+from manager_pipeline.defs.intake import dispatch_sensor  # noqa: E402
 from manager_pipeline.intake.inbox import Inbox  # noqa: E402
 from manager_pipeline.intake.webhooks import read_delivery  # noqa: E402
 from manager_pipeline.local_aws import free_port  # noqa: E402

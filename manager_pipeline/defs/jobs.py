@@ -6,21 +6,14 @@ from typing import Iterable
 
 from dagster import JobDefinition, graph, in_process_executor
 
-from manager_pipeline.defs.apply_ops import check_plan, load_plan
-from manager_pipeline.defs.ops import (
-    apply,
-    approval_gate,
-    feedback,
-    fetch_variables,
-    init,
-    plan,
-    report_failure,
-    validate,
-)
+from manager_pipeline.defs.feedback import feedback, report_failure
+from manager_pipeline.defs.fetch import fetch_variables, validate
 from manager_pipeline.defs.partitions import deploy_partitions
+from manager_pipeline.defs.plans import approval_gate, check_plan, load_plan
+from manager_pipeline.defs.stage import APPLY_JOB, DEPLOY_JOB
+from manager_pipeline.defs.terraform import apply, init, plan
 
-DEPLOY_JOB = "deploy"
-APPLY_JOB = "apply_plan"
+__all__ = ["APPLY_JOB", "DEPLOY_JOB", "apply_job", "deploy_job"]
 
 
 @graph(description="Deploy one source repo to one environment from its variables.yml.")

@@ -5,16 +5,11 @@ from __future__ import annotations
 from dagster import Definitions
 
 from manager_pipeline.config import load_config
+from manager_pipeline.defs.feedback import feedback_delivery_sensor
+from manager_pipeline.defs.intake import dispatch_sensor, local_source_sensor, partition_sync_sensor, polling_sensor
 from manager_pipeline.defs.jobs import apply_job, deploy_job
+from manager_pipeline.defs.plans import approval_sensor
 from manager_pipeline.defs.resources import build_resources
-from manager_pipeline.defs.sensors import (
-    approval_sensor,
-    dispatch_sensor,
-    feedback_delivery_sensor,
-    local_source_sensor,
-    partition_sync_sensor,
-    polling_sensor,
-)
 from manager_pipeline.settings import Settings
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from dagster import MetadataValue
 
-from manager_pipeline.defs.ops import _failure, redacted_metadata
+from manager_pipeline.defs.stage import failure_for, redacted_metadata
 from manager_pipeline.defs.resources import FeedbackResource, GitHubResource
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import DispatchEvent
@@ -145,7 +145,7 @@ def test_the_run_report_masks_a_secret_before_a_code_span_reshapes_it(tmp_path):
 
 def test_published_report_and_failure_messages_mask_registered_secrets(tmp_path):
     register_secret(WEBHOOK)
-    failure = _failure(ManagerError(f"terraform plan failed: bad tag value {WEBHOOK}"))
+    failure = failure_for(ManagerError(f"terraform plan failed: bad tag value {WEBHOOK}"))
     assert not leaked(WEBHOOK, failure.description) and MASK in failure.description
     resource = FeedbackResource(
         reports_dir=str(tmp_path / "reports"),

@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, select
 from manager_pipeline.config import parse_config
 from manager_pipeline.defs.jobs import deploy_job
 from manager_pipeline.defs.resources import GitHubResource, InboxResource
-from manager_pipeline.defs.sensors import dispatch_sensor
+from manager_pipeline.defs.intake import dispatch_sensor
 from manager_pipeline.intake.dispatch import plan_dispatch
 from manager_pipeline.intake.inbox import Inbox, inbox_table
 from manager_pipeline.intake.webhooks import Refused, read_delivery

@@ -1,8 +1,6 @@
-"""Sensors: keep the source partitions in step with manager.yaml, and watch local sources."""
+"""Stage: intake - changes become runs: webhook deliveries from the inbox, GitHub polling, local sources;
+and the source partitions kept in step with manager.yaml."""
 
-from __future__ import annotations
-
-import time
 from pathlib import Path
 
 from dagster import (
@@ -18,53 +16,23 @@ from dagster import (
     sensor,
 )
 
-from manager_pipeline.config import ManagerConfig, load_config
-from manager_pipeline.defs.jobs import APPLY_JOB, DEPLOY_JOB
 from manager_pipeline.defs.partitions import ENVIRONMENT, SOURCE, partition_changes, partition_key
-from manager_pipeline.defs.resources import FeedbackResource, GitHubResource, InboxResource, PlanStoreResource
-from manager_pipeline.errors import ManagerError
-from manager_pipeline.events import ENVIRONMENT_TAG, SOURCE_TAG, TRIGGER_TAG, DispatchEvent
-from manager_pipeline.github.approvals import GitHubApprovals
+from manager_pipeline.defs.resources import (
+    GitHubResource,
+    InboxResource,
+)
+from manager_pipeline.defs.stage import DEPLOY_JOB, config_or_skip
+from manager_pipeline.events import (
+    ENVIRONMENT_TAG,
+    SOURCE_TAG,
+    TRIGGER_TAG,
+    DispatchEvent,
+)
 from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG, PlannedRun, plan_dispatch
 from manager_pipeline.intake.inbox import DISPATCHED, Inbox
 from manager_pipeline.intake.polling import PollState, poll
 from manager_pipeline.intake.webhooks import touches_source
-from manager_pipeline.plans import Plan, Plans, PlanState
-from manager_pipeline.plans.approvals import review
-from manager_pipeline.plans.audit import audit
 from manager_pipeline.watch import LocalWatchState, detect_local_changes
-
-
-def _config_or_skip(config_path: Path) -> ManagerConfig | SkipReason:
-    """manager.yaml, or why this tick does nothing (a broken file must not crash every sensor)."""
-    try:
-        return load_config(config_path)
-    except ManagerError as exc:
-        return SkipReason(f"manager.yaml not loaded: {exc}")
-
-
-def partition_sync_sensor(config_path: Path, interval: int = 30):
-    @sensor(
-        name="sync_source_partitions",
-        minimum_interval_seconds=interval,
-        default_status=DefaultSensorStatus.RUNNING,
-        description="Adds and removes source partitions to match the sources in manager.yaml.",
-    )
-    def sync_source_partitions(context: SensorEvaluationContext):
-        config = _config_or_skip(config_path)
-        if isinstance(config, SkipReason):
-            return config
-        added, removed = partition_changes(config, context.instance.get_dynamic_partitions(SOURCE))
-        if not added and not removed:
-            return SkipReason("source partitions match manager.yaml")
-        requests = []
-        if added:
-            requests.append(AddDynamicPartitionsRequest(SOURCE, added))
-        if removed:
-            requests.append(DeleteDynamicPartitionsRequest(SOURCE, removed))
-        return SensorResult(dynamic_partitions_requests=requests)
-
-    return sync_source_partitions
 
 
 def local_source_sensor(config_path: Path, interval: int = 10):
@@ -79,7 +47,7 @@ def local_source_sensor(config_path: Path, interval: int = 10):
         ),
     )
     def watch_local_sources(context: SensorEvaluationContext):
-        config = _config_or_skip(config_path)
+        config = config_or_skip(config_path)
         if isinstance(config, SkipReason):
             return config
         state = LocalWatchState.from_json(context.cursor)
@@ -110,26 +78,6 @@ def local_source_sensor(config_path: Path, interval: int = 10):
     return watch_local_sources
 
 
-def feedback_delivery_sensor(interval: int = 15):
-    @sensor(
-        name="deliver_feedback",
-        minimum_interval_seconds=interval,
-        default_status=DefaultSensorStatus.RUNNING,
-        description="Sends the feedback that GitHub did not take during its run, in order, once each.",
-    )
-    def deliver_feedback(context: SensorEvaluationContext, feedback: FeedbackResource):
-        outbox = feedback.outbox()
-        dead = outbox.count_dead()
-        # Dead items hold nothing back, but stay in sight (the sensor's tick in the UI) until re-queued.
-        parked = f"; {dead} dead (`manager-pipeline feedback --dead` lists them)" if dead else ""
-        if not outbox.undelivered(limit=1):
-            return SkipReason("nothing waiting for GitHub" + parked)
-        report = feedback.deliver()
-        return SkipReason(f"sent {len(report.delivered)} feedback item(s); {report.pending} still waiting{parked}")
-
-    return deliver_feedback
-
-
 def dispatch_sensor(config_path: Path, interval: int = 5, batch: int = 20_000):
     @sensor(
         name="dispatch_webhooks",
@@ -144,7 +92,7 @@ def dispatch_sensor(config_path: Path, interval: int = 5, batch: int = 20_000):
     )
     def dispatch_webhooks(context: SensorEvaluationContext, inbox: InboxResource, github: GitHubResource):
         # Row state, not a cursor: a row that commits after a higher id is still pending next tick.
-        config = _config_or_skip(config_path)
+        config = config_or_skip(config_path)
         if isinstance(config, SkipReason):
             return config
         store = inbox.inbox()
@@ -178,6 +126,8 @@ def dispatch_sensor(config_path: Path, interval: int = 5, batch: int = 20_000):
 
 
 # The tag Dagster puts a sensor's run key in (its own dedupe of run requests reads it too).
+
+
 RUN_KEY_TAG = "dagster/run_key"
 
 
@@ -222,9 +172,7 @@ def _pr_checker(github: GitHubResource):
     def touches(delivery, spec) -> bool:
         key = (delivery.repo, delivery.pr, delivery.sha)
         if key not in files_of:
-            files_of[key] = (
-                github.client().pull_files(delivery.repo, delivery.pr) if github.configured else None
-            )
+            files_of[key] = github.client().pull_files(delivery.repo, delivery.pr) if github.configured else None
         return touches_source(spec, files_of[key])
 
     return touches
@@ -257,7 +205,7 @@ def polling_sensor(config_path: Path, interval: int = 60, enabled: bool = False)
     def poll_github_sources(context: SensorEvaluationContext, inbox: InboxResource, github: GitHubResource):
         if not github.configured:
             return SkipReason("no GitHub credentials")
-        config = _config_or_skip(config_path)
+        config = config_or_skip(config_path)
         if isinstance(config, SkipReason):
             return config
         state = PollState.from_json(context.cursor)
@@ -270,59 +218,25 @@ def polling_sensor(config_path: Path, interval: int = 60, enabled: bool = False)
     return poll_github_sources
 
 
-def _review_waiting_plan(context, store: Plans, config: ManagerConfig, plan: Plan, approvals) -> None:
-    if plan.environment not in config.environments or plan.source not in config.sources:
-        return
-    policy = config.policy(plan.environment)
-    age_hours = (time.time() - plan.created_at) / 3600
-    if age_hours > policy.max_plan_age_hours:
-        store.transition(plan.plan_id, PlanState.EXPIRED, note=f"older than {policy.max_plan_age_hours:.0f} h; re-plan")
-        return
-    verdict = review(plan, policy, store, approvals if plan.repo else None)
-    audit(context.instance, plan, verdict.new)
-    if verdict.approved:
-        store.transition(plan.plan_id, PlanState.APPROVED, note=f"approved by {', '.join(verdict.accepted)}")
-
-
-def approval_sensor(config_path: Path, interval: int = 15):
+def partition_sync_sensor(config_path: Path, interval: int = 30):
     @sensor(
-        name="approve_plans",
-        job_name=APPLY_JOB,
+        name="sync_source_partitions",
         minimum_interval_seconds=interval,
         default_status=DefaultSensorStatus.RUNNING,
-        description=(
-            "Reads approvals of plans waiting for them (pull request reviews, `/approve <env>` comments, "
-            "console approvals), records each decision, and starts the apply of a plan once its policy is met."
-        ),
+        description="Adds and removes source partitions to match the sources in manager.yaml.",
     )
-    def approve_plans(context: SensorEvaluationContext, plans: PlanStoreResource, github: GitHubResource):
-        config = _config_or_skip(config_path)
+    def sync_source_partitions(context: SensorEvaluationContext):
+        config = config_or_skip(config_path)
         if isinstance(config, SkipReason):
             return config
-        store = plans.plans()
-        waiting = store.list_plans(state=PlanState.AWAITING)
-        approvals = GitHubApprovals(github.client()) if github.configured else None
-        problems = []
-        for plan in waiting:
-            # One plan's trouble (GitHub down, a policy gone) never holds up the others.
-            try:
-                _review_waiting_plan(context, store, config, plan, approvals)
-            except Exception as exc:  # noqa: BLE001 - reported on the tick, retried next tick
-                problems.append(f"plan {plan.plan_id}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
-        # Every approved plan without an apply run gets one; the run key makes asking again harmless.
-        runs = [
-            RunRequest(
-                run_key=f"apply:{plan.plan_id}",
-                partition_key=partition_key(plan.source, plan.environment),
-                tags=plan.apply_tags("approval"),
-            )
-            for plan in store.list_plans(state=PlanState.APPROVED)
-            if plan.apply_run_id is None and plan.environment in config.environments and plan.source in config.sources
-        ]
-        if problems:
-            context.log.warning("; ".join(problems))
-        if not runs:
-            return SkipReason(f"{len(waiting)} plan(s) wait for approval" + (f"; {len(problems)} failed" if problems else ""))
-        return SensorResult(run_requests=runs)
+        added, removed = partition_changes(config, context.instance.get_dynamic_partitions(SOURCE))
+        if not added and not removed:
+            return SkipReason("source partitions match manager.yaml")
+        requests = []
+        if added:
+            requests.append(AddDynamicPartitionsRequest(SOURCE, added))
+        if removed:
+            requests.append(DeleteDynamicPartitionsRequest(SOURCE, removed))
+        return SensorResult(dynamic_partitions_requests=requests)
 
-    return approve_plans
+    return sync_source_partitions

@@ -1,0 +1,71 @@
+"""Stage: read the source's variables at the event's commit, and check them against the contract."""
+
+import os
+import socket
+
+from dagster import (
+    MetadataValue,
+    OpExecutionContext,
+    op,
+)
+
+from manager_pipeline.contract import DeployConfig, load_variables, resolve
+from manager_pipeline.defs.resources import (
+    FeedbackResource,
+    ManagerConfigResource,
+    SourcesResource,
+)
+from manager_pipeline.defs.stage import WORKER_TAG, current_event, failure_for, redacted_metadata, say
+from manager_pipeline.errors import ManagerError
+from manager_pipeline.events import BRANCH_TAG, SHA_TAG
+from manager_pipeline.feedback.redact import register_secret
+from manager_pipeline.sources import VariablesDocument
+
+
+@op(description="Read the source's variables file at the event's commit.")
+def fetch_variables(
+    context: OpExecutionContext, manager: ManagerConfigResource, sources: SourcesResource, feedback: FeedbackResource
+) -> VariablesDocument:
+    event = current_event(context)
+    try:
+        spec = manager.load().check_partition(event.source, event.environment)
+        document = sources.fetch(spec, event)
+    except ManagerError as exc:
+        raise failure_for(exc) from None
+    # The commit actually read, on the run itself: the UI shows it and later stages report on it.
+    resolved = {SHA_TAG: document.sha, BRANCH_TAG: document.branch}
+    tags = {k: v for k, v in resolved.items() if v and k not in context.run.tags}
+    # Which process works on the run: a run whose process is gone (killed) holds nothing any more.
+    tags[WORKER_TAG] = f"{socket.gethostname()}:{os.getpid()}"
+    context.instance.add_run_tags(context.run_id, tags)
+    say(context, "fetch", f"{document.location} at {(document.sha or 'working tree')[:12]} on {document.branch}")
+    if spec.repo and document.sha:
+        delivery = feedback.started(spec.repo, document.sha, event.environment, context.run_id)
+        if delivery.pending:
+            say(context, "fetch", "GitHub did not take the pending status yet; it stays queued")
+    context.add_output_metadata(
+        {
+            "location": document.location,
+            "commit": document.sha or "(not in git)",
+            "branch": document.branch or "(unknown)",
+            "sha256": document.digest,
+        }
+    )
+    return document
+
+
+@op(description="Check variables.yml against the contract and resolve this environment.")
+def validate(context: OpExecutionContext, manager: ManagerConfigResource, document: VariablesDocument) -> DeployConfig:
+    event = current_event(context)
+    try:
+        environments = list(manager.load().environments)
+        data = load_variables(document.text, environments, document.location)
+        config = resolve(data, event.environment, event.source, document.location)
+    except ManagerError as exc:
+        raise failure_for(exc) from None
+    register_secret(config.slack_webhook)  # a source's own secret: masked by every sink from now on
+    say(context, "validate", f"{config.project_name} for {config.environment} in {config.region}")
+    context.add_output_metadata(
+        redacted_metadata({"resolved": MetadataValue.json(config.to_tfvars()), "digest": config.digest})
+    )
+    return config

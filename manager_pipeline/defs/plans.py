@@ -1,0 +1,256 @@
+"""Stage: what a plan becomes - the deploy run's gate, the approval sensor, and the apply_plan job's
+load and check of a saved plan (all through plans/)."""
+
+import time
+from pathlib import Path
+
+from dagster import (
+    DefaultSensorStatus,
+    Failure,
+    MetadataValue,
+    OpExecutionContext,
+    Out,
+    Output,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    op,
+    sensor,
+)
+
+from manager_pipeline.config import ManagerConfig
+from manager_pipeline.contract import DeployConfig, load_variables, resolve
+from manager_pipeline.defs.partitions import partition_key
+from manager_pipeline.defs.resources import (
+    GitHubResource,
+    InboxResource,
+    ManagerConfigResource,
+    PlanStoreResource,
+    SourcesResource,
+)
+from manager_pipeline.defs.stage import APPLY_JOB, config_or_skip, current_event, failure_for, say
+from manager_pipeline.errors import ManagerError
+from manager_pipeline.events import PLAN_ID_TAG, DispatchEvent
+from manager_pipeline.feedback import Outcome, OutcomeStatus
+from manager_pipeline.github.approvals import GitHubApprovals
+from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG
+from manager_pipeline.plans import ApplyFacts, Plan, Plans, PlanState, apply_requirements, sha256_file
+from manager_pipeline.plans.approvals import review
+from manager_pipeline.plans.audit import audit
+from manager_pipeline.plans.gate import decide
+from manager_pipeline.terraform import (
+    Workdir,
+    module_digest,
+)
+
+
+@op(
+    description="Decide what the plan becomes: applied now, awaiting approval, or a preview.",
+    out={"approved": Out(Plan, is_required=False), "held": Out(Outcome, is_required=False)},
+)
+def approval_gate(
+    context: OpExecutionContext,
+    manager: ManagerConfigResource,
+    inbox: InboxResource,
+    plans: PlanStoreResource,
+    workdir: Workdir,
+    plan: Plan,
+):
+    event = current_event(context)
+    try:
+        policy = manager.load().policy(event.environment)
+    except ManagerError as exc:
+        raise failure_for(exc) from None
+    superseded_by = None
+    inbox_id, ref_key = context.run.tags.get(INBOX_ID_TAG), context.run.tags.get(REF_TAG)
+    if plan.repo and inbox_id and ref_key:
+        # A newer delivery for this branch or pull request came in while this run was going.
+        superseded_by = inbox.inbox().newer_delivery(plan.repo, ref_key, event.source, int(inbox_id))
+    decision = decide(
+        policy,
+        event,
+        plan.branch if plan.branch_verified else None,
+        plan.has_changes,
+        plan.plan_id,
+        superseded_by,
+        claimed_branch=plan.branch,
+    )
+    store = plans.plans()
+    store.transition(plan.plan_id, decision.state, note=decision.reason)
+    if decision.applies:
+        refusals = apply_requirements(
+            store.get(plan.plan_id),
+            policy,
+            ApplyFacts(
+                plan_file_sha256=sha256_file(plan.plan_file),
+                newest_candidate=plan.plan_id,
+                module_digest=workdir.module_digest,
+                variables_digest=workdir.variables_digest,
+                variables_problem=None,
+                accepted_approvers=(),
+                now=time.time(),
+            ),
+        )
+        if refusals:
+            store.transition(plan.plan_id, PlanState.REFUSED, note="; ".join(r.reason for r in refusals)[:1000])
+            raise Failure("apply refused:\n" + "\n".join(f"- {r.reason}" for r in refusals))
+    say(context, "gate", decision.reason)
+    metadata = {"decision": decision.state.value, "reason": decision.reason}
+    if decision.applies:
+        yield Output(plan, "approved", metadata=metadata)
+        return
+    # With no changes, what the plan shows as outputs is what the state holds.
+    outputs = plan.planned_outputs if decision.outcome is OutcomeStatus.NO_CHANGES else {}
+    yield Output(
+        Outcome(
+            event=event,
+            status=decision.outcome,
+            headline=decision.reason,
+            plan=plan,
+            outputs=outputs,
+            sha=plan.sha,
+            branch=plan.branch,
+        ),
+        "held",
+        metadata=metadata,
+    )
+
+
+@op(description="Load the saved plan the run was started for (tag manager/plan-id).")
+def load_plan(context: OpExecutionContext, plans: PlanStoreResource) -> Plan:
+    event = current_event(context)
+    plan_id = context.run.tags.get(PLAN_ID_TAG)
+    if not plan_id:
+        raise Failure("an apply run needs the tag manager/plan-id: the plan to apply")
+    try:
+        plan = plans.plans().get(plan_id)
+    except ManagerError as exc:
+        raise Failure(str(exc)) from None
+    if (plan.source, plan.environment) != (event.source, event.environment):
+        raise Failure(f"plan {plan_id} is for {plan.source}/{plan.environment}, not this partition")
+    say(context, "load", f"plan {plan_id}: {plan.summary.line()} (commit {(plan.sha or '?')[:12]})")
+    context.add_output_metadata({"plan_id": plan_id, "summary": plan.summary.line()})
+    return plan
+
+
+def _current_variables(manager, sources, plan: Plan) -> tuple[DeployConfig | None, str | None]:
+    """(config, problem) of the variables the source holds now on the plan's branch."""
+    try:
+        config = manager.load()
+        spec = config.source(plan.source)
+        document = sources.fetch(spec, DispatchEvent(plan.source, plan.environment, branch=plan.branch))
+        data = load_variables(document.text, list(config.environments), document.location)
+        return resolve(data, plan.environment, plan.source, document.location), None
+    except ManagerError as exc:
+        return None, str(exc).splitlines()[0]
+
+
+@op(description="Refuse the apply unless the plan is untouched, newest, current, approved and young enough.")
+def check_plan(
+    context: OpExecutionContext,
+    manager: ManagerConfigResource,
+    sources: SourcesResource,
+    plans: PlanStoreResource,
+    github: GitHubResource,
+    plan: Plan,
+) -> DeployConfig:
+    store = plans.plans()
+    config = manager.load()
+    policy = config.policy(plan.environment)
+    approvals = GitHubApprovals(github.client()) if github.configured and plan.repo else None
+    verdict = review(plan, policy, store, approvals)
+    audit(context.instance, plan, verdict.new)
+    current, problem = _current_variables(manager, sources, plan)
+    newest = store.newest_candidate(plan.source, plan.environment)
+    refusals = apply_requirements(
+        store.get(plan.plan_id),
+        policy,
+        ApplyFacts(
+            plan_file_sha256=sha256_file(plan.plan_file) if plan.plan_file.exists() else "",
+            newest_candidate=newest.plan_id if newest else None,
+            module_digest=module_digest(config.terraform_dir),
+            variables_digest=current.digest if current else None,
+            variables_problem=problem,
+            accepted_approvers=tuple(verdict.accepted),
+            now=time.time(),
+        ),
+    )
+    if refusals:
+        texts = [refusal.reason for refusal in refusals]
+        if any(refusal.final for refusal in refusals):
+            store.transition(
+                plan.plan_id,
+                PlanState.REFUSED,
+                note="; ".join(texts)[:1000],
+                expected=[PlanState.AWAITING, PlanState.APPROVED],
+            )
+        raise Failure(
+            f"apply of plan {plan.plan_id} refused:\n" + "\n".join(f"- {text}" for text in texts),
+            metadata={"reasons": MetadataValue.json(texts)},
+        )
+    store.transition(plan.plan_id, PlanState.APPROVED, note=f"approved by {', '.join(verdict.accepted) or 'policy'}")
+    say(context, "check", f"plan {plan.plan_id} approved by {', '.join(verdict.accepted) or 'policy'}; applying")
+    context.add_output_metadata({"approvers": MetadataValue.json(verdict.accepted)})
+    # The variables now are the planned ones (same digest), so their notification settings hold.
+    return current if current is not None else DeployConfig.from_tfvars(plan.tfvars)
+
+
+def _review_waiting_plan(context, store: Plans, config: ManagerConfig, plan: Plan, approvals) -> None:
+    if plan.environment not in config.environments or plan.source not in config.sources:
+        return
+    policy = config.policy(plan.environment)
+    age_hours = (time.time() - plan.created_at) / 3600
+    if age_hours > policy.max_plan_age_hours:
+        store.transition(plan.plan_id, PlanState.EXPIRED, note=f"older than {policy.max_plan_age_hours:.0f} h; re-plan")
+        return
+    verdict = review(plan, policy, store, approvals if plan.repo else None)
+    audit(context.instance, plan, verdict.new)
+    if verdict.approved:
+        store.transition(plan.plan_id, PlanState.APPROVED, note=f"approved by {', '.join(verdict.accepted)}")
+
+
+def approval_sensor(config_path: Path, interval: int = 15):
+    @sensor(
+        name="approve_plans",
+        job_name=APPLY_JOB,
+        minimum_interval_seconds=interval,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=(
+            "Reads approvals of plans waiting for them (pull request reviews, `/approve <env>` comments, "
+            "console approvals), records each decision, and starts the apply of a plan once its policy is met."
+        ),
+    )
+    def approve_plans(context: SensorEvaluationContext, plans: PlanStoreResource, github: GitHubResource):
+        config = config_or_skip(config_path)
+        if isinstance(config, SkipReason):
+            return config
+        store = plans.plans()
+        waiting = store.list_plans(state=PlanState.AWAITING)
+        approvals = GitHubApprovals(github.client()) if github.configured else None
+        problems = []
+        for plan in waiting:
+            # One plan's trouble (GitHub down, a policy gone) never holds up the others.
+            try:
+                _review_waiting_plan(context, store, config, plan, approvals)
+            except Exception as exc:  # noqa: BLE001 - reported on the tick, retried next tick
+                problems.append(f"plan {plan.plan_id}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        # Every approved plan without an apply run gets one; the run key makes asking again harmless.
+        runs = [
+            RunRequest(
+                run_key=f"apply:{plan.plan_id}",
+                partition_key=partition_key(plan.source, plan.environment),
+                tags=plan.apply_tags("approval"),
+            )
+            for plan in store.list_plans(state=PlanState.APPROVED)
+            if plan.apply_run_id is None and plan.environment in config.environments and plan.source in config.sources
+        ]
+        if problems:
+            context.log.warning("; ".join(problems))
+        if not runs:
+            return SkipReason(
+                f"{len(waiting)} plan(s) wait for approval" + (f"; {len(problems)} failed" if problems else "")
+            )
+        return SensorResult(run_requests=runs)
+
+    return approve_plans

@@ -1,0 +1,116 @@
+"""What every stage of the Dagster layer shares: the run's event, progress lines, failures a
+person can act on (redacted), and manager.yaml for sensors."""
+
+import os
+import socket
+from pathlib import Path
+
+from dagster import (
+    DagsterRunStatus,
+    Failure,
+    HookContext,
+    JsonMetadataValue,
+    MarkdownMetadataValue,
+    MetadataValue,
+    OpExecutionContext,
+    RunsFilter,
+    SkipReason,
+    TextMetadataValue,
+)
+
+from manager_pipeline.config import ManagerConfig, load_config
+from manager_pipeline.defs.partitions import split_partition_key
+from manager_pipeline.errors import ManagerError
+from manager_pipeline.events import DispatchEvent
+from manager_pipeline.feedback.redact import redact, redact_text
+from manager_pipeline.terraform.runner import StateLocked
+
+DEPLOY_JOB = "deploy"
+APPLY_JOB = "apply_plan"
+WORKER_TAG = "manager/worker"
+# Plan text shown inline in the UI; the full text is always in the plan artifact.
+
+
+MAX_METADATA_PLAN_CHARS = 60_000
+
+
+def current_event(context: OpExecutionContext | HookContext) -> DispatchEvent:
+    run = context.run if isinstance(context, OpExecutionContext) else context.instance.get_run_by_id(context.run_id)
+    key = run.tags.get("dagster/partition") if isinstance(context, HookContext) else context.partition_key
+    if not key:
+        raise Failure("the deploy job runs per partition: pick a source and an environment")
+    source, environment = split_partition_key(key)
+    return DispatchEvent.from_tags(source, environment, run.tags)
+
+
+def say(context: OpExecutionContext, stage: str, message: str) -> None:
+    """A progress line: in the run's event log, and on stdout (the CLI, the UI's stdout tab); redacted."""
+    message = redact_text(message)
+    context.log.info(f"{stage}: {message}")
+    print(f"[{stage:<8}] {message}", flush=True)
+
+
+def failure_for(exc: ManagerError, context: OpExecutionContext | None = None) -> Failure:
+    message = str(exc)
+    if isinstance(exc, StateLocked) and context is not None and exc.lock.get("ID"):
+        event = current_event(context)
+        active = _other_active_runs(context)
+        if active:
+            message += (
+                f"\nRun {active[0]} of this partition is still going and holds it: wait for it to end "
+                "(or stop it in the UI); do not unlock."
+            )
+        else:
+            message += (
+                "\nNo run of this partition is going: a killed run left it behind. Release it with: "
+                f"manager-pipeline unlock {event.source} {event.environment} {exc.lock['ID']}"
+            )
+    # The description reaches the event log, the UI, the failure report and the CLI: redacted here.
+    return Failure(description=redact_text(message))
+
+
+def _other_active_runs(context: OpExecutionContext) -> list[str]:
+    """Runs of this run's partition, other than this one, that the instance says are going."""
+    key = context.partition_key
+    runs = context.instance.get_runs(
+        RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING], tags={"dagster/partition": key})
+    )
+    return [run.run_id for run in runs if run.run_id != context.run_id and _worker_alive(run.tags.get(WORKER_TAG))]
+
+
+def _worker_alive(worker: str | None) -> bool:
+    """Whether the process of a run is still there; one on another host is taken to be."""
+    host, _, pid = (worker or "").rpartition(":")
+    if not pid.isdigit() or host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def redacted_metadata(metadata: dict) -> dict:
+    """Run metadata with every known secret masked (text, markdown and JSON values)."""
+    cleaned = {}
+    for key, value in metadata.items():
+        if isinstance(value, str):
+            value = redact_text(value)
+        elif isinstance(value, MarkdownMetadataValue):
+            value = MetadataValue.md(redact_text(value.md_str or ""))
+        elif isinstance(value, JsonMetadataValue):
+            value = MetadataValue.json(redact(value.data))
+        elif isinstance(value, TextMetadataValue):
+            value = MetadataValue.text(redact_text(value.text))
+        cleaned[key] = value
+    return cleaned
+
+
+def config_or_skip(config_path: Path) -> ManagerConfig | SkipReason:
+    """manager.yaml, or why this tick does nothing (a broken file must not crash every sensor)."""
+    try:
+        return load_config(config_path)
+    except ManagerError as exc:
+        return SkipReason(f"manager.yaml not loaded: {exc}")

@@ -1,0 +1,187 @@
+"""Stage: Terraform - the working directory and init, the saved plan, and the apply of exactly that plan."""
+
+import json
+import time
+
+from dagster import (
+    Failure,
+    MetadataValue,
+    OpExecutionContext,
+    op,
+)
+
+from manager_pipeline.contract import DeployConfig
+from manager_pipeline.defs.resources import (
+    AwsResource,
+    ManagerConfigResource,
+    PlanStoreResource,
+    TerraformResource,
+)
+from manager_pipeline.defs.stage import MAX_METADATA_PLAN_CHARS, current_event, failure_for, say
+from manager_pipeline.errors import ManagerError
+from manager_pipeline.feedback import Outcome, OutcomeStatus
+from manager_pipeline.plans import Plan, PlanFacts, PlanState, sha256_file
+from manager_pipeline.sources import VariablesDocument
+from manager_pipeline.terraform import (
+    BackendSettings,
+    Workdir,
+    mask_outputs,
+    planned_outputs,
+    prepare_workdir,
+    state_key,
+    summarize,
+)
+from manager_pipeline.terraform.workdir import TFVARS_FILE
+
+
+@op(description="Prepare the run's working directory and initialise Terraform with its state backend.")
+def init(
+    context: OpExecutionContext,
+    manager: ManagerConfigResource,
+    aws: AwsResource,
+    terraform: TerraformResource,
+    deploy_config: DeployConfig,
+) -> Workdir:
+    try:
+        target = aws.target()
+        target.ensure_state_bucket()
+        backend = BackendSettings(
+            bucket=target.state_bucket,
+            region=target.state_region,
+            key=state_key(deploy_config.source_name, deploy_config.environment),
+            endpoint_url=target.endpoint_url,
+        )
+        workdir = prepare_workdir(
+            terraform.workdir_for(context.run_id),
+            manager.load().terraform_dir,
+            deploy_config,
+            backend,
+            target.endpoint_url,
+        )
+        with terraform.session(workdir.path, target) as (runner, toolchain):
+            runner.init(workdir.backend_file)
+    except ManagerError as exc:
+        raise failure_for(exc, context) from None
+    where = f"s3://{backend.bucket}/{backend.key}"
+    say(
+        context,
+        "init",
+        f"Terraform {toolchain.version}, state {where}" + (f" on {target.endpoint_url}" if target.endpoint_url else ""),
+    )
+    context.add_output_metadata(
+        {
+            "state": where,
+            "terraform": toolchain.version,
+            "module_digest": workdir.module_digest,
+            "workdir": str(workdir.path),
+        }
+    )
+    return workdir
+
+
+@op(description="Plan, and keep the saved plan (its file, text and record) in the plan store.")
+def plan(
+    context: OpExecutionContext,
+    manager: ManagerConfigResource,
+    aws: AwsResource,
+    terraform: TerraformResource,
+    plans: PlanStoreResource,
+    document: VariablesDocument,
+    workdir: Workdir,
+) -> Plan:
+    event = current_event(context)
+    try:
+        repo = manager.load().source(event.source).repo
+        with terraform.session(workdir.path, aws.target()) as (runner, toolchain):
+            has_changes, result = runner.plan(workdir.plan_file)
+            plan_json = runner.show_json(workdir.plan_file)
+    except ManagerError as exc:
+        raise failure_for(exc, context) from None
+    summary = summarize(plan_json)
+    saved = plans.plans().save(
+        workdir.plan_file,
+        result.stdout,
+        PlanFacts(
+            source=event.source,
+            environment=event.environment,
+            sha=document.sha,
+            branch=document.branch,
+            branch_verified=document.branch_verified,
+            pr=event.pr,
+            author=event.author,
+            repo=repo,
+            variables_digest=workdir.variables_digest,
+            module_digest=workdir.module_digest,
+            terraform_version=toolchain.version,
+            has_changes=has_changes,
+            summary=summary,
+            planned_outputs=planned_outputs(plan_json),
+            tfvars=json.loads((workdir.path / TFVARS_FILE).read_text()),
+            run_id=context.run_id,
+        ),
+    )
+    say(context, "plan", f"{summary.line()} (plan {saved.plan_id})")
+    if summary.deletions:
+        say(context, "plan", f"WARNING: destroys {', '.join(summary.deletions)}")
+    context.add_output_metadata(
+        {
+            "plan_id": saved.plan_id,
+            "summary": summary.line(),
+            "add": summary.add,
+            "change": summary.change,
+            "destroy": summary.destroy,
+            "plan_sha256": saved.plan_sha256,
+            "plan": MetadataValue.md("```text\n" + saved.text()[-MAX_METADATA_PLAN_CHARS:] + "\n```"),
+            "planned_outputs": MetadataValue.json(saved.planned_outputs),
+        }
+    )
+    return saved
+
+
+@op(description="Apply exactly the saved plan: only from `approved`, only the bytes that were planned.")
+def apply(
+    context: OpExecutionContext,
+    aws: AwsResource,
+    terraform: TerraformResource,
+    plans: PlanStoreResource,
+    workdir: Workdir,
+    plan: Plan,
+) -> Outcome:
+    event = current_event(context)
+    store = plans.plans()
+    # Checked at the moment of use: the file handed to Terraform is the one that was planned.
+    if sha256_file(plan.plan_file) != plan.plan_sha256:
+        store.transition(plan.plan_id, PlanState.REFUSED, note="the plan file changed after it was planned")
+        raise Failure(f"plan {plan.plan_id}: the plan file changed since it was planned; re-plan required")
+    if not store.transition(plan.plan_id, PlanState.APPLYING, apply_run_id=context.run_id):
+        current = store.get(plan.plan_id)
+        raise Failure(
+            f"plan {plan.plan_id} is {current.state.value}, not approved"
+            + (f" (run {current.apply_run_id})" if current.apply_run_id else "")
+            + ": it is applied once, by one run"
+        )
+    started = time.monotonic()
+    try:
+        with terraform.session(workdir.path, aws.target()) as (runner, _):
+            runner.apply(plan.plan_file)
+            outputs = mask_outputs(runner.outputs())
+    except ManagerError as exc:
+        store.transition(plan.plan_id, PlanState.FAILED, note=str(exc)[:500])
+        raise failure_for(exc, context) from None
+    except BaseException:
+        # Stopped from outside (the run terminated, Ctrl-C): the plan is never left "applying".
+        store.transition(plan.plan_id, PlanState.FAILED, note="the run was stopped during the apply")
+        raise
+    store.transition(plan.plan_id, PlanState.APPLIED)
+    elapsed = time.monotonic() - started
+    say(context, "apply", f"applied plan {plan.plan_id} in {elapsed:.1f}s")
+    context.add_output_metadata({"outputs": MetadataValue.json(outputs), "seconds": round(elapsed, 1)})
+    return Outcome(
+        event=event,
+        status=OutcomeStatus.APPLIED,
+        headline=f"Applied plan {plan.plan_id}.",
+        plan=plan,
+        outputs=outputs,
+        sha=plan.sha,
+        branch=plan.branch,
+    )
