@@ -8,8 +8,8 @@ from typing import Any, Iterable
 
 from jsonschema import Draft202012Validator
 
-from manager_pipeline.contract.deploy_config import DeployConfig, InstanceSettings
 from manager_pipeline.contract import rules
+from manager_pipeline.contract.deploy_config import DeployConfig, InstanceSettings
 from manager_pipeline.contract.schema import ENVIRONMENT_SETTINGS, PLACEHOLDER, SCHEMA, SECRET, SECTIONS
 from manager_pipeline.errors import ContractError, Problem
 from manager_pipeline.yamlfile import YamlDocument, YamlError, parse_yaml, suggest
@@ -192,7 +192,7 @@ def check_document(document: YamlDocument, known_environments: Iterable[str] = (
         for path, message, at_key in _schema_message(error):
             out.add(path, message, at_key)
     _semantic_problems(out, data, list(known_environments))
-    declared = [name for name in (data.get("environments") or {})] if isinstance(data.get("environments"), dict) else []
+    declared = list(data["environments"]) if isinstance(data.get("environments"), dict) else []
     rules.spelling_problems(data, out.add, lambda path: out.line_of(path))
     rules.cross_field_problems(data, declared, out.add)
     out.raise_if_any()

@@ -25,13 +25,12 @@ class GitHubSource:
 
     def fetch(self, event: DispatchEvent) -> VariablesDocument:
         branch = event.branch or self.spec.default_branch
-        if event.sha:
-            try:
-                head = self.head_sha(branch)
-            except SourceError:
-                head = None  # the branch is gone (a merged pull request's head): nothing to verify against
-        else:
+        try:
             head = self.head_sha(branch)
+        except SourceError:
+            if not event.sha:
+                raise
+            head = None  # the branch is gone (a merged pull request's head): nothing to verify against
         sha = event.sha or head
         try:
             data = self.client.file_at(self.spec.repo, self.spec.variables_file, sha)

@@ -87,8 +87,10 @@ def review(plan: Plan, policy: EnvironmentPolicy, plans: Plans, github: Approval
     result = Review()
     if github and plan.repo and plan.sha:
         pulls = [plan.pr] if plan.pr is not None else github.pulls_for(plan.repo, plan.sha)
-        for candidate in github.candidates(plan.repo, plan.sha, plan.environment, pulls, plan.created_at):
-            if _meant_for(candidate, plan, plans):
+        candidates = github.candidates(plan.repo, plan.sha, plan.environment, pulls, plan.created_at)
+        sole = _sole_waiting(plan, plans) if any(c.plan_id is None and c.via != "review" for c in candidates) else False
+        for candidate in candidates:
+            if _meant_for(candidate, plan, sole):
                 result.new += record(plans, plan, policy, author, candidate, in_team)
     for approval in plans.approvals(plan.plan_id):
         # Judged again: an approver taken off the policy since no longer counts.
@@ -101,19 +103,22 @@ def review(plan: Plan, policy: EnvironmentPolicy, plans: Plans, github: Approval
     return result
 
 
-def _meant_for(candidate: Candidate, plan: Plan, plans: Plans) -> bool:
-    """A comment naming a plan approves that plan; the bare form only while it is the one plan waiting
-    for its commit and environment (a monorepo's sources share commits)."""
-    if candidate.plan_id is not None:
-        return candidate.plan_id == plan.plan_id
-    if candidate.via == "review":
-        return True
+def _sole_waiting(plan: Plan, plans: Plans) -> bool:
+    """Whether ``plan`` is the one plan waiting for its commit and environment (a monorepo's sources
+    share commits)."""
     waiting = [
         other
         for other in plans.list_plans(state=PlanState.AWAITING, environment=plan.environment)
         if (other.repo, other.sha) == (plan.repo, plan.sha)
     ]
     return [other.plan_id for other in waiting] == [plan.plan_id]
+
+
+def _meant_for(candidate: Candidate, plan: Plan, sole_waiting: bool) -> bool:
+    """A comment naming a plan approves that plan; the bare form only while it is the sole plan waiting."""
+    if candidate.plan_id is not None:
+        return candidate.plan_id == plan.plan_id
+    return candidate.via == "review" or sole_waiting
 
 
 def record(
