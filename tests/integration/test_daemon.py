@@ -60,6 +60,8 @@ def daemon_manager(tmp_path_factory, moto_endpoint, tools_dir, github_standin):
         "GITHUB_THROTTLE": "off",
         "GITHUB_TIMEOUT": "3",
         "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        # Long enough for a run to wait on a state lock the queue test holds.
+        "MANAGER_LOCK_TIMEOUT": "600s",
     }
     open_instance(manager.settings())
     log = open(base / "daemon.log", "wb")
@@ -139,31 +141,67 @@ def test_a_changed_variables_file_makes_the_sensor_launch_a_run_per_environment(
     assert len(instance.get_runs(RunsFilter(tags={"manager/trigger": "watch"}))) == 2
 
 
+def runs_tagged(instance: DagsterInstance, tags: dict[str, str], partition: str) -> list:
+    """The run records with ``tags`` of ``partition``, oldest first."""
+    records = instance.get_run_records(RunsFilter(tags=tags | {"dagster/partition": partition}))
+    return sorted(records, key=lambda r: r.create_timestamp)
+
+
 def test_the_queue_keeps_one_run_per_partition_in_flight(daemon_manager):
     manager = daemon_manager
     instance = instance_of(manager)
-    launches = [
-        dagster_launch(manager, p, **{"manager/trigger": "queue-test", "manager/plan-only": "true"})
-        for p in ("staging|alpha",) * 2 + ("staging|beta",)
-    ]
-    for process in launches:
-        output, _ = process.communicate(timeout=120)
-        assert process.returncode == 0, output
-    runs = wait_for(lambda: finished_runs(instance, {"manager/trigger": "queue-test"}, 3), 240, "queued runs", manager)
-    assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
-    records = {
-        r.dagster_run.run_id: r for r in instance.get_run_records(RunsFilter(tags={"manager/trigger": "queue-test"}))
+    tags = {"manager/trigger": "queue-test", "manager/plan-only": "true"}
+    # Someone holds alpha's staging state lock: alpha's first run waits in its plan for as long as the
+    # test keeps the lock, which makes "in flight" a fact the test controls rather than a timing.
+    lock = {"Bucket": manager.bucket, "Key": "alpha/staging/terraform.tfstate.tflock"}
+    holder = {
+        "ID": "0e3c7d1a-queue-test",
+        "Operation": "OperationTypeApply",
+        "Info": "",
+        "Who": "operator@elsewhere",
+        "Version": "1.15.5",
+        "Created": "2026-11-30T00:00:00Z",
+        "Path": f"{manager.bucket}/alpha/staging/terraform.tfstate",
     }
-    alpha = sorted(
-        (r for r in records.values() if r.dagster_run.tags["dagster/partition"] == "staging|alpha"),
-        key=lambda r: r.start_time,
+    if manager.bucket not in {b["Name"] for b in manager.s3().list_buckets()["Buckets"]}:
+        manager.s3().create_bucket(Bucket=manager.bucket)  # no run has made the state bucket yet
+    manager.s3().put_object(Body=json.dumps(holder).encode(), **lock)
+    try:
+        launches = [dagster_launch(manager, p, **tags) for p in ("staging|alpha",) * 2 + ("staging|beta",)]
+        for process in launches:
+            output, _ = process.communicate(timeout=120)
+            assert process.returncode == 0, output
+        alpha = wait_for(
+            lambda: (r := runs_tagged(instance, tags, "staging|alpha"))
+            and len(r) == 2
+            and r[0].dagster_run.status == DagsterRunStatus.STARTED
+            and r,
+            120,
+            "alpha's first run to start",
+            manager,
+        )
+        # A run of another partition is not held behind alpha: beta starts and ends meanwhile.
+        beta = wait_for(
+            lambda: (r := runs_tagged(instance, tags, "staging|beta")) and r[0].dagster_run.status in TERMINAL and r,
+            240,
+            "beta's run to end while alpha's waits",
+            manager,
+        )[0]
+        assert beta.dagster_run.status == DagsterRunStatus.SUCCESS
+        # The same partition is: alpha's second run is still queued behind the first.
+        alpha = runs_tagged(instance, tags, "staging|alpha")
+        assert alpha[0].dagster_run.status == DagsterRunStatus.STARTED
+        assert alpha[1].dagster_run.status == DagsterRunStatus.QUEUED
+    finally:
+        manager.s3().delete_object(**lock)
+    alpha = wait_for(
+        lambda: (r := runs_tagged(instance, tags, "staging|alpha")) and all(x.dagster_run.status in TERMINAL for x in r) and r,
+        240,
+        "alpha's runs to end",
+        manager,
     )
-    beta = next(r for r in records.values() if r.dagster_run.tags["dagster/partition"] == "staging|beta")
-    assert len(alpha) == 2
-    # Same partition: the second started only after the first ended.
+    assert [r.dagster_run.status for r in alpha] == [DagsterRunStatus.SUCCESS] * 2
     assert alpha[1].start_time >= alpha[0].end_time
-    # Different partitions: beta ran while an alpha run was in flight.
-    assert any(a.start_time < beta.end_time and beta.start_time < a.end_time for a in alpha)
 
 
 def test_a_backfill_of_two_partitions_runs_both(daemon_manager):
