@@ -1,5 +1,7 @@
 # compute: the application behind a public Application Load Balancer, on EC2 instances in an
-# autoscaling group (type "ec2") or on ECS Fargate (type "ecs"). Absent section: nothing.
+# autoscaling group (type "ec2") or on ECS Fargate (type "ecs"); or a Lambda function from a
+# container image in the private subnets (type "lambda": no load balancer, no scaling section,
+# invoked through the Lambda API or by event sources). Absent section: nothing.
 # Defaults are filled by the manager before Terraform; the coalesce() calls below only keep
 # the module usable with hand-written inputs.
 
@@ -8,6 +10,9 @@ locals {
   compute_type    = local.compute_enabled ? coalesce(var.compute.type, "ec2") : null
   compute_ec2     = local.compute_type == "ec2"
   compute_ecs     = local.compute_type == "ecs"
+  compute_lambda  = local.compute_type == "lambda"
+  # ec2 and ecs run behind the load balancer; lambda has none.
+  compute_lb = local.compute_enabled && !local.compute_lambda
 
   container_port    = local.compute_enabled ? coalesce(var.compute.container_port, 80) : null
   health_check_path = local.compute_enabled ? coalesce(var.compute.health_check_path, "/") : null
@@ -15,7 +20,7 @@ locals {
 
   # HTTPS on the load balancer when security names a certificate.
   https_certificate_arn = var.security == null ? null : var.security.ssl_certificate_arn
-  compute_https         = local.compute_enabled && local.https_certificate_arn != null
+  compute_https         = local.compute_lb && local.https_certificate_arn != null
 
   # Who may reach the load balancer: security.allowed_cidr_blocks, else anyone.
   ingress_cidrs = coalescelist(var.security == null ? [] : coalesce(var.security.allowed_cidr_blocks, []), ["0.0.0.0/0"])
@@ -23,13 +28,13 @@ locals {
   # AWS caps load balancer and target group names at 32 characters.
   compute_short_name = trim(substr(local.name, 0, 27), "-")
 
-  # The security group of the instances or tasks (database and cache accept traffic from it).
+  # The security group of the instances, tasks or function (database and cache accept traffic from it).
   app_security_group_id = one(aws_security_group.compute_app[*].id)
   container_name        = "app"
 }
 
 resource "aws_security_group" "compute_alb" {
-  count = local.compute_enabled ? 1 : 0
+  count = local.compute_lb ? 1 : 0
 
   name        = "${local.name}-alb"
   description = "Load balancer of ${local.name}"
@@ -71,12 +76,16 @@ resource "aws_security_group" "compute_app" {
   description = "Instances or tasks of ${local.name}"
   vpc_id      = aws_vpc.main.id
 
-  ingress {
-    description     = "From the load balancer"
-    from_port       = local.container_port
-    to_port         = local.container_port
-    protocol        = "tcp"
-    security_groups = [aws_security_group.compute_alb[0].id]
+  # A Lambda function takes no inbound connections: no ingress for it.
+  dynamic "ingress" {
+    for_each = local.compute_lb ? [1] : []
+    content {
+      description     = "From the load balancer"
+      from_port       = local.container_port
+      to_port         = local.container_port
+      protocol        = "tcp"
+      security_groups = [aws_security_group.compute_alb[0].id]
+    }
   }
 
   egress {
@@ -93,7 +102,7 @@ resource "aws_security_group" "compute_app" {
 }
 
 resource "aws_lb" "compute" {
-  count = local.compute_enabled ? 1 : 0
+  count = local.compute_lb ? 1 : 0
 
   name               = "${local.compute_short_name}-alb"
   internal           = false
@@ -103,7 +112,7 @@ resource "aws_lb" "compute" {
 }
 
 resource "aws_lb_target_group" "compute" {
-  count = local.compute_enabled ? 1 : 0
+  count = local.compute_lb ? 1 : 0
 
   # A new target type or port replaces the group, and the listener cannot let go of the old one
   # before a new one exists: create first, under a name that tells the two apart.
@@ -128,7 +137,7 @@ resource "aws_lb_target_group" "compute" {
 }
 
 resource "aws_lb_listener" "compute_http" {
-  count = local.compute_enabled ? 1 : 0
+  count = local.compute_lb ? 1 : 0
 
   load_balancer_arn = aws_lb.compute[0].arn
   port              = 80
@@ -333,4 +342,80 @@ resource "aws_ecs_service" "compute" {
 
   # A target group can only be used by a service once a listener puts it behind the ALB.
   depends_on = [aws_lb_listener.compute_http, aws_lb_listener.compute_https]
+}
+
+# --- lambda ----------------------------------------------------------------------------
+
+locals {
+  lambda_function_name = "${local.name}-app"
+  # The log group Lambda writes the function's logs to; monitoring sets its retention.
+  lambda_log_group_name = "/aws/lambda/${local.lambda_function_name}"
+}
+
+resource "aws_iam_role" "compute_lambda" {
+  count = local.compute_lambda ? 1 : 0
+
+  name = "${local.name}-lambda"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "lambda.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+# What AWS's AWSLambdaVPCAccessExecutionRole grants (AWSLambdaBasicExecutionRole's logs, plus the
+# network interfaces of a function in a VPC), inline: AWS managed policies are not on every AWS
+# stand-in.
+resource "aws_iam_role_policy" "compute_lambda" {
+  count = local.compute_lambda ? 1 : 0
+
+  name = "lambda-execution"
+  role = aws_iam_role.compute_lambda[0].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect = "Allow"
+      Action = [
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+      ]
+      Resource = "*"
+    }]
+  })
+}
+
+# Made here, before the function, so that Lambda does not make it on its own (kept for ever).
+resource "aws_cloudwatch_log_group" "compute_lambda" {
+  count = local.compute_lambda ? 1 : 0
+
+  name              = local.lambda_log_group_name
+  retention_in_days = local.monitoring_enabled ? coalesce(var.monitoring.log_retention_days, 30) : null
+}
+
+resource "aws_lambda_function" "compute" {
+  count = local.compute_lambda ? 1 : 0
+
+  function_name = local.lambda_function_name
+  role          = aws_iam_role.compute_lambda[0].arn
+  package_type  = "Image"
+  image_uri     = var.compute.image
+  memory_size   = coalesce(var.compute.memory, 512)
+  timeout       = coalesce(var.compute.timeout, 30)
+
+  vpc_config {
+    subnet_ids         = aws_subnet.private[*].id
+    security_group_ids = [aws_security_group.compute_app[0].id]
+  }
+
+  depends_on = [aws_iam_role_policy.compute_lambda, aws_cloudwatch_log_group.compute_lambda]
 }

@@ -1,17 +1,21 @@
 # monitoring: the application's log group, an alarm topic with an e-mail subscription, a CPU alarm
 # on the compute section's instances or service, and a dashboard. Absent section or
-# `enabled: false`: nothing.
+# `enabled: false`: nothing. With compute of type lambda the log group is the function's own
+# (compute.tf; monitoring sets its retention), there is no CPU alarm (the contract refuses
+# alarm_cpu_threshold: Lambda has no CPU metric) and the dashboard shows Lambda's metrics.
 
 locals {
   monitoring_enabled = var.monitoring == null ? false : coalesce(var.monitoring.enabled, true)
   alarm_email        = local.monitoring_enabled ? var.monitoring.alarm_email : null
   alarm_cpu          = local.monitoring_enabled ? var.monitoring.alarm_cpu_threshold : null
 
-  # The log group ECS tasks write to (null without monitoring).
-  log_group_name = local.monitoring_enabled ? "/manager/${var.project_name}/${var.environment}" : null
+  # The log group ECS tasks or the Lambda function write to (null without monitoring).
+  log_group_name = !local.monitoring_enabled ? null : (
+    local.compute_lambda ? local.lambda_log_group_name : "/manager/${var.project_name}/${var.environment}"
+  )
 
   # The CPU alarm watches the autoscaling group (ec2) or the ECS service (ecs).
-  cpu_alarm_enabled = local.alarm_cpu != null && local.compute_enabled
+  cpu_alarm_enabled = local.alarm_cpu != null && local.compute_lb
   cpu_dimensions = local.compute_ecs ? tomap({
     ClusterName = local.name
     ServiceName = "${local.name}-app"
@@ -21,7 +25,7 @@ locals {
 }
 
 resource "aws_cloudwatch_log_group" "monitoring" {
-  count = local.monitoring_enabled ? 1 : 0
+  count = local.monitoring_enabled && !local.compute_lambda ? 1 : 0
 
   name              = local.log_group_name
   retention_in_days = coalesce(var.monitoring.log_retention_days, 30)
@@ -68,7 +72,7 @@ resource "aws_cloudwatch_dashboard" "monitoring" {
   dashboard_name = local.name
   dashboard_body = jsonencode({
     widgets = concat(
-      local.compute_enabled ? [{
+      local.compute_lb ? [{
         type   = "metric"
         x      = 0
         y      = 0
@@ -82,7 +86,7 @@ resource "aws_cloudwatch_dashboard" "monitoring" {
           metrics = [concat([local.compute_ecs ? "AWS/ECS" : "AWS/EC2", "CPUUtilization"], flatten([for k, v in local.cpu_dimensions : [k, v]]))]
         }
       }] : [],
-      local.compute_enabled ? [{
+      local.compute_lb ? [{
         type   = "metric"
         x      = 12
         y      = 0
@@ -94,6 +98,37 @@ resource "aws_cloudwatch_dashboard" "monitoring" {
           stat    = "Sum"
           period  = 300
           metrics = [["AWS/ApplicationELB", "RequestCount", "LoadBalancer", aws_lb.compute[0].arn_suffix]]
+        }
+      }] : [],
+      local.compute_lambda ? [{
+        type   = "metric"
+        x      = 0
+        y      = 0
+        width  = 12
+        height = 6
+        properties = {
+          title  = "Invocations and errors"
+          region = var.region
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            ["AWS/Lambda", "Invocations", "FunctionName", aws_lambda_function.compute[0].function_name],
+            ["AWS/Lambda", "Errors", "FunctionName", aws_lambda_function.compute[0].function_name],
+            ["AWS/Lambda", "Throttles", "FunctionName", aws_lambda_function.compute[0].function_name],
+          ]
+        }
+        }, {
+        type   = "metric"
+        x      = 12
+        y      = 0
+        width  = 12
+        height = 6
+        properties = {
+          title   = "Duration"
+          region  = var.region
+          stat    = "Average"
+          period  = 300
+          metrics = [["AWS/Lambda", "Duration", "FunctionName", aws_lambda_function.compute[0].function_name]]
         }
       }] : [],
       [{
@@ -111,5 +146,5 @@ resource "aws_cloudwatch_dashboard" "monitoring" {
     )
   })
 
-  depends_on = [aws_cloudwatch_log_group.monitoring]
+  depends_on = [aws_cloudwatch_log_group.monitoring, aws_cloudwatch_log_group.compute_lambda]
 }

@@ -46,7 +46,7 @@ output "target_group_arn" {
 }
 
 output "app_security_group_id" {
-  description = "Security group of the instances or tasks (compute)."
+  description = "Security group of the instances, tasks or function (compute)."
   value       = local.app_security_group_id
 }
 
@@ -63,6 +63,21 @@ output "ecs_cluster_name" {
 output "ecs_service_name" {
   description = "Name of the ECS service (compute type ecs)."
   value       = one(aws_ecs_service.compute[*].name)
+}
+
+output "lambda_function_name" {
+  description = "Name of the Lambda function (compute type lambda)."
+  value       = one(aws_lambda_function.compute[*].function_name)
+}
+
+output "lambda_function_arn" {
+  description = "ARN of the Lambda function (compute type lambda)."
+  value       = one(aws_lambda_function.compute[*].arn)
+}
+
+output "lambda_role_arn" {
+  description = "ARN of the Lambda function's execution role (compute type lambda)."
+  value       = one(aws_iam_role.compute_lambda[*].arn)
 }
 
 output "database_endpoint" {
@@ -96,8 +111,11 @@ output "storage_bucket_names" {
 }
 
 output "log_group_name" {
-  description = "Name of the application's CloudWatch log group (monitoring)."
-  value       = one(aws_cloudwatch_log_group.monitoring[*].name)
+  description = "Name of the application's CloudWatch log group (monitoring; with lambda, the function's own)."
+  value = local.monitoring_enabled ? one(concat(
+    aws_cloudwatch_log_group.monitoring[*].name,
+    aws_cloudwatch_log_group.compute_lambda[*].name,
+  )) : null
 }
 
 output "alarm_topic_arn" {

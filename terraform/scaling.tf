@@ -1,8 +1,9 @@
 # scaling: target-tracking policies on the compute section's autoscaling group (ec2) or ECS
 # service (ecs), on CPU and on memory. Absent: nothing (the group keeps AWS's default cooldown).
+# A Lambda function scales by itself: the contract refuses a scaling section with lambda.
 
 locals {
-  scaling_enabled    = var.scaling != null && local.compute_enabled
+  scaling_enabled    = var.scaling != null && local.compute_lb
   scaling_cpu        = local.scaling_enabled ? var.scaling.target_cpu_utilization : null
   scaling_memory     = local.scaling_enabled ? var.scaling.target_memory_utilization : null
   scale_in_cooldown  = local.scaling_enabled ? coalesce(var.scaling.scale_in_cooldown, 300) : 300

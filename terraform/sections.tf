@@ -2,7 +2,7 @@
 # The optional sections of variables.yml, as validated: null when a source leaves one out.
 
 variable "compute" {
-  description = "How the application runs, behind a load balancer."
+  description = "How the application runs: behind a load balancer (ec2, ecs), or as a Lambda function."
   type        = object({
     type              = optional(string)
     instance_type     = optional(string)
@@ -12,6 +12,7 @@ variable "compute" {
     container_port    = optional(number)
     cpu               = optional(number)
     memory            = optional(number)
+    timeout           = optional(number)
     desired_count     = optional(number)
     health_check_path = optional(string)
     image             = optional(string)
@@ -91,7 +92,7 @@ variable "features" {
 }
 
 variable "scaling" {
-  description = "Target-tracking autoscaling of compute between the environment's min and max."
+  description = "Target-tracking autoscaling of compute between the environment's min and max (ec2, ecs)."
   type        = object({
     target_cpu_utilization    = optional(number)
     target_memory_utilization = optional(number)

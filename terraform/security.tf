@@ -95,7 +95,8 @@ resource "aws_wafv2_web_acl" "security" {
 }
 
 resource "aws_wafv2_web_acl_association" "security" {
-  count = local.waf_enabled && local.compute_enabled ? 1 : 0
+  # Only in front of a load balancer (ec2, ecs): the contract refuses enable_waf with lambda.
+  count = local.waf_enabled && local.compute_lb ? 1 : 0
 
   resource_arn = aws_lb.compute[0].arn
   web_acl_arn  = aws_wafv2_web_acl.security[0].arn

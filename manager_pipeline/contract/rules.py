@@ -8,6 +8,7 @@ Three kinds of rule, each reported at the line of the field it is about:
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Iterator
 
 from manager_pipeline.contract.schema import ALIAS_OF, SCHEMA, SECRET, SUPPORTED_VALUES, UNSUPPORTED
@@ -27,6 +28,28 @@ FARGATE_MEMORY = {
     16384: (32768, 122880),
 }
 ECS_DEFAULTS = {"cpu": 256, "memory": 512}
+LAMBDA_DEFAULTS = {"memory": 512, "timeout": 30}
+LAMBDA_MEMORY = (128, 10240)
+# Lambda runs container images from Amazon ECR only, in the function's own region.
+ECR_IMAGE = re.compile(
+    r"^[0-9]{12}\.dkr\.ecr\.(?P<region>[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9])\.amazonaws\.com(\.cn)?"
+    r"/[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$"
+)
+# The compute types each field of the compute section applies to (absent: every type).
+COMPUTE_FIELDS: dict[str, tuple[str, ...]] = {
+    "type": ("ec2", "ecs", "lambda"),
+    "instance_type": ("ec2",),
+    "ami_id": ("ec2",),
+    "key_name": ("ec2",),
+    "user_data_script": ("ec2",),
+    "cpu": ("ecs",),
+    "memory": ("ecs", "lambda"),
+    "image": ("ecs", "lambda"),
+    "timeout": ("lambda",),
+    "container_port": ("ec2", "ecs"),
+    "health_check_path": ("ec2", "ecs"),
+    "desired_count": ("ec2", "ecs"),
+}
 NEEDS_COMPUTE = "needs a compute section (there is nothing to {what} without one)"
 
 
@@ -117,8 +140,16 @@ def cross_field_problems(data: dict[str, Any], environments: list[str], report: 
     networking = _get(data, "networking") or {}
     zones = networking.get("availability_zones", 2)
     zones = zones if type(zones) is int else 2
+    declared = data.get("environments")
+    regions = {
+        name: settings.get("region")
+        for name, settings in (declared if isinstance(declared, dict) else {}).items()
+        if isinstance(settings, dict)
+    }
     if compute is not None:
-        _compute_problems(compute, zones, report)
+        _compute_problems(compute, zones, regions, report)
+        if compute.get("type") == "lambda":
+            _lambda_problems(data, report)
     if database is not None:
         if zones < 2:
             report(("database",), "RDS subnet groups span two availability zones; set networking.availability_zones to 2 or more", True)
@@ -141,11 +172,6 @@ def cross_field_problems(data: dict[str, Any], environments: list[str], report: 
         copy = backup.get("cross_region_copy")
         if copy is True:
             report(("backup", "cross_region_copy"), "name the region to copy backups to (or false for no copy)", False)
-        regions = {
-            name: settings.get("region")
-            for name, settings in (data.get("environments") or {}).items()
-            if isinstance(settings, dict)
-        }
         for name, region in regions.items():
             if isinstance(copy, str) and copy == region:
                 report(("backup", "cross_region_copy"), f"{copy} is {name}'s own region; name another region", False)
@@ -165,18 +191,18 @@ def _switched_off(section: dict[str, Any], name: str, report: Report) -> None:
                 report((name, key), f"{name}.{flag} is false, so this builds nothing; remove it or the flag", True)
 
 
-def _compute_problems(compute: dict[str, Any], zones: int, report: Report) -> None:
+def _compute_problems(compute: dict[str, Any], zones: int, regions: dict[str, Any], report: Report) -> None:
     kind = compute.get("type", "ec2")
-    if zones < 2:
+    if kind not in COMPUTE_FIELDS["type"]:
+        return  # not a type this manager builds: refused as such (spelling_problems)
+    if zones < 2 and kind != "lambda":
         report(("compute",), "its load balancer spans two availability zones; set networking.availability_zones to 2 or more", True)
-    only = {"ec2": ("instance_type", "ami_id", "key_name", "user_data_script"), "ecs": ("cpu", "memory", "image")}
-    for other, keys in only.items():
-        if kind != other and kind in only:
-            for key in keys:
-                if key in compute:
-                    report(("compute", key), f"applies to compute of type {other} only (this is {kind})", True)
-    required = {"ec2": "ami_id", "ecs": "image"}.get(kind)
-    if required and required not in compute:
+    for key in compute:
+        kinds = COMPUTE_FIELDS.get(key, COMPUTE_FIELDS["type"])
+        if kind not in kinds:
+            report(("compute", key), f"applies to compute of type {' or '.join(kinds)} only (this is {kind})", True)
+    required = {"ec2": "ami_id", "ecs": "image", "lambda": "image"}[kind]
+    if required not in compute:
         report(("compute",), f"`{required}` is required for compute of type {kind}", True)
     if kind == "ecs":
         cpu, memory = compute.get("cpu", ECS_DEFAULTS["cpu"]), compute.get("memory", ECS_DEFAULTS["memory"])
@@ -184,6 +210,60 @@ def _compute_problems(compute: dict[str, Any], zones: int, report: Report) -> No
             low, high = FARGATE_MEMORY[cpu]
             if not low <= memory <= high:
                 report(("compute", "memory"), f"{memory} MiB does not fit Fargate's {cpu} CPU units ({low} to {high})", False)
+    if kind == "lambda":
+        memory = compute.get("memory")
+        low, high = LAMBDA_MEMORY
+        if type(memory) is int and not low <= memory <= high:
+            report(("compute", "memory"), f"{memory} MiB is outside what Lambda allows ({low} to {high})", False)
+        image = compute.get("image")
+        match = ECR_IMAGE.match(image) if isinstance(image, str) else None
+        if isinstance(image, str) and match is None:
+            report(
+                ("compute", "image"),
+                f"`{image}` is not an Amazon ECR image; Lambda runs images from ECR only "
+                "(<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>)",
+                False,
+            )
+        elif match is not None:
+            for name, region in regions.items():
+                if isinstance(region, str) and region != match["region"]:
+                    report(
+                        ("compute", "image"),
+                        f"the image is in {match['region']} and {name} deploys to {region}; Lambda pulls images "
+                        "from its own region only",
+                        False,
+                    )
+                    break
+
+
+def _lambda_problems(data: dict[str, Any], report: Report) -> None:
+    """Settings of other sections that only mean something behind a load balancer or for a group to scale."""
+    monitoring, security = _get(data, "monitoring") or {}, _get(data, "security") or {}
+    if "alarm_cpu_threshold" in monitoring:
+        report(
+            ("monitoring", "alarm_cpu_threshold"),
+            "compute of type lambda publishes no CPU metric, so there is nothing to alarm on; remove it",
+            True,
+        )
+    if "ssl_certificate_arn" in security:
+        report(
+            ("security", "ssl_certificate_arn"),
+            "compute of type lambda has no load balancer to terminate TLS on; remove it",
+            True,
+        )
+    if security.get("enable_waf") is True:
+        report(
+            ("security", "enable_waf"),
+            "the web ACL guards the load balancer, and compute of type lambda has none; remove it or set it to false",
+            False,
+        )
+    if _get(data, "scaling") is not None:
+        report(
+            ("scaling",),
+            "compute of type lambda scales by itself (one instance per concurrent request); remove the scaling "
+            "section",
+            True,
+        )
 
 
 def _storage_problems(storage: dict[str, Any], project: Any, environments: list[str], report: Report) -> None:

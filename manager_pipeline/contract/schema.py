@@ -107,9 +107,13 @@ SECTIONS: dict[str, dict[str, Any]] = {
         {
             "type": {
                 "enum": ["ec2", "ecs", "lambda", "eks"],
-                SUPPORTED_VALUES: ["ec2", "ecs"],
+                SUPPORTED_VALUES: ["ec2", "ecs", "lambda"],
                 "default": "ec2",
-                "description": "Kind of compute: an autoscaling group of EC2 instances, or an ECS service on Fargate.",
+                "description": (
+                    "Kind of compute: an autoscaling group of EC2 instances or an ECS service on Fargate, both "
+                    "behind a load balancer, or a Lambda function from a container image (no load balancer; "
+                    "scales by itself, so no scaling section)."
+                ),
             },
             "instance_type": _str(
                 "EC2 instance type of every environment (ec2), instead of environments.<name>.instance_type.",
@@ -118,17 +122,31 @@ SECTIONS: dict[str, dict[str, Any]] = {
             "ami_id": _str("AMI of the instances (ec2; required there).", pattern="^ami-[0-9a-f]{8,17}$"),
             "key_name": _str("EC2 key pair for SSH (ec2).", minLength=1, maxLength=255),
             "user_data_script": _str("Script the instances run at boot (ec2).", maxLength=16384),
-            "container_port": _int("Port the application listens on, behind the load balancer.", 1, 65535, default=80),
+            "container_port": _int(
+                "Port the application listens on, behind the load balancer (ec2, ecs).", 1, 65535, default=80
+            ),
             "cpu": {
                 "enum": [256, 512, 1024, 2048, 4096, 8192, 16384],
                 "description": "Fargate CPU units of a task (ecs; 1024 = one vCPU).",
             },
-            "memory": _int("Memory of a task in MiB (ecs).", 512, 122880),
-            "desired_count": _int("Instances or tasks to run normally (default: min_instances).", 0, 1000),
-            "health_check_path": _str("HTTP path of the load balancer's health check.", pattern="^/", default="/"),
-            "image": _str("Container image reference (ecs; required there).", minLength=1),
+            "memory": _int(
+                "Memory in MiB: of a task (ecs; 512 to 122880 as cpu allows, default 512) or of the function "
+                "(lambda; 128 to 10240, default 512).",
+                128,
+                122880,
+            ),
+            "timeout": _int("Seconds an invocation of the function may run (lambda; default 30).", 1, 900),
+            "desired_count": _int("Instances or tasks to run normally (ec2, ecs; default: min_instances).", 0, 1000),
+            "health_check_path": _str(
+                "HTTP path of the load balancer's health check (ec2, ecs).", pattern="^/", default="/"
+            ),
+            "image": _str(
+                "Container image reference (ecs, lambda; required there). For lambda an Amazon ECR image in the "
+                "environment's region: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> (or @sha256:...).",
+                minLength=1,
+            ),
         },
-        "How the application runs, behind a load balancer.",
+        "How the application runs: behind a load balancer (ec2, ecs), or as a Lambda function.",
     ),
     "database": _obj(
         {
@@ -196,7 +214,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
                 "description": "Days to keep the application's log group (a CloudWatch retention value).",
             },
             "alarm_email": _EMAIL,
-            "alarm_cpu_threshold": _int("CPU percent of compute that raises an alarm.", 1, 100),
+            "alarm_cpu_threshold": _int("CPU percent of compute that raises an alarm (ec2, ecs).", 1, 100),
             "dashboards": _bool("Create a CloudWatch dashboard."),
             "enable_xray": _unsupported("AWS X-Ray tracing."),
         },
@@ -210,10 +228,10 @@ SECTIONS: dict[str, dict[str, Any]] = {
                 "maxItems": 60,
                 "description": "CIDR blocks allowed to reach the application (HTTP and HTTPS).",
             },
-            "enable_waf": _bool("A WAFv2 web ACL (AWS managed common rules) in front of the load balancer."),
+            "enable_waf": _bool("A WAFv2 web ACL (AWS managed common rules) in front of the load balancer (not with lambda)."),
             "enable_shield": _unsupported("AWS Shield Advanced."),
             "ssl_certificate_arn": _str(
-                "ACM certificate of the load balancer's HTTPS listener.", pattern="^arn:aws[a-z-]*:acm:"
+                "ACM certificate of the load balancer's HTTPS listener (ec2, ecs).", pattern="^arn:aws[a-z-]*:acm:"
             ),
             "enable_encryption": _bool("A KMS key for the storage, database and secret of this source.", default=True),
         },
@@ -239,7 +257,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
             "scale_out_cooldown": _int("Seconds between scale-outs (ec2: the instance warm-up).", 0, 86400),
             "scale_up_cooldown": _alias("scale_out_cooldown", _int("", 0, 86400)),
         },
-        "Target-tracking autoscaling of compute between the environment's min and max.",
+        "Target-tracking autoscaling of compute between the environment's min and max (ec2, ecs).",
     ),
     "backup": _obj(
         {

@@ -261,8 +261,9 @@ def _resolve_sections(data: dict[str, Any], settings: dict[str, Any]) -> dict[st
     if sections["monitoring"] is not None and not sections["monitoring"]["enabled"]:
         sections["monitoring"] = None
     compute = sections["compute"]
-    if compute is not None and compute["type"] == "ecs":
-        for key, value in rules.ECS_DEFAULTS.items():
+    if compute is not None:
+        defaults = {"ecs": rules.ECS_DEFAULTS, "lambda": rules.LAMBDA_DEFAULTS}.get(compute["type"], {})
+        for key, value in defaults.items():
             compute.setdefault(key, value)
     return sections
 

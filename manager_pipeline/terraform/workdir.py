@@ -100,6 +100,7 @@ STAND_IN_SERVICES = (
     "elb",
     "iam",
     "kms",
+    "lambda",
     "rds",
     "s3",
     "secretsmanager",
@@ -157,6 +158,10 @@ STAND_IN_UNREAD = {
     "aws_launch_template": (
         ("tag_specifications",),
         "moto hands the template's own tags back as a `launch-template` tag specification",
+    ),
+    "aws_lambda_function": (
+        ("image_config",),
+        "moto hands back an empty image_config (command, entry point) for an image function that sets none",
     ),
 }
 _RESOURCE_BLOCK = re.compile(r'^resource\s+"(?P<type>[\w-]+)"\s+"(?P<name>[\w-]+)"\s*\{', re.M)

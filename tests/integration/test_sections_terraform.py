@@ -454,6 +454,44 @@ def test_compute_ecs_and_scaling(stack):
     assert all(c["status"] == "INACTIVE" for c in clusters)
 
 
+def test_compute_lambda(stack):
+    lambda_, iam, logs, elbv2 = stack.client("lambda"), stack.client("iam"), stack.client("logs"), stack.client("elbv2")
+    image = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/app:1.0"
+    compute = {"type": "lambda", "image": image, "memory": 1024, "timeout": 60}
+    monitoring = {"log_retention_days": 7, "dashboards": True}
+    outputs = stack.apply(with_section(stack, compute=compute, monitoring=monitoring))
+    name = outputs["lambda_function_name"]
+    assert name == f"{stack.name}-app"
+    function = lambda_.get_function(FunctionName=name)
+    config = function["Configuration"]
+    assert config["PackageType"] == "Image" and function["Code"]["ImageUri"] == image
+    assert (config["MemorySize"], config["Timeout"]) == (1024, 60)
+    assert config["Role"] == outputs["lambda_role_arn"] and config["FunctionArn"] == outputs["lambda_function_arn"]
+    role = iam.get_role(RoleName=outputs["lambda_role_arn"].split("/")[-1])["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+    policy = iam.get_role_policy(RoleName=role["RoleName"], PolicyName="lambda-execution")["PolicyDocument"]
+    assert {"logs:PutLogEvents", "ec2:CreateNetworkInterface"} <= set(policy["Statement"][0]["Action"])
+    # In the private subnets, in the application's security group (what the database and cache admit).
+    assert sorted(config["VpcConfig"]["SubnetIds"]) == sorted(outputs["private_subnet_ids"])
+    assert config["VpcConfig"]["SecurityGroupIds"] == [outputs["app_security_group_id"]]
+    # Its log group is the function's own, kept as long as monitoring says; no load balancer, no CPU alarm.
+    group = f"/aws/lambda/{name}"
+    assert outputs["log_group_name"] == group
+    [found] = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    assert found["retentionInDays"] == 7
+    assert not logs.describe_log_groups(logGroupNamePrefix=f"/manager/{stack.project}/")["logGroups"]
+    assert outputs.get("load_balancer_dns_name") is None and outputs.get("cpu_alarm_name") is None
+    assert gone(lambda: elbv2.describe_load_balancers(Names=[f"{stack.name}-alb"]), "LoadBalancerNotFound")
+    assert outputs["dashboard_name"] == stack.name
+    stack.assert_no_changes()
+
+    outputs = stack.apply(base_document(stack.project))
+    assert outputs.get("lambda_function_name") is None and outputs.get("app_security_group_id") is None
+    assert gone(lambda: lambda_.get_function(FunctionName=name), "ResourceNotFoundException")
+    assert gone(lambda: iam.get_role(RoleName=role["RoleName"]), "NoSuchEntity")
+    assert logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"] == []
+
+
 def test_extended_example_applies_and_replans_clean(tmp_path, moto_endpoint, tools_dir):
     """The original pipeline's full example, every section in, on a state of its own."""
     import yaml

@@ -29,6 +29,10 @@ BASE = (
     "  production: {region: us-west-2, instance_type: t3.small, min_instances: 2, max_instances: 4}\n"
 )
 EC2 = "compute:\n  ami_id: ami-0c55b159cbfafe1f0\n"
+# Staging deploys to us-east-1 and production to us-west-2: one image cannot serve both.
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:1.4.2"
+LAMBDA = f"compute:\n  type: lambda\n  image: {IMAGE}\n"
+LAMBDA_BASE = BASE.replace("production: {region: us-west-2", "production: {region: us-east-1")
 
 
 def problems(text: str) -> list[str]:
@@ -153,7 +157,7 @@ REFUSED = [
     ("notifications:\n  enable_pagerduty: true\n", "notifications.enable_pagerduty: not supported by this manager"),
     ("features:\n  enable_search: true\n", "features.enable_search: not supported by this manager"),
     ("features:\n  dark_mode: false\n", "6:3: features.dark_mode: not supported by this manager: features.dark_mode"),
-    ("compute:\n  type: lambda\n", "compute.type: not supported by this manager: compute.type `lambda` (supported: ec2, ecs)"),
+    ("compute:\n  type: eks\n", "compute.type: not supported by this manager: compute.type `eks` (supported: ec2, ecs, lambda)"),
     ("monitoring:\n  alarm_cpu_threshold: 80\n", "monitoring.alarm_cpu_threshold: needs a compute section"),
     ("security:\n  ssl_certificate_arn: arn:aws:acm:us-east-1:1:certificate/x\n", "needs a compute section"),
     ("scaling:\n  cpu_threshold: 60\n", "scaling: needs a compute section (there is nothing to scale without one)"),
@@ -202,6 +206,50 @@ def test_conflicting_settings_get_an_error_at_the_line(section, message):
     assert any(message in p for p in found), found
     assert all(re.match(r"variables\.yml:\d+:\d+: ", p) for p in found), found
     assert all("not-a-url" not in p for p in found)
+
+
+# --- compute of type lambda ------------------------------------------------------------------
+
+
+def test_a_lambda_section_validates_and_reaches_terraform_with_its_defaults():
+    tfvars = resolve(load_variables(LAMBDA_BASE + LAMBDA, ENVS), "staging", "app").to_tfvars()
+    assert tfvars["compute"]["type"] == "lambda" and tfvars["compute"]["image"] == IMAGE
+    assert (tfvars["compute"]["memory"], tfvars["compute"]["timeout"]) == (512, 30)
+    sized = resolve(load_variables(LAMBDA_BASE + LAMBDA + "  memory: 2048\n  timeout: 900\n", ENVS), "staging", "app")
+    assert (sized.sections["compute"]["memory"], sized.sections["compute"]["timeout"]) == (2048, 900)
+    # Lambda needs no second availability zone: it has no load balancer.
+    load_variables(LAMBDA_BASE + "networking: {availability_zones: 1}\n" + LAMBDA, ENVS)
+
+
+LAMBDA_REFUSED = [
+    ("compute:\n  type: lambda\n", "5:1: compute: `image` is required for compute of type lambda"),
+    (LAMBDA + "  ami_id: ami-0c55b159cbfafe1f0\n", "8:3: compute.ami_id: applies to compute of type ec2 only (this is lambda)"),
+    (LAMBDA + "  instance_type: t3.micro\n", "8:3: compute.instance_type: applies to compute of type ec2 only (this is lambda)"),
+    (LAMBDA + "  cpu: 256\n", "8:3: compute.cpu: applies to compute of type ecs only (this is lambda)"),
+    (LAMBDA + "  desired_count: 2\n", "8:3: compute.desired_count: applies to compute of type ec2 or ecs only (this is lambda)"),
+    (LAMBDA + "  container_port: 8080\n", "compute.container_port: applies to compute of type ec2 or ecs only (this is lambda)"),
+    (LAMBDA + "  health_check_path: /up\n", "compute.health_check_path: applies to compute of type ec2 or ecs only"),
+    (EC2 + "  timeout: 30\n", "compute.timeout: applies to compute of type lambda only (this is ec2)"),
+    (LAMBDA + "  memory: 16384\n", "8:11: compute.memory: 16384 MiB is outside what Lambda allows (128 to 10240)"),
+    ("compute:\n  type: lambda\n  image: nginx:1.27\n", "compute.image: `nginx:1.27` is not an Amazon ECR image"),
+    (LAMBDA + "  timeout: 901\n", "compute.timeout: 901 is more than 900"),
+    (LAMBDA + "scaling:\n  cpu_threshold: 60\n", "8:1: scaling: compute of type lambda scales by itself"),
+    (LAMBDA + "monitoring:\n  alarm_cpu_threshold: 80\n", "monitoring.alarm_cpu_threshold: compute of type lambda publishes no CPU metric"),
+    (LAMBDA + "security:\n  ssl_certificate_arn: arn:aws:acm:us-east-1:1:certificate/x\n", "has no load balancer to terminate TLS on"),
+    (LAMBDA + "security:\n  enable_waf: true\n", "security.enable_waf: the web ACL guards the load balancer"),
+]
+
+
+@pytest.mark.parametrize("section, message", LAMBDA_REFUSED, ids=[r[1][:40] for r in LAMBDA_REFUSED])
+def test_a_setting_that_means_nothing_for_lambda_is_refused_at_its_line(section, message):
+    found = problems(LAMBDA_BASE + section)
+    assert any(message in p for p in found), found
+    assert all(re.match(r"variables\.yml:\d+:\d+: ", p) for p in found), found
+
+
+def test_a_lambda_image_from_another_region_is_refused_naming_the_environment():
+    found = problems(BASE + LAMBDA)
+    assert any("compute.image: the image is in us-east-1 and production deploys to us-west-2" in p for p in found), found
 
 
 def test_environment_retention_flows_into_the_database_and_backup_unless_they_say_otherwise():
