@@ -10,6 +10,7 @@ rest of the manager uses are the resolved, frozen values: ``ManagerConfig``, ``S
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ class ManagerConfig:
     sources: Mapping[str, SourceSpec]
     environments: Mapping[str, EnvironmentPolicy]
     terraform_dir: Path
+    # sha256 of the file as read: which version of manager.yaml a decision was made under.
+    digest: str = ""
 
     def source(self, name: str) -> SourceSpec:
         try:
@@ -352,7 +355,7 @@ class ManagerFile(_FileModel):
         defined = _DEFAULT_POLICIES if raw is None else raw if isinstance(raw, dict) else None
         return cls.model_validate(data, context={"environments": list(defined) if defined is not None else None})
 
-    def config(self, path: Path) -> ManagerConfig:
+    def config(self, path: Path, digest: str = "") -> ManagerConfig:
         root = path.parent
         raw = self.environments if self.environments is not None else {
             name: PolicyFile.model_validate(settings) for name, settings in _DEFAULT_POLICIES.items()
@@ -364,6 +367,7 @@ class ManagerFile(_FileModel):
             sources=sources,
             environments=environments,
             terraform_dir=(root / self.terraform_dir).resolve(),
+            digest=digest,
         )
 
 
@@ -466,7 +470,8 @@ def check_document(document: YamlDocument, origin: str = "manager.yaml") -> Mana
 def parse_config(text: str | bytes, path: Path) -> ManagerConfig:
     """ManagerConfig, or YamlError (not YAML) / ConfigError (every problem, placed)."""
     document = parse_yaml(text, str(path))
-    return check_document(document, path.name).config(path)
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    return check_document(document, path.name).config(path, hashlib.sha256(raw).hexdigest())
 
 
 def load_config(path: Path) -> ManagerConfig:

@@ -15,27 +15,25 @@ from dagster import (
 )
 
 from manager_pipeline.contract import DeployConfig
-from manager_pipeline.defs.resources import (
-    FeedbackResource,
-    ManagerConfigResource,
-)
+from manager_pipeline.defs.resources import FeedbackResource
 from manager_pipeline.defs.stage import current_event, redacted_metadata, say
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.feedback import Outcome, OutcomeStatus
 from manager_pipeline.feedback.redact import redact_text
 from manager_pipeline.feedback.slack import NotifySettings
+from manager_pipeline.request import ResolvedRequest
 
 
 @op(description="Report the outcome: run metadata in the UI, a report file, GitHub and Slack as the source asks.")
 def feedback(
     context: OpExecutionContext,
-    manager: ManagerConfigResource,
     feedback: FeedbackResource,
+    request: ResolvedRequest,
     deploy_config: DeployConfig,
     outcomes: list[Outcome],
 ) -> Outcome:
     outcome = outcomes[0]
-    repo = manager.load().source(outcome.event.source).repo
+    repo = request.repo
     # Registers the webhook in this op's process too (ops may run in processes of their own).
     notify = NotifySettings.of(deploy_config.sections.get("notifications"), deploy_config.slack_webhook)
     published = feedback.publish(outcome, context.run_id, repo, outcome.event.pr, notify)

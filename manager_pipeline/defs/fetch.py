@@ -6,29 +6,33 @@ import socket
 from dagster import (
     MetadataValue,
     OpExecutionContext,
+    Out,
+    Output,
     op,
 )
 
 from manager_pipeline.contract import DeployConfig, load_variables, resolve
-from manager_pipeline.defs.resources import (
-    FeedbackResource,
-    ManagerConfigResource,
-    SourcesResource,
-)
+from manager_pipeline.defs.resources import FeedbackResource, ManagerConfigResource, SourcesResource
 from manager_pipeline.defs.stage import WORKER_TAG, current_event, failure_for, redacted_metadata, say
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import BRANCH_TAG, SHA_TAG
 from manager_pipeline.feedback.redact import register_secret
+from manager_pipeline.request import ResolvedRequest
 from manager_pipeline.sources import VariablesDocument
 
 
-@op(description="Read the source's variables file at the event's commit.")
+@op(
+    description="Resolve the run's request against manager.yaml (once per run), and read the source's "
+    "variables file at the event's commit.",
+    out={"request": Out(ResolvedRequest), "document": Out(VariablesDocument)},
+)
 def fetch_variables(
     context: OpExecutionContext, manager: ManagerConfigResource, sources: SourcesResource, feedback: FeedbackResource
-) -> VariablesDocument:
-    event = current_event(context)
+):
     try:
-        spec = manager.load().check_partition(event.source, event.environment)
+        # The one read of manager.yaml in a deploy run: later stages decide on this snapshot.
+        request = ResolvedRequest.resolve(manager.load(), current_event(context))
+        spec, event = request.source, request.event
         document = sources.fetch(spec, event)
     except ManagerError as exc:
         raise failure_for(exc) from None
@@ -43,23 +47,24 @@ def fetch_variables(
         delivery = feedback.started(spec.repo, document.sha, event.environment, context.run_id)
         if delivery.pending:
             say(context, "fetch", "GitHub did not take the pending status yet; it stays queued")
-    context.add_output_metadata(
-        {
+    yield Output(request, "request", metadata={"manager.yaml sha256": request.manager_digest})
+    yield Output(
+        document,
+        "document",
+        metadata={
             "location": document.location,
             "commit": document.sha or "(not in git)",
             "branch": document.branch or "(unknown)",
             "sha256": document.digest,
-        }
+        },
     )
-    return document
 
 
 @op(description="Check variables.yml against the contract and resolve this environment.")
-def validate(context: OpExecutionContext, manager: ManagerConfigResource, document: VariablesDocument) -> DeployConfig:
-    event = current_event(context)
+def validate(context: OpExecutionContext, request: ResolvedRequest, document: VariablesDocument) -> DeployConfig:
+    event = request.event
     try:
-        environments = list(manager.load().environments)
-        data = load_variables(document.text, environments, document.location)
+        data = load_variables(document.text, list(request.environments), document.location)
         config = resolve(data, event.environment, event.source, document.location)
     except ManagerError as exc:
         raise failure_for(exc) from None

@@ -18,14 +18,15 @@ __all__ = ["APPLY_JOB", "DEPLOY_JOB", "apply_job", "deploy_job"]
 
 @graph(description="Deploy one source repo to one environment from its variables.yml.")
 def deploy():
-    document = fetch_variables()
-    deploy_config = validate(document)
-    workdir = init(deploy_config)
-    plan_artifact = plan(document, workdir)
-    approved, held = approval_gate(workdir, plan_artifact)
+    # The request (event, source, policy, manager.yaml snapshot) is resolved once and passed on.
+    request, document = fetch_variables()
+    deploy_config = validate(request, document)
+    workdir = init(request, deploy_config)
+    plan_artifact = plan(request, document, workdir)
+    approved, held = approval_gate(request, workdir, plan_artifact)
     applied = apply(workdir, approved)
     # Fan-in: feedback runs with whichever of the two arrived (apply, or the gate's reason).
-    feedback(deploy_config, [applied, held])
+    feedback(request, deploy_config, [applied, held])
 
 
 def _partitioned_job(graph_def, name: str, kind: str, environments: Iterable[str]) -> JobDefinition:
@@ -47,9 +48,9 @@ def deploy_job(environments: Iterable[str]) -> JobDefinition:
 @graph(description="Apply a saved, approved plan of one source and environment, after checking it still may be.")
 def apply_approved_plan():
     plan = load_plan()
-    deploy_config = check_plan(plan)
-    workdir = init(deploy_config)
-    feedback(deploy_config, [apply(workdir, plan)])
+    request, deploy_config = check_plan(plan)
+    workdir = init(request, deploy_config)
+    feedback(request, deploy_config, [apply(workdir, plan)])
 
 
 def apply_job(environments: Iterable[str]) -> JobDefinition:

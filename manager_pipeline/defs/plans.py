@@ -38,6 +38,7 @@ from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG
 from manager_pipeline.plans import ApplyFacts, Plan, Plans, PlanState, apply_requirements, sha256_file
 from manager_pipeline.plans.approvals import review
 from manager_pipeline.plans.audit import audit
+from manager_pipeline.request import ResolvedRequest
 from manager_pipeline.plans.gate import decide
 from manager_pipeline.terraform import (
     Workdir,
@@ -51,17 +52,14 @@ from manager_pipeline.terraform import (
 )
 def approval_gate(
     context: OpExecutionContext,
-    manager: ManagerConfigResource,
     inbox: InboxResource,
     plans: PlanStoreResource,
+    request: ResolvedRequest,
     workdir: Workdir,
     plan: Plan,
 ):
-    event = current_event(context)
-    try:
-        policy = manager.load().policy(event.environment)
-    except ManagerError as exc:
-        raise failure_for(exc) from None
+    # The policy the run started under, not whatever manager.yaml says by now.
+    event, policy = request.event, request.policy
     superseded_by = None
     inbox_id, ref_key = context.run.tags.get(INBOX_ID_TAG), context.run.tags.get(REF_TAG)
     if plan.repo and inbox_id and ref_key:
@@ -134,19 +132,21 @@ def load_plan(context: OpExecutionContext, plans: PlanStoreResource) -> Plan:
     return plan
 
 
-def _current_variables(manager, sources, plan: Plan) -> tuple[DeployConfig | None, str | None]:
+def _current_variables(request: ResolvedRequest, sources, plan: Plan) -> tuple[DeployConfig | None, str | None]:
     """(config, problem) of the variables the source holds now on the plan's branch."""
     try:
-        config = manager.load()
-        spec = config.source(plan.source)
-        document = sources.fetch(spec, DispatchEvent(plan.source, plan.environment, branch=plan.branch))
-        data = load_variables(document.text, list(config.environments), document.location)
+        event = DispatchEvent(plan.source, plan.environment, branch=plan.branch)
+        document = sources.fetch(request.source, event)
+        data = load_variables(document.text, list(request.environments), document.location)
         return resolve(data, plan.environment, plan.source, document.location), None
     except ManagerError as exc:
         return None, str(exc).splitlines()[0]
 
 
-@op(description="Refuse the apply unless the plan is untouched, newest, current, approved and young enough.")
+@op(
+    description="Refuse the apply unless the plan is untouched, newest, current, approved and young enough.",
+    out={"request": Out(ResolvedRequest), "deploy_config": Out(DeployConfig)},
+)
 def check_plan(
     context: OpExecutionContext,
     manager: ManagerConfigResource,
@@ -154,14 +154,18 @@ def check_plan(
     plans: PlanStoreResource,
     github: GitHubResource,
     plan: Plan,
-) -> DeployConfig:
+):
     store = plans.plans()
-    config = manager.load()
-    policy = config.policy(plan.environment)
+    try:
+        # The one read of manager.yaml in an apply run.
+        request = ResolvedRequest.resolve(manager.load(), current_event(context))
+    except ManagerError as exc:
+        raise failure_for(exc) from None
+    policy = request.policy
     approvals = GitHubApprovals(github.client()) if github.configured and plan.repo else None
     verdict = review(plan, policy, store, approvals)
     audit(context.instance, plan, verdict.new)
-    current, problem = _current_variables(manager, sources, plan)
+    current, problem = _current_variables(request, sources, plan)
     newest = store.newest_candidate(plan.source, plan.environment)
     refusals = apply_requirements(
         store.get(plan.plan_id),
@@ -169,7 +173,7 @@ def check_plan(
         ApplyFacts(
             plan_file_sha256=sha256_file(plan.plan_file) if plan.plan_file.exists() else "",
             newest_candidate=newest.plan_id if newest else None,
-            module_digest=module_digest(config.terraform_dir),
+            module_digest=module_digest(request.terraform_dir),
             variables_digest=current.digest if current else None,
             variables_problem=problem,
             accepted_approvers=tuple(verdict.accepted),
@@ -191,9 +195,10 @@ def check_plan(
         )
     store.transition(plan.plan_id, PlanState.APPROVED, note=f"approved by {', '.join(verdict.accepted) or 'policy'}")
     say(context, "check", f"plan {plan.plan_id} approved by {', '.join(verdict.accepted) or 'policy'}; applying")
-    context.add_output_metadata({"approvers": MetadataValue.json(verdict.accepted)})
+    yield Output(request, "request", metadata={"manager.yaml sha256": request.manager_digest})
     # The variables now are the planned ones (same digest), so their notification settings hold.
-    return current if current is not None else DeployConfig.from_tfvars(plan.tfvars)
+    deploy_config = current if current is not None else DeployConfig.from_tfvars(plan.tfvars)
+    yield Output(deploy_config, "deploy_config", metadata={"approvers": MetadataValue.json(verdict.accepted)})
 
 
 def _review_waiting_plan(context, store: Plans, config: ManagerConfig, plan: Plan, approvals) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import ConfigurableResource, EnvVar
+from pydantic import PrivateAttr
 
 from manager_pipeline.aws import STAND_IN_CREDENTIALS, AwsTarget
 from manager_pipeline.config import ManagerConfig, SourceSpec, load_config
@@ -101,15 +102,23 @@ class SourcesResource(ConfigurableResource):
 
 
 class AwsResource(ConfigurableResource):
-    """Which AWS runs talk to. In ``local`` mode the embedded moto server is started on demand."""
+    """Which AWS runs talk to. In ``local`` mode the embedded moto server is started on demand, by
+    the resource on its first use in a process (a run, a sensor tick), not by each stage that needs it;
+    a sensor tick that never touches AWS starts nothing."""
 
     mode: str
     region: str
     state_bucket: str
     manager_home: str
     endpoint_url: str | None = None
+    _target: AwsTarget | None = PrivateAttr(default=None)
 
     def target(self) -> AwsTarget:
+        if self._target is None:
+            self._target = self._resolve()
+        return self._target
+
+    def _resolve(self) -> AwsTarget:
         settings = AwsSettings(
             mode=self.mode,
             endpoint_url=self.endpoint_url,

@@ -13,7 +13,6 @@ from dagster import (
 from manager_pipeline.contract import DeployConfig
 from manager_pipeline.defs.resources import (
     AwsResource,
-    ManagerConfigResource,
     PlanStoreResource,
     TerraformResource,
 )
@@ -21,6 +20,7 @@ from manager_pipeline.defs.stage import MAX_METADATA_PLAN_CHARS, current_event, 
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.feedback import Outcome, OutcomeStatus
 from manager_pipeline.plans import Plan, PlanFacts, PlanState, sha256_file
+from manager_pipeline.request import ResolvedRequest
 from manager_pipeline.sources import VariablesDocument
 from manager_pipeline.terraform import (
     BackendSettings,
@@ -37,9 +37,9 @@ from manager_pipeline.terraform.workdir import TFVARS_FILE
 @op(description="Prepare the run's working directory and initialise Terraform with its state backend.")
 def init(
     context: OpExecutionContext,
-    manager: ManagerConfigResource,
     aws: AwsResource,
     terraform: TerraformResource,
+    request: ResolvedRequest,
     deploy_config: DeployConfig,
 ) -> Workdir:
     try:
@@ -53,7 +53,7 @@ def init(
         )
         workdir = prepare_workdir(
             terraform.workdir_for(context.run_id),
-            manager.load().terraform_dir,
+            request.terraform_dir,
             deploy_config,
             backend,
             target.endpoint_url,
@@ -82,16 +82,15 @@ def init(
 @op(description="Plan, and keep the saved plan (its file, text and record) in the plan store.")
 def plan(
     context: OpExecutionContext,
-    manager: ManagerConfigResource,
     aws: AwsResource,
     terraform: TerraformResource,
     plans: PlanStoreResource,
+    request: ResolvedRequest,
     document: VariablesDocument,
     workdir: Workdir,
 ) -> Plan:
-    event = current_event(context)
+    event, repo = request.event, request.repo
     try:
-        repo = manager.load().source(event.source).repo
         with terraform.session(workdir.path, aws.target()) as (runner, toolchain):
             has_changes, result = runner.plan(workdir.plan_file)
             plan_json = runner.show_json(workdir.plan_file)
