@@ -415,7 +415,8 @@ def cmd_serve_webhooks(args: argparse.Namespace) -> int:
             "the receiver refuses to start without a secret"
         )
     prepare_home(settings)
-    app = WebhookApp(secret, ConfigWatcher(settings.config_path), Inbox(settings.database_url))
+    watcher = ConfigWatcher(settings.config_path)
+    app = WebhookApp(secret, watcher, Inbox(settings.database_url), announce=_announcer(settings, watcher))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     def ready(host: str, port: int) -> None:
@@ -423,6 +424,25 @@ def cmd_serve_webhooks(args: argparse.Namespace) -> int:
 
     serve(app, args.host, args.port, ready, deadline_s=args.request_timeout, max_connections=args.max_connections)
     return EXIT_OK
+
+
+def _announcer(settings: Settings, watcher):
+    """With GitHub credentials, the receiver posts a `queued` status the moment a delivery is stored."""
+    from manager_pipeline.intake.announce import Announcer
+    from manager_pipeline.intake.dispatch import pr_checker
+
+    feedback = _resources(settings)["feedback"]
+    if not feedback.github.configured:
+        return None
+    outbox = feedback.outbox()
+    announcer = Announcer(
+        config=watcher.current,
+        touches=pr_checker(lambda repo, pr: feedback.github.client(True).pull_files(repo, pr)),
+        enqueue=outbox.add,
+        send=lambda: feedback.deliver(quick=True),
+        runs_url=f"{feedback.webserver_url}/runs",
+    )
+    return announcer.announce
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:

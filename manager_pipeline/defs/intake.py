@@ -28,10 +28,9 @@ from manager_pipeline.events import (
     TRIGGER_TAG,
     DispatchEvent,
 )
-from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG, PlannedRun, plan_dispatch
+from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG, PlannedRun, plan_dispatch, pr_checker
 from manager_pipeline.intake.inbox import DISPATCHED, Inbox
 from manager_pipeline.intake.polling import PollState, poll
-from manager_pipeline.intake.webhooks import touches_source
 from manager_pipeline.watch import LocalWatchState, detect_local_changes
 
 
@@ -166,16 +165,7 @@ def _unconfirmed_runs(context: SensorEvaluationContext, store: Inbox, batch: int
 
 
 def _pr_checker(github: GitHubResource):
-    """Whether a pull request changes a source's variables; asked of GitHub once per pull request head."""
-    files_of: dict[tuple[str, int, str | None], tuple[str, ...] | None] = {}
-
-    def touches(delivery, spec) -> bool:
-        key = (delivery.repo, delivery.pr, delivery.sha)
-        if key not in files_of:
-            files_of[key] = github.client().pull_files(delivery.repo, delivery.pr) if github.configured else None
-        return touches_source(spec, files_of[key])
-
-    return touches
+    return pr_checker((lambda repo, pr: github.client().pull_files(repo, pr)) if github.configured else None)
 
 
 def _supersede_queued_runs(context: SensorEvaluationContext, runs: list[PlannedRun]) -> None:

@@ -69,6 +69,11 @@ def status(
     )
 
 
+def queued(repo: str, sha: str, environment: str, runs_url: str) -> FeedbackItem:
+    """Said by the receiver the moment a delivery is stored: a run for this environment will start."""
+    return status(repo, sha, environment, "pending", f"Queued: a {environment} run starts shortly", runs_url)
+
+
 def started(repo: str, sha: str, environment: str, run_url: str) -> FeedbackItem:
     return status(repo, sha, environment, "pending", f"Planning {environment}…", run_url)
 

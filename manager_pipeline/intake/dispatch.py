@@ -19,12 +19,28 @@ from dataclasses import dataclass, field
 from manager_pipeline.config import ManagerConfig, SourceSpec
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.intake.inbox import DISPATCHING, PENDING, InboxEvent
-from manager_pipeline.intake.webhooks import Delivery
+from manager_pipeline.intake.webhooks import Delivery, touches_source
 
 INBOX_ID_TAG = "manager/inbox-id"
 REF_TAG = "manager/ref"
 
 PrTouches = Callable[[Delivery, SourceSpec], bool]
+PullFiles = Callable[[str, int], "tuple[str, ...] | None"]
+
+
+def pr_checker(pull_files: PullFiles | None) -> PrTouches:
+    """Whether a pull request changes a source's variables; ``pull_files`` (GitHub's list of the
+    files a pull request changes) is asked once per pull request head. Without it, every pull
+    request of a source's repository counts as touching it."""
+    files_of: dict[tuple[str, int, str | None], tuple[str, ...] | None] = {}
+
+    def touches(delivery: Delivery, spec: SourceSpec) -> bool:
+        key = (delivery.repo, delivery.pr, delivery.sha)
+        if key not in files_of:
+            files_of[key] = pull_files(delivery.repo, delivery.pr) if pull_files and delivery.pr else None
+        return touches_source(spec, files_of[key])
+
+    return touches
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,12 @@ class WebhookApp:
     """What to answer a delivery: plain Python over headers and body (no HTTP here)."""
 
     def __init__(
-        self, secret: str, config: ConfigWatcher, inbox: Inbox, environ: Mapping[str, str] | None = None
+        self,
+        secret: str,
+        config: ConfigWatcher,
+        inbox: Inbox,
+        environ: Mapping[str, str] | None = None,
+        announce: Callable[[int, Delivery], None] | None = None,
     ):
         self._environ = os.environ if environ is None else environ
         if not secret and not self._any_source_secret(config):
@@ -103,6 +108,8 @@ class WebhookApp:
         self._secret = secret.encode()
         self.config = config
         self.inbox = inbox
+        # Called once a new delivery is stored and will start runs (intake/announce.py); never blocks.
+        self.announce = announce
         self._warned: set[str] = set()
 
     def _any_source_secret(self, config: ConfigWatcher) -> bool:
@@ -177,6 +184,8 @@ class WebhookApp:
         log.info(
             "delivery %s (%s %s): queued as %s for %s", shown, event, delivery.repo, row_id, ",".join(delivery.sources)
         )
+        if self.announce is not None:
+            self.announce(row_id, delivery)
         return 202, {"status": "queued", "inbox_id": row_id, "sources": list(delivery.sources)}
 
 

@@ -283,6 +283,13 @@ def test_a_signed_push_webhook_becomes_runs_that_report_back_to_github(daemon_ma
                 return None
 
         assert wait_for(post, 30, "the receiver", manager) == 202
+
+        def queued() -> set[str]:
+            statuses = github_standin.state(GITHUB_REPO)["statuses"]
+            return {s["context"] for s in statuses if s["sha"] == head and s["description"].startswith("Queued")}
+
+        # The receiver itself tells GitHub, not the run: a `queued` status per environment that will run.
+        wait_for(lambda: queued() == {"manager-pipeline/staging", "manager-pipeline/production"}, 30, "queued", manager)
     finally:
         stop_process(receiver)
     runs = wait_for(
@@ -291,6 +298,9 @@ def test_a_signed_push_webhook_becomes_runs_that_report_back_to_github(daemon_ma
     assert sorted(r.tags["dagster/partition"] for r in runs) == ["production|gamma", "staging|gamma"]
     assert all(r.status == DagsterRunStatus.SUCCESS and r.tags["manager/sha"] == head for r in runs)
     statuses = github_standin.state(GITHUB_REPO)["statuses"]
+    for context in ("manager-pipeline/staging", "manager-pipeline/production"):
+        said = [s["description"] for s in statuses if s["context"] == context]
+        assert said[0].startswith("Queued") and said[1].startswith("Planning"), said
     final = {s["context"]: s for s in statuses if s["state"] != "pending" or "Awaiting" in s["description"]}
     assert set(final) == {"manager-pipeline/staging", "manager-pipeline/production"}
     assert all("Awaiting approval" in s["description"] for s in final.values())

@@ -14,7 +14,8 @@ from manager_pipeline.config import parse_config
 from manager_pipeline.defs.jobs import deploy_job
 from manager_pipeline.defs.resources import GitHubResource, InboxResource
 from manager_pipeline.defs.intake import dispatch_sensor
-from manager_pipeline.intake.dispatch import plan_dispatch
+from manager_pipeline.intake.announce import Announcer, queued_statuses
+from manager_pipeline.intake.dispatch import plan_dispatch, pr_checker
 from manager_pipeline.intake.inbox import Inbox, inbox_table
 from manager_pipeline.intake.webhooks import Refused, read_delivery
 from tests.support import INTAKE_CONFIG, plan_comment_payload, pull_request_payload, push_payload
@@ -115,6 +116,53 @@ def test_a_pull_request_that_changes_no_variables_is_noted_not_run(tmp_path):
     _, events = events_from([read_delivery(config(), "pull_request", "pr-9", pull_request_payload())], tmp_path)
     plan = plan_dispatch(events, config(), lambda delivery, spec: False)
     assert plan.runs == [] and plan.notes[events[0].id][0] == "ignored"
+
+
+# --- the receiver's `queued` statuses --------------------------------------------------------
+
+
+def test_a_stored_delivery_is_announced_as_queued_for_exactly_the_runs_dispatch_will_start():
+    release = read_delivery(config(), "push", "push-1", push_payload(branch="release", sha="b" * 40))
+    [status] = queued_statuses(1, release, config(), lambda d, s: True, "http://ui/runs")
+    assert status.repo == "acme/web" and status.kind == "status"
+    assert status.payload["sha"] == "b" * 40 and status.payload["context"] == "manager-pipeline/production"
+    assert status.payload["state"] == "pending" and "Queued" in status.payload["description"]
+    pr = read_delivery(config(), "pull_request", "pr-1", pull_request_payload())
+    contexts = {s.payload["context"] for s in queued_statuses(2, pr, config(), lambda d, s: True, "u")}
+    assert contexts == {"manager-pipeline/staging", "manager-pipeline/production"}
+    feature = read_delivery(config(), "push", "push-2", push_payload(branch="feature", sha="c" * 40))
+    assert queued_statuses(3, feature, config(), lambda d, s: True, "u") == []
+
+
+def test_a_pull_request_that_changes_no_variables_is_not_announced():
+    pr = read_delivery(config(), "pull_request", "pr-2", pull_request_payload())
+    asked = []
+
+    def pull_files(repo, number):
+        asked.append((repo, number))
+        return ("src/app.py",)
+
+    touches = pr_checker(pull_files)
+    assert queued_statuses(1, pr, config(), touches, "u") == []
+    assert queued_statuses(1, pr, config(), touches, "u") == []
+    assert asked == [("acme/web", pr.pr)]  # once per pull request head
+
+
+def test_the_announcer_sends_in_the_order_stored_and_survives_a_failing_github():
+    enqueued, sent = [], []
+
+    def send():
+        sent.append(len(enqueued))
+        if len(sent) == 1:
+            raise ConnectionError("GitHub is down")
+
+    announcer = Announcer(config, lambda d, s: True, enqueued.append, send, "u")
+    shas = ["d" * 40, "e" * 40]
+    for index, sha in enumerate(shas):
+        announcer.announce(index, read_delivery(config(), "push", f"p{index}", push_payload(branch="release", sha=sha)))
+    announcer.close()
+    assert [items[0].payload["sha"] for items in enqueued] == shas
+    assert sent == [1, 2]  # the first send failed; the second delivery was still announced
 
 
 # --- the dispatch sensor ------------------------------------------------------------------
