@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource, EnvVar, IOManagerDefinition, mem_io_manager
 from pydantic import PrivateAttr
 
 from manager_pipeline.aws import STAND_IN_CREDENTIALS, AwsTarget
@@ -328,7 +328,7 @@ def github_resource(env: Mapping[str, str] | None = None) -> GitHubResource:
     return GitHubResource(**values)
 
 
-def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
+def build_resources(settings: Settings) -> dict[str, ConfigurableResource | IOManagerDefinition]:
     github = github_resource()
     aws = AwsResource(
         mode=settings.aws.mode,
@@ -364,4 +364,7 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
             database_url=settings.database_url,
             github=github,
         ),
+        # Ops hand each other their values in memory (one process runs the whole job): the
+        # variables file, which may hold a source's Slack webhook, is never pickled to disk.
+        "io_manager": mem_io_manager,
     }
