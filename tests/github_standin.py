@@ -300,9 +300,14 @@ class Handler(BaseHTTPRequestHandler):
             "title": f"PR {number}",
             "url": f"{base}/pulls/{number}",
             "issue_url": f"{base}/issues/{number}",
-            "head": {"sha": pull["head_sha"], "ref": pull.get("head_ref", "feature")},
+            "head": {
+                "sha": pull["head_sha"],
+                "ref": pull.get("head_ref", "feature"),
+                "repo": {"full_name": pull.get("head_repo", base.split("/repos/", 1)[1])},
+            },
             "base": {"ref": pull.get("base_ref", "main")},
             "user": {"login": pull.get("author", "dev")},
+            "author_association": pull.get("author_association", "MEMBER"),
         }
 
     def _commit_pulls(self, repo, sha, base):

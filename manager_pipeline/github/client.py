@@ -306,7 +306,8 @@ class GitHubClient:
         return (True, data["commit"]["sha"], etag) if changed else (False, None, etag)
 
     def open_pulls(self, repo: str, etag: str | None) -> tuple[bool, list[dict[str, Any]], str | None]:
-        """(changed, open pull requests as number/sha/ref/author, etag), asked conditionally."""
+        """(changed, open pull requests as number/sha/ref/author/head_repo/author_association, etag),
+        asked conditionally."""
         changed, data, etag = self.get_if_changed(f"/repos/{repo}/pulls", etag, {"state": "open", "per_page": 100})
         if not changed:
             return False, [], etag
@@ -316,6 +317,8 @@ class GitHubClient:
                 "sha": p["head"]["sha"],
                 "ref": p["head"]["ref"],
                 "author": (p.get("user") or {}).get("login"),
+                "head_repo": ((p["head"].get("repo") or {}).get("full_name")),
+                "author_association": p.get("author_association"),
             }
             for p in data
         ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from manager_pipeline.config import ManagerConfig
-from manager_pipeline.intake.webhooks import Delivery, touches_source
+from manager_pipeline.intake.webhooks import Delivery, pull_request_hold, touches_source
 
 
 class Poller(Protocol):
@@ -83,6 +83,8 @@ def poll(config: ManagerConfig, poller: Poller, state: PollState) -> list[Delive
                             branch=pull["ref"],
                             pr=pull["number"],
                             author=pull.get("author"),
+                            # A fork or an outsider waits for a maintainer's `/plan`, as over webhooks.
+                            hold=pull_request_hold(repo, pull.get("head_repo"), pull.get("author_association")),
                         )
                     )
     return deliveries

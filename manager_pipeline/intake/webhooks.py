@@ -156,14 +156,19 @@ def _login(value: Any) -> str | None:
     return login if isinstance(login, str) else None
 
 
-def _pull_request_hold(repo: str, payload: dict[str, Any], pull: dict[str, Any]) -> str | None:
-    """Why a pull request must wait for a maintainer's `/plan`, or None when its author may plan."""
+def head_repository(pull: dict[str, Any]) -> str | None:
+    """The repository a pull request's head lives in (GitHub's pull request object), if known."""
     head_repo = (pull.get("head") or {}).get("repo")
-    head_name = head_repo.get("full_name") if isinstance(head_repo, dict) else None
-    if not isinstance(head_name, str) or head_name.lower() != repo.lower():
-        origin = head_name if isinstance(head_name, str) else "a deleted or unknown repository"
+    name = head_repo.get("full_name") if isinstance(head_repo, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def pull_request_hold(repo: str, head_repo: str | None, association: Any) -> str | None:
+    """Why a pull request must wait for a maintainer's `/plan`, or None when its author may plan;
+    the same rule for a webhook and for polling."""
+    if head_repo is None or head_repo.lower() != repo.lower():
+        origin = head_repo or "a deleted or unknown repository"
         return f"from a fork ({origin}): waits for a maintainer's `{PLAN_COMMAND}` comment"
-    association = pull.get("author_association")
     if association not in TRUSTED_ASSOCIATIONS:
         return (
             f"its author ({association if isinstance(association, str) else 'unknown'}) has no write access: "
@@ -260,5 +265,5 @@ def _read_payload(config: ManagerConfig, event: str, delivery_id: str, payload: 
         pr=number,
         author=_login(pull.get("user")),
         dedupe_key=_key("pull_request", repo.lower(), number, sha, action),
-        hold=_pull_request_hold(repo, payload, pull),
+        hold=pull_request_hold(repo, head_repository(pull), pull.get("author_association")),
     )

@@ -228,9 +228,20 @@ def test_polling_picks_up_a_new_commit_once_and_unchanged_repos_cost_304s(github
     assert poll(config_, poller, state) == []
     unchanged = github_standin.requests()[before:]
     assert unchanged and all(r.get("status") == 304 for r in unchanged)
-    github_standin.update(name, pulls=[{"number": 5, "head_sha": third, "head_ref": "feature"}])
-    pulls = poll(config_, poller, state)
-    assert [(d.event, d.pr, d.sha) for d in pulls] == [("pull_request", 5, third)]
+    github_standin.update(
+        name,
+        pulls=[
+            {"number": 5, "head_sha": third, "head_ref": "feature"},
+            {"number": 6, "head_sha": third, "head_ref": "patch-1", "head_repo": "stranger/fork"},
+            {"number": 7, "head_sha": third, "head_ref": "typo", "author_association": "FIRST_TIME_CONTRIBUTOR"},
+        ],
+    )
+    pulls = {d.pr: d for d in poll(config_, poller, state)}
+    assert [(d.event, d.pr, d.sha) for d in pulls.values()] == [("pull_request", n, third) for n in (5, 6, 7)]
+    # Polling holds forks and outsiders for a maintainer's /plan, exactly as webhooks do.
+    assert pulls[5].hold is None
+    assert "from a fork (stranger/fork)" in pulls[6].hold
+    assert "FIRST_TIME_CONTRIBUTOR" in pulls[7].hold and "/plan" in pulls[7].hold
 
 
 def test_a_receiver_with_only_per_repository_secrets_takes_each_repositorys_own(tmp_path):
