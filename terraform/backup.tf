@@ -11,17 +11,23 @@ locals {
   # buckets) instead carry one tag naming this project and environment, only while the plan exists.
   backup_selection_tag  = { key = "BackupPlan", value = "${var.project_name}/${var.environment}" }
   backup_selection_tags = local.backup_enabled ? { (local.backup_selection_tag.key) = local.backup_selection_tag.value } : {}
+
+  # The region of the copy vault this partition's state holds, as the previous run left it: the
+  # manager reads it from the state (the vault's ARN) at init and sets it in an override file of
+  # the run's copy of the module, outside the source's inputs. Null: no copy vault in the state
+  # (or the module run by hand).
+  backup_copy_region_in_state = null
 }
 
-# The copy vault's region. Provider configurations cannot be conditional; without a copy this
-# one is the main region and nothing uses it.
-# KNOWN LIMITATION: a provider's configuration comes from the current inputs, also when Terraform
-# destroys. Dropping cross_region_copy (or the whole section) points this provider back at the
-# main region, where the copy vault is not found: it leaves the state and stays in its region.
-# Until the manager remembers the previous copy region, delete that vault by hand.
+# The copy vault's region. Provider configurations cannot be conditional, and Terraform destroys a
+# resource through its provider's current configuration: the region the state's copy vault is in
+# comes first, so a vault the inputs no longer ask for (cross_region_copy dropped or false, or no
+# backup section) is destroyed in its region, not looked for in the main region and left behind.
+# Without a copy vault in the state, the region the inputs name; without either, the main region,
+# and nothing uses it.
 provider "aws" {
   alias  = "backup_copy"
-  region = coalesce(local.backup_copy_region, var.region)
+  region = coalesce(local.backup_copy_region_in_state, local.backup_copy_region, var.region)
 
   default_tags {
     tags = local.tags
@@ -39,6 +45,15 @@ resource "aws_backup_vault" "backup_copy" {
   provider = aws.backup_copy
 
   name = "${local.name}-copy"
+
+  lifecycle {
+    # One provider configuration cannot destroy the vault in one region and create one in another:
+    # moving the copy takes two runs, and this plan is refused before anything changes.
+    precondition {
+      condition     = local.backup_copy_region_in_state == null || local.backup_copy_region_in_state == local.backup_copy_region
+      error_message = "backup.cross_region_copy moves the copy vault from ${coalesce(local.backup_copy_region_in_state, "-")} to ${coalesce(local.backup_copy_region, "-")}, which one run cannot do: set cross_region_copy to false and deploy (that removes the vault in ${coalesce(local.backup_copy_region_in_state, "-")}), then name ${coalesce(local.backup_copy_region, "-")}."
+    }
+  }
 }
 
 resource "aws_backup_plan" "backup" {

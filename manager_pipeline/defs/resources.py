@@ -30,7 +30,7 @@ from manager_pipeline.settings import AwsSettings, Settings
 from manager_pipeline.sources import LocalSource, VariablesDocument
 from manager_pipeline.terraform import TerraformRunner, Toolchain, ensure_toolchain
 from manager_pipeline.terraform.provider_server import provider_servers
-from manager_pipeline.terraform.workdir import TFVARS_FILE, prune_workdirs
+from manager_pipeline.terraform.workdir import TFVARS_FILE, copy_region_of, prune_workdirs
 
 
 class ManagerConfigResource(ConfigurableResource):
@@ -175,7 +175,10 @@ class TerraformResource(ConfigurableResource):
 
 def _one_region(working_dir: Path) -> bool:
     """Whether one shared provider process can serve the run: it holds one region, so a backup copy
-    to another region (an aliased provider in another region) needs Terraform's own processes."""
+    to another region (an aliased provider in another region) needs Terraform's own processes, also
+    when the copy vault is only in the state (the run destroys it in its region)."""
+    if copy_region_of(working_dir):
+        return False
     try:
         tfvars = json.loads((working_dir / TFVARS_FILE).read_text())
     except (OSError, ValueError):

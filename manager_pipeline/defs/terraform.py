@@ -31,7 +31,7 @@ from manager_pipeline.terraform import (
     state_key,
     summarize,
 )
-from manager_pipeline.terraform.workdir import TFVARS_FILE
+from manager_pipeline.terraform.workdir import TFVARS_FILE, read_previous_state
 
 
 @op(description="Prepare the run's working directory and initialise Terraform with its state backend.")
@@ -58,6 +58,8 @@ def init(
             backend,
             target.endpoint_url,
         )
+        # What the module takes from the state the previous run left (the backup copy vault's region).
+        read_previous_state(workdir.path, target.client("s3"), backend)
         with terraform.session(workdir.path, target) as (runner, toolchain):
             runner.init(workdir.backend_file)
     except ManagerError as exc:

@@ -10,12 +10,17 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from manager_pipeline.contract import DeployConfig
+from manager_pipeline.errors import ManagerError
 
 TFVARS_FILE = "manager.auto.tfvars.json"
 BACKEND_FILE = "backend.hcl"
 ENDPOINT_OVERRIDE_FILE = "zz_manager_endpoint_override.tf"
+STATE_OVERRIDE_FILE = "zz_manager_state_override.tf.json"
 PLAN_FILE = "plan.tfplan"
 
 # What a module copy leaves behind: local state and working files, and override files a
@@ -218,6 +223,88 @@ def endpoint_override(endpoint_url: str, aliases: tuple[str, ...] | list[str] = 
     if gaps:
         blocks.append(gaps)
     return "# Written by manager-pipeline: this run talks to an AWS stand-in, not to AWS.\n" + "\n".join(blocks)
+
+
+# What the module takes from its partition's state as the previous run left it (terraform/backup.tf):
+# the region of the backup copy vault. A provider's configuration comes from the current inputs,
+# also when Terraform destroys; without this, dropping the copy would point its provider at the
+# main region, where the vault is not found, and leave it behind in its own region.
+COPY_REGION_LOCAL = "backup_copy_region_in_state"
+_COPY_VAULT = ("managed", "aws_backup_vault", "backup_copy")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+
+
+def read_state(s3: Any, backend: BackendSettings) -> dict | None:
+    """The partition's state object (``s3``: a boto3 S3 client on the state's bucket); None before the first apply."""
+    where = f"s3://{backend.bucket}/{backend.key}"
+    try:
+        body = s3.get_object(Bucket=backend.bucket, Key=backend.key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise ManagerError(f"cannot read the state {where}: {exc}") from None
+    except BotoCoreError as exc:
+        raise ManagerError(f"cannot reach S3 for the state {where}: {exc}") from None
+    try:
+        state = json.loads(body)
+    except ValueError:
+        raise ManagerError(f"the state {where} is not JSON") from None
+    return state if isinstance(state, dict) else None
+
+
+def copy_region_in_state(state: dict | None) -> str | None:
+    """The region of the backup copy vault ``state`` holds (from its ARN), or None."""
+    for resource in (state or {}).get("resources") or []:
+        if resource.get("module") or (resource.get("mode"), resource.get("type"), resource.get("name")) != _COPY_VAULT:
+            continue
+        for instance in resource.get("instances") or []:
+            arn = str((instance.get("attributes") or {}).get("arn") or "")
+            region = arn.split(":")[3] if arn.count(":") >= 5 else ""
+            if not _REGION.fullmatch(region):
+                raise ManagerError(f"the state's backup copy vault has no region in its ARN ({arn!r})")
+            return region
+    return None
+
+
+def takes_previous_state(module_dir: Path) -> bool:
+    """Whether the module declares the local the state override sets (an override must name an existing one)."""
+    pattern = re.compile(rf"^\s*{COPY_REGION_LOCAL}\s*=", re.M)
+    return any(pattern.search(text) for text in _module_texts(module_dir))
+
+
+def write_state_override(target: Path, state: dict | None) -> str | None:
+    """Hand the module in ``target`` what it takes from the previous ``state`` (STATE_OVERRIDE_FILE):
+    the copy vault's region, which it returns. Nothing for a module that does not take it."""
+    if not takes_previous_state(target):
+        return None
+    region = copy_region_in_state(state)
+    override = {
+        "//": "Written by manager-pipeline at init: from this partition's state as the previous run left it.",
+        "locals": {COPY_REGION_LOCAL: region},
+    }
+    (target / STATE_OVERRIDE_FILE).write_text(json.dumps(override, indent=2) + "\n")
+    return region
+
+
+def read_previous_state(target: Path, s3: Any, backend: BackendSettings) -> str | None:
+    """At init: read the partition's state and hand the module in ``target`` what it takes from it;
+    the region of the backup copy vault the state holds, or None. A module that takes nothing from
+    it costs no read."""
+    if not takes_previous_state(target):
+        return None
+    return write_state_override(target, read_state(s3, backend))
+
+
+def copy_region_of(working_dir: Path) -> str | None:
+    """The copy vault region ``read_previous_state`` found for this working directory, or None. A run
+    whose copy provider is in another region than the main one needs Terraform's own provider
+    processes (one shared process serves one region), also when it only destroys the copy."""
+    try:
+        override = json.loads((working_dir / STATE_OVERRIDE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    region = (override.get("locals") or {}).get(COPY_REGION_LOCAL) if isinstance(override, dict) else None
+    return region if isinstance(region, str) else None
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,31 @@
+import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from manager_pipeline.contract import DeployConfig, InstanceSettings
+from manager_pipeline.errors import ManagerError
 from manager_pipeline.terraform.workdir import (
+    COPY_REGION_LOCAL,
     ENDPOINT_OVERRIDE_FILE,
+    STATE_OVERRIDE_FILE,
     TFVARS_FILE,
     BackendSettings,
+    copy_module,
+    copy_region_in_state,
+    copy_region_of,
     endpoint_override,
     module_digest,
     prepare_workdir,
     provider_aliases,
+    read_previous_state,
     state_key,
+    takes_previous_state,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 CONFIG = DeployConfig(
     source_name="web",
@@ -87,7 +97,7 @@ def test_manager_module_is_digestible():
 def test_stand_in_override_covers_every_aliased_provider_and_the_stand_ins_gaps(tmp_path, module):
     (module / "copy.tf").write_text(
         'provider "aws" {\n  alias  = "backup_copy"\n  region = "us-west-2"\n\n'
-        "  default_tags {\n    tags = { alias = \"not-an-alias\" }\n  }\n}\n\n"
+        '  default_tags {\n    tags = { alias = "not-an-alias" }\n  }\n}\n\n'
         'provider "aws" {\n  region = "us-east-1"\n}\n\n'
         'provider "google" {\n  alias = "other_cloud"\n}\n\n'
         'resource "aws_backup_selection" "by_tag" {\n  count = 1\n}\n\n'
@@ -139,3 +149,91 @@ def test_working_directories_live_under_a_root_only_the_manager_can_enter(tmp_pa
     path = resource.workdir_for("run-1")
     assert path.parent == tmp_path / "workdirs"
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def _copy_vault(arn: str, **where) -> dict:
+    return {
+        "mode": "managed",
+        "type": "aws_backup_vault",
+        "name": "backup_copy",
+        **where,
+        "instances": [{"index_key": 0, "attributes": {"arn": arn, "name": "web-staging-copy"}}],
+    }
+
+
+STATE = {
+    "version": 4,
+    "outputs": {"backup_copy_vault_arn": {"value": "arn:aws:backup:eu-west-1:1:backup-vault:stale-output"}},
+    "resources": [
+        {
+            "mode": "managed",
+            "type": "aws_backup_vault",
+            "name": "backup",
+            "instances": [{"attributes": {"arn": "arn:aws:backup:us-east-1:1:backup-vault:web-staging"}}],
+        },
+        _copy_vault("arn:aws:backup:us-west-2:1:backup-vault:other", module="module.other"),
+        _copy_vault("arn:aws:backup:us-west-2:123456789012:backup-vault:web-staging-copy"),
+    ],
+}
+
+
+class FakeS3:
+    def __init__(self, objects: dict[str, bytes]):
+        self.objects = objects
+
+    def get_object(self, Bucket, Key):
+        from botocore.exceptions import ClientError
+
+        if Key not in self.objects:
+            raise ClientError({"Error": {"Code": "NoSuchKey"}}, "GetObject")
+        return {"Body": io.BytesIO(self.objects[Key])}
+
+
+def test_copy_region_comes_from_the_state_s_own_copy_vault():
+    # The root module's aws_backup_vault.backup_copy, by its ARN: not an output, not another module's.
+    assert copy_region_in_state(STATE) == "us-west-2"
+    assert copy_region_in_state({"resources": STATE["resources"][:2]}) is None
+    assert copy_region_in_state({"version": 4, "resources": []}) is None and copy_region_in_state(None) is None
+    with pytest.raises(ManagerError, match="no region in its ARN"):
+        copy_region_in_state({"resources": [_copy_vault("not-an-arn")]})
+
+
+def test_init_hands_the_module_the_copy_region_of_the_previous_state(tmp_path):
+    module = REPO / "terraform"
+    assert takes_previous_state(module)
+    backend = BackendSettings(bucket="b", region="us-east-1", key=state_key("web", "staging"))
+    workdir = prepare_workdir(tmp_path / "run", module, CONFIG, backend, None)
+    assert not (workdir.path / STATE_OVERRIDE_FILE).exists() and copy_region_of(workdir.path) is None
+
+    s3 = FakeS3({backend.key: json.dumps(STATE).encode()})
+    assert read_previous_state(workdir.path, s3, backend) == "us-west-2"
+    override = json.loads((workdir.path / STATE_OVERRIDE_FILE).read_text())
+    assert override["locals"] == {COPY_REGION_LOCAL: "us-west-2"}
+    assert copy_region_of(workdir.path) == "us-west-2"
+    # Beside the inputs, not among them: the tfvars and their digest are the source's alone.
+    assert COPY_REGION_LOCAL not in (workdir.path / TFVARS_FILE).read_text()
+    assert workdir.variables_digest == CONFIG.digest and workdir.module_digest == module_digest(module)
+
+    # A partition's first run (no state object yet): the override says no copy vault.
+    assert read_previous_state(workdir.path, FakeS3({}), backend) is None
+    assert json.loads((workdir.path / STATE_OVERRIDE_FILE).read_text())["locals"] == {COPY_REGION_LOCAL: None}
+    assert copy_region_of(workdir.path) is None
+
+
+def test_no_state_override_for_a_module_without_the_local(tmp_path, module):
+    # An override of a local the module does not declare would fail the run.
+    assert not takes_previous_state(module)
+    backend = BackendSettings(bucket="b", region="us-east-1", key="k")
+    copy_module(tmp_path / "run", module, backend, None)
+    assert read_previous_state(tmp_path / "run", FakeS3({"k": json.dumps(STATE).encode()}), backend) is None
+    assert not (tmp_path / "run" / STATE_OVERRIDE_FILE).exists()
+
+
+def test_a_state_override_left_in_a_module_is_not_copied(tmp_path):
+    module = tmp_path / "module"
+    shutil.copytree(REPO / "terraform", module, ignore=shutil.ignore_patterns(".terraform*"))
+    digest = module_digest(module)
+    (module / STATE_OVERRIDE_FILE).write_text(json.dumps({"locals": {COPY_REGION_LOCAL: "eu-west-1"}}))
+    assert module_digest(module) == digest
+    copy_module(tmp_path / "run", module, BackendSettings(bucket="b", region="us-east-1", key="k"), None)
+    assert not (tmp_path / "run" / STATE_OVERRIDE_FILE).exists()
