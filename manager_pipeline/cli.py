@@ -407,12 +407,14 @@ def cmd_serve_webhooks(args: argparse.Namespace) -> int:
     settings = _settings()
     config = _config(settings)
     secret = os.environ.get("GITHUB_WEBHOOK_SECRET", "")
-    # Each source may have its own secret (`webhook_secret_env`); one of them is enough to start.
+    # Each source may have its own secret (`webhook_secret_env`), or take OIDC tokens only
+    # (`auth: oidc`); one of them is enough to start.
     own_secrets = [s.webhook_secret_env for s in config.sources.values() if s.webhook_secret_env]
-    if not secret and not any(os.environ.get(name) for name in own_secrets):
+    oidc_only = any(s.auth == "oidc" for s in config.sources.values())
+    if not secret and not oidc_only and not any(os.environ.get(name) for name in own_secrets):
         raise UsageError(
-            "GITHUB_WEBHOOK_SECRET is not set and no source's `webhook_secret_env` names a set variable; "
-            "the receiver refuses to start without a secret"
+            "GITHUB_WEBHOOK_SECRET is not set and no source's `webhook_secret_env` names a set variable "
+            "(nor has a source `auth: oidc`); the receiver refuses to start without a secret"
         )
     prepare_home(settings)
     watcher = ConfigWatcher(settings.config_path)
@@ -421,6 +423,7 @@ def cmd_serve_webhooks(args: argparse.Namespace) -> int:
 
     def ready(host: str, port: int) -> None:
         print(f"receiving GitHub deliveries on http://{host}:{port}{PATH} (health: /healthz)", flush=True)
+        print(f"OIDC tokens: issuer {app.oidc.issuer}, audience {app.oidc.audience}", flush=True)
 
     serve(app, args.host, args.port, ready, deadline_s=args.request_timeout, max_connections=args.max_connections)
     return EXIT_OK

@@ -34,6 +34,7 @@ _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9_.-]+$")
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([hd])$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 _APPROVER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9_.-]+)?$")
+AUTH_MODES = ("any", "oidc")
 _NAME_RULE = "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit"
 
 
@@ -67,6 +68,8 @@ class SourceSpec:
     default_branch: str = "main"
     # The environment variable holding this source's webhook secret (never the secret itself).
     webhook_secret_env: str | None = None
+    # How its deliveries authenticate: `any` (an OIDC token or an HMAC signature) or `oidc` (a token only).
+    auth: str = "any"
 
     @property
     def location(self) -> str:
@@ -293,6 +296,16 @@ class SourceFile(_FileModel):
             "deliveries for the repository verify with it (or with GITHUB_WEBHOOK_SECRET, the organisation's hook)"
         ),
     )
+    auth: Annotated[
+        str, _rule(lambda v: v in AUTH_MODES, lambda v: f"expected one of {', '.join(AUTH_MODES)}, got {v!r}")
+    ] = Field(
+        "any",
+        json_schema_extra={"enum": list(AUTH_MODES)},
+        description=(
+            "how deliveries for the repository authenticate: `any` (a GitHub Actions OIDC token, or an HMAC "
+            "signature) or `oidc` (a token only: signatures, even GITHUB_WEBHOOK_SECRET's, are refused)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_location(self) -> SourceFile:
@@ -314,6 +327,7 @@ class SourceFile(_FileModel):
             repo=self.repo,
             default_branch=self.default_branch,
             webhook_secret_env=self.webhook_secret_env,
+            auth=self.auth,
         )
 
 

@@ -4,7 +4,10 @@
 maintainer's ``/plan``) and ``ping`` deliveries. A delivery must be signed with the secret of the
 repository it names (the environment variable its source's ``webhook_secret_env`` names) or with
 ``GITHUB_WEBHOOK_SECRET``, the organisation's or GitHub App's hook secret that GitHub signs with;
-a secret of one repository never signs for another. ``GET /healthz`` says it is up (and whether manager.yaml
+a secret of one repository never signs for another. Instead of a signature, a source's workflow
+may send ``Authorization: Bearer <GitHub Actions OIDC token>`` (intake/oidc.py): the token must be
+for the repository, event, branch and commit the body names; a source with ``auth: oidc`` takes
+tokens only. ``GET /healthz`` says it is up (and whether manager.yaml
 is). It is a Starlette app served by uvicorn (both come with dagster-webserver): uvicorn bounds
 connections and idle keep-alives, h11 refuses malformed framing, and the body is read here
 under a size cap and a deadline before anything else looks at it.
@@ -34,8 +37,10 @@ from starlette.routing import Route
 from manager_pipeline.config import ManagerConfig, load_config
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.intake.inbox import Inbox
+from manager_pipeline.intake.oidc import IssuerUnavailable, OidcVerifier, bearer_token, pin_claims
 from manager_pipeline.intake.webhooks import (
     MAX_BODY_BYTES,
+    Delivery,
     Refused,
     claimed_repository,
     read_delivery,
@@ -98,13 +103,16 @@ class WebhookApp:
         inbox: Inbox,
         environ: Mapping[str, str] | None = None,
         announce: Callable[[int, Delivery], None] | None = None,
+        oidc: OidcVerifier | None = None,
     ):
         self._environ = os.environ if environ is None else environ
         if not secret and not self._any_source_secret(config):
             raise ManagerError(
-                "GITHUB_WEBHOOK_SECRET is not set and no source names a set `webhook_secret_env`: "
+                "GITHUB_WEBHOOK_SECRET is not set and no source names a set `webhook_secret_env` or `auth: oidc`: "
                 "the receiver will not accept unsigned deliveries"
             )
+        # GitHub Actions OIDC tokens (MANAGER_OIDC_ISSUER, MANAGER_OIDC_AUDIENCE); keys fetched on first use.
+        self.oidc = oidc if oidc is not None else OidcVerifier.from_environ(self._environ)
         self._secret = secret.encode()
         self.config = config
         self.inbox = inbox
@@ -117,7 +125,33 @@ class WebhookApp:
             specs = config.current().sources.values()
         except ConfigUnavailable:
             return False
-        return any(s.webhook_secret_env and self._environ.get(s.webhook_secret_env) for s in specs)
+        return any(
+            s.auth == "oidc" or (s.webhook_secret_env and self._environ.get(s.webhook_secret_env)) for s in specs
+        )
+
+    def authenticate(self, headers: Mapping[str, str], event: str, body: bytes) -> str:
+        """How the delivery proved where it comes from ("oidc" or "hmac"); Refused if it did not.
+
+        A bearer token, when sent, decides (it is preferred, and a token that fails is never
+        overridden by a signature); otherwise the HMAC signature, unless a source of the
+        repository takes tokens only."""
+        repo = claimed_repository(body)
+        oidc_only = repo is not None and any(s.auth == "oidc" for s in sources_for(self.config.current(), repo))
+        authorization = headers.get("Authorization")
+        if authorization is not None:
+            claims = self.oidc.verify(bearer_token(authorization))
+            pin_claims(claims, event, body)
+            return "oidc"
+        if oidc_only:
+            raise Refused(
+                401,
+                f"deliveries for {repo} must carry a GitHub Actions OIDC token (`auth: oidc` in manager.yaml): send "
+                f"`Authorization: Bearer <token>` requested with audience {self.oidc.audience!r}; signatures are not "
+                "accepted for it",
+            )
+        # The repository the body names decides which secrets may have signed it.
+        verify_signature(self.secrets_for(repo), body, headers.get("X-Hub-Signature-256"))
+        return "hmac"
 
     def secrets_for(self, repo: str | None) -> list[bytes]:
         """The secrets that may sign a delivery naming ``repo``: the organisation's or App's hook
@@ -147,8 +181,7 @@ class WebhookApp:
         try:
             if len(delivery_id) > 100 or not delivery_id.isascii():
                 raise Refused(400, "X-GitHub-Delivery must be at most 100 ASCII characters")
-            # The repository the body names decides which secrets may have signed it.
-            verify_signature(self.secrets_for(claimed_repository(body)), body, headers.get("X-Hub-Signature-256"))
+            via = self.authenticate(headers, event, body)
             if not delivery_id:
                 raise Refused(400, "missing X-GitHub-Delivery")
             delivery = read_delivery(self.config.current(), event, delivery_id, body)
@@ -168,6 +201,9 @@ class WebhookApp:
         except ConfigUnavailable as exc:
             log.error("delivery %s (%s) not taken: %s", shown, event[:40] or "-", exc)
             return 503, {"error": "the manager's configuration is broken; redeliver once it is fixed"}
+        except IssuerUnavailable as exc:
+            log.error("delivery %s (%s) not taken: %s", shown, event[:40] or "-", exc)
+            return 503, {"error": "the manager cannot fetch the OIDC issuer's keys right now; redeliver later"}
         except (SQLAlchemyError, OSError) as exc:
             log.error("delivery %s (%s) not taken: the inbox cannot be written (%s)", shown, event, type(exc).__name__)
             return 503, {"error": "the manager cannot store deliveries right now; redeliver later"}
@@ -182,7 +218,13 @@ class WebhookApp:
             log.info("delivery %s (%s %s#%s): waiting, %s", shown, event, delivery.repo, delivery.pr, delivery.hold)
             return 202, {"status": "waiting", "inbox_id": row_id, "reason": f"pull request {delivery.hold}"}
         log.info(
-            "delivery %s (%s %s): queued as %s for %s", shown, event, delivery.repo, row_id, ",".join(delivery.sources)
+            "delivery %s (%s %s, %s): queued as %s for %s",
+            shown,
+            event,
+            delivery.repo,
+            via,
+            row_id,
+            ",".join(delivery.sources),
         )
         if self.announce is not None:
             self.announce(row_id, delivery)

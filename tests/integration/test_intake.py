@@ -55,7 +55,8 @@ class Receiver:
 
 @pytest.fixture
 def receiver(tmp_path, request):
-    """The receiver process; ``@pytest.mark.parametrize("receiver", [[args]], indirect=True)`` adds flags."""
+    """The receiver process; ``@pytest.mark.parametrize("receiver", [[args]], indirect=True)`` adds flags;
+    a test that also uses ``oidc_issuer`` gets a receiver trusting it."""
     extra = list(getattr(request, "param", []))
     (tmp_path / "manager.yaml").write_text(INTAKE_CONFIG)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MANAGER_", "DAGSTER_", "GITHUB_"))} | {
@@ -64,6 +65,8 @@ def receiver(tmp_path, request):
         "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "PYTHONPATH": str(REPO),
     }
+    if "oidc_issuer" in request.fixturenames:
+        env["MANAGER_OIDC_ISSUER"] = request.getfixturevalue("oidc_issuer").url
     port = free_port()
     log = tmp_path / "receiver.log"
     with open(log, "wb") as out:
@@ -194,6 +197,101 @@ def test_the_source_side_workflow_posts_a_signed_event_the_receiver_takes(receiv
     env["GITHUB_RUN_ID"] = "4712"
     refused = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "refused the event (401)" in refused.stderr
+
+
+class OidcIssuer:
+    """A stand-in for GitHub's OIDC issuer: its JWKS, and the runner's token request endpoint
+    (``ACTIONS_ID_TOKEN_REQUEST_URL``), minting RS256 tokens with ``claims`` for the audience asked."""
+
+    request_token = "runner-request-token"
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = {**jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "gh-1", "use": "sig"}
+        self.claims: dict = {}
+        self.audiences: list[str] = []
+        self.jwks_fetches = 0
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def answer(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                from urllib.parse import parse_qs, urlsplit
+
+                url = urlsplit(self.path)
+                if url.path == "/.well-known/jwks":
+                    issuer.jwks_fetches += 1
+                    return self.answer(200, {"keys": [jwk]})
+                if url.path != "/token" or self.headers.get("Authorization") != f"bearer {issuer.request_token}":
+                    return self.answer(401, {"message": "Unauthorized"})
+                audience = parse_qs(url.query)["audience"][0]
+                issuer.audiences.append(audience)
+                now = int(time.time())
+                claims = {"iss": issuer.url, "aud": audience, "iat": now, "nbf": now, "exp": now + 300,
+                          **issuer.claims}
+                self.answer(200, {"value": jwt.encode(claims, key, algorithm="RS256", headers={"kid": "gh-1"})})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+
+@pytest.fixture
+def oidc_issuer():
+    issuer = OidcIssuer()
+    yield issuer
+    issuer.server.shutdown()
+    issuer.server.server_close()
+
+
+def test_the_source_side_workflow_sends_an_oidc_token_and_needs_no_secret(oidc_issuer, receiver, tmp_path):
+    script = yaml.safe_load((REPO / "examples/source_monorepo/.github/workflows/infra-dispatch.yml").read_text())[
+        "jobs"
+    ]["dispatch"]["steps"][0]["run"]
+    sha = "7" * 40
+    event = tmp_path / "event.json"
+    event.write_bytes(push_payload(sha=sha))
+    env = {
+        "PATH": os.environ["PATH"],
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_RUN_ID": "5001",
+        "GITHUB_RUN_ATTEMPT": "1",
+        "ACTIONS_ID_TOKEN_REQUEST_URL": f"{oidc_issuer.url}/token?api-version=2.0",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": oidc_issuer.request_token,
+        "MANAGER_WEBHOOK_URL": f"{receiver.url}/webhooks/github",
+    }
+    oidc_issuer.claims = {"repository": "acme/web", "event_name": "push", "ref": "refs/heads/main", "sha": sha}
+    done = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "manager answered 202" in done.stdout and oidc_issuer.audiences == ["manager-pipeline"]
+    assert receiver.inbox.after(0, 10)[0].delivery.delivery_id == "actions-5001-1"
+    # A token of another repository's workflow vouches for nothing here.
+    oidc_issuer.claims["repository"] = "acme/other"
+    env["GITHUB_RUN_ID"] = "5002"
+    refused = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "refused the event (401)" in refused.stderr
+    assert "token is for repository 'acme/other'" in refused.stderr
+    assert receiver.inbox.states() == {"received": 1}
+    assert oidc_issuer.jwks_fetches == 1  # cached between deliveries
+    assert "(push acme/web, oidc): queued" in receiver.log.read_text()
 
 
 # --- polling ------------------------------------------------------------------------------
