@@ -128,6 +128,33 @@ def secret_fields(data: dict[str, Any]) -> list[tuple[Path, str]]:
     return [(path, value) for path, field, value in walk(SCHEMA, data) if SECRET in field and isinstance(value, str)]
 
 
+def _strings(data: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
+    """(path, value) of every string anywhere in ``data``, free-form sections included."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _strings(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _strings(value, (*path, index))
+    elif isinstance(data, str):
+        yield path, data
+
+
+def copied_secret_problems(data: dict[str, Any], report: Report) -> None:
+    """A secret's value copied into another field (a tag, `custom`): that field reaches Terraform, its
+    state and, for a tag, every resource's tags, where nothing masks it."""
+    secrets = [(path, value) for path, value in secret_fields(data) if len(value) >= 8]
+    for path, text in _strings(data):
+        for secret_path, secret in secrets:
+            if path != secret_path and secret in text:
+                report(
+                    path,
+                    f"holds the value of {'.'.join(map(str, secret_path))}, a secret: it would reach Terraform, its "
+                    "state and the resources; remove it (the manager uses the secret where it belongs)",
+                    False,
+                )
+
+
 def _get(data: dict[str, Any], section: str) -> dict[str, Any] | None:
     value = data.get(section)
     return value if isinstance(value, dict) else None

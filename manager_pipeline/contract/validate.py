@@ -195,6 +195,7 @@ def check_document(document: YamlDocument, known_environments: Iterable[str] = (
     declared = list(data["environments"]) if isinstance(data.get("environments"), dict) else []
     rules.spelling_problems(data, out.add, lambda path: out.line_of(path))
     rules.cross_field_problems(data, declared, out.add)
+    rules.copied_secret_problems(data, out.add)
     out.raise_if_any()
     return data
 

@@ -122,8 +122,8 @@ def test_a_secret_registered_at_run_time_reaches_no_request_report_metadata_or_e
     manager, github_standin, github_source, tmp_path
 ):
     """Issue 10 #13: the source's Slack webhook is known only once the run has read it (no environment
-    variable names it); a Terraform error quoting it must leave no trace of it anywhere."""
-    from manager_pipeline.config import load_config
+    variable names it). A file that copies it into a tag is refused at that tag, so it never reaches
+    Terraform; the refusal leaves no trace of it anywhere."""
     from manager_pipeline.feedback.redact import forget_registered_secrets
 
     secret = f"https://127.0.0.1:9/services/T0/B0/{hashlib.sha1(github_source['name'].encode()).hexdigest()}"
@@ -137,12 +137,6 @@ def test_a_secret_registered_at_run_time_reaches_no_request_report_metadata_or_e
         branches={"main": sha},
         pulls=[{"number": 9, "head_sha": sha}],
     )
-    # A module whose plan fails with an error that quotes the tags (so the webhook, by mistake in a tag).
-    module = load_config(manager.settings().config_path).terraform_dir
-    (module / "quote_tags.tf").write_text(
-        'resource "terraform_data" "quote" {\n  lifecycle {\n    precondition {\n      condition     = length(var.tags) == 0\n'
-        '      error_message = "tags are ${jsonencode(var.tags)}"\n    }\n  }\n}\n'
-    )
     forget_registered_secrets()
     try:
         failed = run_partition(manager, "app", "staging", sha=sha, pr=9)
@@ -155,9 +149,9 @@ def test_a_secret_registered_at_run_time_reaches_no_request_report_metadata_or_e
         return secret in text or any(tail[i : i + 12] in text for i in range(len(tail) - 11))
 
     state = github_standin.state(github_source["name"])
-    assert state["statuses"][-1]["state"] == "failure" and "Failed at plan" in state["statuses"][-1]["description"]
+    assert state["statuses"][-1]["state"] == "failure" and "Failed at validate" in state["statuses"][-1]["description"]
     notes = [c["body"] for c in state["issue_comments"] if c["issue"] == 9 and "notify" in c["body"]]
-    assert len(notes) == 1 and "tags are" in notes[0] and "***" in notes[0]
+    assert len(notes) == 1 and "tags.Hook: holds the value of notifications.slack_webhook" in notes[0]
     requests = github_standin.requests()
     assert not any(leaked(json.dumps(request)) for request in requests)
 
@@ -165,6 +159,6 @@ def test_a_secret_registered_at_run_time_reaches_no_request_report_metadata_or_e
     assert reports and not any(leaked(path.read_text()) for path in reports)
     instance = open_instance(manager.settings())
     records = instance.all_logs(failed.run_id)
-    assert any("tags are" in repr(record) for record in records)  # the failure is in the event log, masked
+    assert any("holds the value of" in repr(record) for record in records)  # the refusal is in the event log
     assert not any(leaked(repr(record)) for record in records)
     assert not leaked(json.dumps(failed.dagster_run.tags))

@@ -84,6 +84,24 @@ def test_the_slack_webhook_never_reaches_terraform_and_is_kept_for_the_manager()
     assert "hooks.slack.com" not in repr(config)
 
 
+@pytest.mark.parametrize(
+    "copy",
+    [
+        "tags:\n  Hook: https://hooks.slack.com/services/YOUR/WEBHOOK/URL\n",
+        "custom:\n  alerts: {url: 'see https://hooks.slack.com/services/YOUR/WEBHOOK/URL'}\n",
+    ],
+    ids=["in-a-tag", "in-custom"],
+)
+def test_a_secret_copied_into_another_field_is_refused_at_that_field_without_its_value(copy):
+    section = copy.split(":", 1)[0]
+    text = UPSTREAM_EXTENDED.replace(f"{section}:\n", copy, 1) if f"\n{section}:\n" in UPSTREAM_EXTENDED else UPSTREAM_EXTENDED + copy
+    with pytest.raises(ContractError) as refused:
+        load_variables(text, ENVS)
+    message = str(refused.value)
+    assert "holds the value of notifications.slack_webhook, a secret" in message
+    assert f"{section}." in message and "hooks.slack.com" not in message
+
+
 def test_validate_warns_about_a_secret_in_the_file_at_its_line():
     document = parse_variables(UPSTREAM_EXTENDED)
     data = load_variables(UPSTREAM_EXTENDED, ENVS)
