@@ -8,6 +8,7 @@ as a whole (``_clean``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from manager_pipeline.feedback.comments import COMMENT_LIMIT, MAX_PARTS, fit_plan, split_comment
 from manager_pipeline.feedback.outbox import FeedbackItem
@@ -95,18 +96,22 @@ def _description(outcome: Outcome) -> str:
     return f"Plan {plan.plan_id}: {summary}" if plan else "Planned"
 
 
-def plan_comment(
-    repo: str,
-    pr: int | None,
-    sha: str,
-    outcome: Outcome,
-    run_id: str,
-    run_url: str,
-    extra_secrets: Sequence[str] = (),
-) -> FeedbackItem:
+@dataclass(frozen=True)
+class Target:
+    """Where a run's comments go: the repository, its pull request (if any) and commit, and the run."""
+
+    repo: str
+    pr: int | None
+    sha: str
+    run_id: str
+    run_url: str
+
+
+def plan_comment(target: Target, outcome: Outcome, extra_secrets: Sequence[str] = ()) -> FeedbackItem:
     """The sticky plan comment of this pull request and environment (split into parts if long).
 
     Redacted before each cut: the plan before it is shortened, the body before it is split."""
+    repo, pr, sha, run_id, run_url = target.repo, target.pr, target.sha, target.run_id, target.run_url
     event = outcome.event
     key = f"plan:{event.source}:{event.environment}"
     secrets = _secrets(extra_secrets)
@@ -121,15 +126,9 @@ def plan_comment(
     return _clean(FeedbackItem(repo, "comment", {"pr": pr, "sha": sha, "key": key, "parts": parts}), extra_secrets)
 
 
-def notification(
-    repo: str,
-    pr: int | None,
-    sha: str,
-    outcome: Outcome,
-    run_id: str,
-    run_url: str,
-    extra_secrets: Sequence[str] = (),
-) -> FeedbackItem:
+def notification(target: Target, outcome: Outcome, extra_secrets: Sequence[str] = ()) -> FeedbackItem:
+    """The success or failure note of a run, once per run and outcome (its marker)."""
+    repo, pr, sha, run_id, run_url = target.repo, target.pr, target.sha, target.run_id, target.run_url
     event = outcome.event
     secrets = _secrets(extra_secrets)
     marker = f"<!-- manager-pipeline:notify:{run_id}:{outcome.status.value} -->"
@@ -175,7 +174,7 @@ def items_for(
     ]
     if outcome.plan is not None:
         # Posted on the pull request of the event, or on those of the commit (none: nothing).
-        items.append(plan_comment(repo, pr, sha, outcome, run_id, run_url, notify.secrets))
+        items.append(plan_comment(Target(repo, pr, sha, run_id, run_url), outcome, notify.secrets))
     if notify.wants(outcome):
-        items.append(notification(repo, pr, sha, outcome, run_id, run_url, notify.secrets))
+        items.append(notification(Target(repo, pr, sha, run_id, run_url), outcome, notify.secrets))
     return [_clean(item, notify.secrets) for item in items]

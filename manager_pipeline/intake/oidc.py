@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import jwt
 
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.intake.webhooks import Refused
+from manager_pipeline.intake.webhooks import Refused, json_object
 
 log = logging.getLogger("manager_pipeline.webhooks")
 
@@ -197,16 +197,6 @@ def bearer_token(authorization: str) -> str:
     return token
 
 
-def _payload(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise Refused(400, "body is not JSON (or nests too deep)") from None
-    if not isinstance(payload, dict):
-        raise Refused(400, "body is not a JSON object")
-    return payload
-
-
 def pin_claims(claims: Mapping[str, Any], event: str, body: bytes) -> None:
     """The body may say only what the token vouches for: its repository, event, branch and commit."""
     if event not in TOKEN_EVENTS:
@@ -215,7 +205,7 @@ def pin_claims(claims: Mapping[str, Any], event: str, body: bytes) -> None:
             f"an OIDC token vouches for push and pull_request deliveries only; sign {event[:40]!r} ones with the "
             "HMAC secret",
         )
-    payload = _payload(body)
+    payload = json_object(body)
     repository = payload.get("repository")
     repo = repository.get("full_name") if isinstance(repository, dict) else None
     claimed = claims.get("repository")

@@ -130,16 +130,22 @@ def _number(value: Any) -> int:
     return value
 
 
-def read_delivery(config: ManagerConfig, event: str, delivery_id: str, body: bytes) -> Delivery | None:
-    """The delivery, None for a ping or a delivery that asks for nothing; Refused if not acceptable."""
-    if event not in SUPPORTED_EVENTS:
-        raise Refused(400, f"event type {event[:40]!r} is not handled (push, pull_request and ping are)")
+def json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object; Refused (400) with what is wrong with it otherwise."""
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise Refused(400, "body is not JSON (or nests too deep)") from None
     if not isinstance(payload, dict):
         raise Refused(400, "body is not a JSON object")
+    return payload
+
+
+def read_delivery(config: ManagerConfig, event: str, delivery_id: str, body: bytes) -> Delivery | None:
+    """The delivery, None for a ping or a delivery that asks for nothing; Refused if not acceptable."""
+    if event not in SUPPORTED_EVENTS:
+        raise Refused(400, f"event type {event[:40]!r} is not handled (push, pull_request and ping are)")
+    payload = json_object(body)
     try:
         return _read_payload(config, event, delivery_id, payload)
     except (AttributeError, TypeError, ValueError):
