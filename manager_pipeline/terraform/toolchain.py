@@ -154,6 +154,10 @@ def _cli_config(mirror: Path | None) -> str:
         '    exclude = ["registry.terraform.io/hashicorp/*"]\n'
         "  }\n"
         "}\n"
+        # The cache is seeded from our own mirror (seed_plugin_cache) and a module copy carries no lock
+        # file: without this, every init installs the provider into the cache again, and parallel
+        # inits doing so at once fail ("failed to create directory ...: file exists").
+        "plugin_cache_may_break_dependency_lock_file = true\n"
     )
 
 
@@ -183,6 +187,31 @@ def terraform_version(terraform: Path) -> str:
         ) from None
 
 
+def seed_plugin_cache(mirror: Path, plugin_cache: Path) -> None:
+    """Put the mirror's providers in the plugin cache once (hard links, same unpacked layout), before
+    any init needs them: Terraform inits that find an entry missing create it together and one of
+    them fails ("failed to create directory ...: file exists"), which parallel runs and backfills hit."""
+    wanted = [
+        path
+        for path in mirror.rglob("*")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(mirror).parts)
+    ]
+    if all((plugin_cache / path.relative_to(mirror)).exists() for path in wanted):
+        return
+    with _locked(plugin_cache):
+        for path in wanted:
+            target = plugin_cache / path.relative_to(mirror)
+            if target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = target.with_name(f".{target.name}.{os.getpid()}")
+            try:
+                os.link(path, staging)
+            except OSError:
+                shutil.copy2(path, staging)
+            staging.replace(target)
+
+
 def ensure_toolchain(
     tools_dir: Path, terraform_bin: Path | None = None, providers: ProviderSource = "mirror"
 ) -> Toolchain:
@@ -200,6 +229,8 @@ def ensure_toolchain(
         tmp.replace(config_path)
     plugin_cache = tools_dir / "plugin-cache"
     plugin_cache.mkdir(exist_ok=True)
+    if mirror is not None:
+        seed_plugin_cache(mirror, plugin_cache)
     return Toolchain(
         terraform=terraform,
         cli_config=config_path,

@@ -1,6 +1,7 @@
 """The python-terraform driver's traps, seen from the command it runs (a recording stand-in)."""
 
 import json
+import os
 import stat
 
 import pytest
@@ -67,3 +68,32 @@ def test_plan_without_changes_and_failures(tmp_path, fake_terraform):
     locked = TerraformRunner(tmp_path, fake_terraform, {"PATH": "/usr/bin:/bin", "FAKE_LOCKED": "1"})
     with pytest.raises(TerraformError, match="the state is locked by another run"):
         locked.apply(tmp_path / "p")
+
+
+def test_parallel_inits_on_a_new_toolchain_all_install_the_provider(tmp_path):
+    """Backfills init many partitions at once: none may fail on the shared plugin cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from manager_pipeline.terraform import ensure_toolchain
+
+    toolchain = ensure_toolchain(tmp_path / "tools")
+    module = (
+        'terraform {\n  backend "local" {}\n  required_providers {\n'
+        '    aws = { source = "hashicorp/aws", version = "3.39.0" }\n  }\n}\n'
+    )
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)} | toolchain.env()
+
+    def init(index: int) -> str | None:
+        workdir = tmp_path / f"w{index}"
+        workdir.mkdir()
+        (workdir / "main.tf").write_text(module)
+        (workdir / "backend.hcl").write_text("")
+        try:
+            TerraformRunner(workdir, toolchain.terraform, env).init(workdir / "backend.hcl")
+        except TerraformError as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(12) as pool:
+        failures = [failure for failure in pool.map(init, range(24)) if failure]
+    assert failures == []

@@ -237,3 +237,21 @@ def test_a_state_override_left_in_a_module_is_not_copied(tmp_path):
     assert module_digest(module) == digest
     copy_module(tmp_path / "run", module, BackendSettings(bucket="b", region="us-east-1", key="k"), None)
     assert not (tmp_path / "run" / STATE_OVERRIDE_FILE).exists()
+
+
+def test_the_plugin_cache_is_seeded_from_the_mirror_once_so_parallel_inits_never_create_it(tmp_path):
+    from manager_pipeline.terraform.toolchain import seed_plugin_cache
+
+    mirror, cache = tmp_path / "providers", tmp_path / "plugin-cache"
+    binary = mirror / "registry.terraform.io" / "hashicorp" / "aws" / "3.39.0" / "linux_amd64" / "terraform-provider-aws"
+    binary.parent.mkdir(parents=True)
+    binary.write_bytes(b"\x7fELF provider")
+    (mirror / ".lock").write_text("")
+    (mirror / ".unpack-x").mkdir()
+    (mirror / ".unpack-x" / "half").write_text("left by a killed unpack")
+    seed_plugin_cache(mirror, cache)
+    seeded = cache / binary.relative_to(mirror)
+    assert seeded.read_bytes() == binary.read_bytes() and seeded.stat().st_ino == binary.stat().st_ino
+    assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == [".lock", "terraform-provider-aws"]
+    seed_plugin_cache(mirror, cache)  # a second call finds it there and changes nothing
+    assert seeded.stat().st_ino == binary.stat().st_ino
