@@ -1,0 +1,205 @@
+"""A plan-only backfill of N staging partitions under `dagster-daemon`, against N bare Terraform plans.
+
+Sets up a manager with N sources (local git repositories with the example variables, as
+tests/support.py makes them), the AWS stand-in (moto) and `dagster-daemon run`. Once the daemon
+has loaded the code location and idled a few seconds (its resident memory is sampled then), it
+launches `dagster job backfill -j deploy --partitions staging|s000,... --tags
+{"manager/plan-only": "true"}` (as tests/integration/test_daemon.py does) and times from the
+launch to the end of the last run (run records' end_time). While the runs go, /proc is sampled
+for the peak resident set of each run's process (a `multiprocessing` spawned interpreter the code
+server starts per run) alone and with what runs below it (Terraform, the provider, log tails).
+
+The daemon is then stopped and the same N bare `terraform init && terraform plan` (same module,
+inputs, backend, state keys and endpoint; fresh working directories) run with a parallelism equal
+to the instance's max_concurrent_runs (or the core count: --bare-parallelism cores). Prints both
+times and the ratio (goal: <= 1.3x).
+
+    .venv/bin/python bench/backfill.py [--partitions 50] [--bare-parallelism runs|cores|N] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from harness import (
+    BIN,
+    REPO,
+    Bare,
+    Services,
+    TreeSampler,
+    median,
+    mib,
+    start_daemon,
+    start_moto,
+    table,
+    toolchain,
+    tree_rss,
+    wait_for_sensor_tick,
+)
+
+from manager_pipeline.config import load_config
+from manager_pipeline.defs.partitions import sync_source_partitions
+from manager_pipeline.instance import open_instance
+from tests.support import EXAMPLE_VARIABLES, build_manager, make_source_repo, wait_until
+
+TERMINAL = ("SUCCESS", "FAILURE", "CANCELED")
+
+
+def is_run_worker(command: str) -> bool:
+    """A run's own process: the code server starts each run in a `multiprocessing` spawned interpreter."""
+    return "spawn_main" in command and "--multiprocessing-fork" in command
+
+
+def idle_memory(daemon_pid: int, seconds: float) -> tuple[int, list[tuple[str, int]]]:
+    """The peak over ``seconds`` of the daemon's resident memory with its children (code server)."""
+    peak, processes = 0, []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        tree = tree_rss(daemon_pid)
+        total = sum(rss for _, _, rss in tree)
+        if total > peak:
+            peak, processes = total, [(command, rss) for _, command, rss in tree]
+        time.sleep(0.25)
+    return peak, processes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--partitions", type=int, default=50, help="sources (staging partitions) in the backfill")
+    parser.add_argument(
+        "--bare-parallelism",
+        default="runs",
+        help="bare plans at once: `runs` (the instance's max_concurrent_runs), `cores` (os.cpu_count()) or a number",
+    )
+    parser.add_argument("--idle-seconds", type=float, default=5, help="how long the idle daemon's memory is sampled")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the backfill's runs")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs) and print it")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="mp-backfill-"))
+    services = Services(work / "logs")
+    try:
+        measure(args, work, services)
+    finally:
+        services.stop_all()
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, work: Path, services: Services) -> None:
+    from dagster import RunsFilter
+
+    tools_dir, tools = toolchain()
+    endpoint = start_moto(services)
+    variables = EXAMPLE_VARIABLES.read_text()
+    template = make_source_repo(work / "template", variables)
+    names = [f"s{index:03d}" for index in range(args.partitions)]
+    sources = {name: Path(shutil.copytree(template, work / "sources" / name, symlinks=True)) for name in names}
+    # Every run stops after its plan (the backfill's tag says so; nothing auto-applies either).
+    manager = build_manager(work / "manager", endpoint, tools_dir, sources, staging_auto_apply=False)
+    settings = manager.settings()
+    instance = open_instance(settings)
+    sync_source_partitions(instance, load_config(settings.config_path))
+    limit = instance.run_coordinator.get_run_queue_config().max_concurrent_runs
+    cores = os.cpu_count() or 1
+    parallelism = {"runs": limit, "cores": cores}.get(args.bare_parallelism) or int(args.bare_parallelism)
+
+    daemon = start_daemon(services, manager)
+    log = services.log("dagster-daemon")
+    wait_for_sensor_tick(manager, "watch_local_sources", 180, log)
+    idle_peak, idle_processes = idle_memory(daemon.pid, args.idle_seconds)
+
+    partitions = ",".join(f"staging|{name}" for name in names)
+    argv = [
+        str(BIN / "dagster"),
+        "job",
+        "backfill",
+        "-w",
+        str(manager.root / "workspace.yaml"),
+        "-j",
+        "deploy",
+        "--partitions",
+        partitions,
+        "--noprompt",
+        "--tags",
+        json.dumps({"manager/plan-only": "true"}),
+    ]
+    with TreeSampler(daemon.pid, is_run_worker) as sampler:
+        launched = time.time()
+        done = subprocess.run(argv, cwd=manager.root, env=manager.env, capture_output=True, text=True, timeout=600)
+        submitted = time.time()
+        assert done.returncode == 0, done.stdout + done.stderr
+        backfill_id = instance.get_backfills()[0].backfill_id
+
+        def finished():
+            records = instance.get_run_records(RunsFilter(tags={"dagster/backfill": backfill_id}))
+            if len(records) == args.partitions and all(r.dagster_run.status.value in TERMINAL for r in records):
+                return records
+            return None
+
+        records = wait_until(finished, args.timeout, "the backfill's runs", log, interval=1.0)
+    services.stop("dagster-daemon")
+
+    failed = [r for r in records if r.dagster_run.status.value != "SUCCESS"]
+    if failed:
+        print(f"warning: {len(failed)} of {len(records)} runs did not succeed, e.g. {failed[0].dagster_run.run_id}")
+    last_end = max(r.end_time for r in records)
+    first_start = min(r.start_time for r in records if r.start_time)
+    durations = [r.end_time - r.start_time for r in records if r.start_time and r.end_time]
+    backfill_s = last_end - launched
+
+    bare = Bare(tools, REPO / "terraform", endpoint, manager.bucket, work)
+    bare.once(names[0], "staging", variables)  # warm-up
+    workdirs = [bare.prepare(name, "staging", variables) for name in names]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        bare_runs = list(pool.map(bare.run, workdirs))
+    bare_s = time.perf_counter() - started
+
+    which = {"runs": "max_concurrent_runs", "cores": "cores"}.get(args.bare_parallelism, "given")
+    print(
+        f"\n{args.partitions} staging partitions, plan-only; instance max_concurrent_runs={limit}, {cores} cores; "
+        f"bare parallelism {parallelism} ({which})"
+    )
+    print(
+        table(
+            [
+                ("figure", "seconds", "goal"),
+                ("backfill: launch -> last run ended", f"{backfill_s:.1f}", ""),
+                (f"bare: {args.partitions} x init && plan, {parallelism} at once", f"{bare_s:.1f}", ""),
+                ("ratio backfill / bare", f"{backfill_s / bare_s:.2f}x", "<= 1.30x"),
+                ("  `dagster job backfill` CLI", f"{submitted - launched:.1f}", ""),
+                ("  launch -> first run started", f"{first_start - launched:.1f}", ""),
+                ("  run start -> end, median", f"{median(durations):.1f}", ""),
+                ("  run start -> end, max", f"{max(durations):.1f}", ""),
+                ("  bare init && plan, median (at once)", f"{median(bare_runs):.1f}", ""),
+            ]
+        )
+    )
+    runs_hwm = list(sampler.run_hwm.values())
+    trees = list(sampler.tree_peak.values())
+    print("\nresident memory (/proc, sampled every 0.25 s):")
+    memory = [("process", "peak", "")]
+    if runs_hwm:
+        memory += [
+            (f"run process (VmHWM), median of {len(runs_hwm)}", mib(median(runs_hwm)), ""),
+            ("run process (VmHWM), max", mib(max(runs_hwm)), ""),
+            ("run with Terraform and provider below it, max", mib(max(trees)), ""),
+        ]
+    memory.append((f"idle daemon with its children ({len(idle_processes)} processes)", mib(idle_peak), ""))
+    memory += [(f"  {command[:60]}", mib(rss), "") for command, rss in idle_processes]
+    print(table([row[:2] for row in memory]))
+
+
+if __name__ == "__main__":
+    main()
