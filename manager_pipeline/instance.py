@@ -26,6 +26,10 @@ concurrency:
         value:
           applyLimitPerUniqueValue: true
         limit: 1
+run_queue:
+  dequeue_interval_seconds: 1
+  dequeue_use_threads: true
+  dequeue_num_workers: 4
 telemetry:
   enabled: false
 nux:

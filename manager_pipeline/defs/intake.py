@@ -77,7 +77,7 @@ def local_source_sensor(config_path: Path, interval: int = 10):
     return watch_local_sources
 
 
-def dispatch_sensor(config_path: Path, interval: int = 5, batch: int = 20_000):
+def dispatch_sensor(config_path: Path, interval: int = 1, batch: int = 20_000):
     @sensor(
         name="dispatch_webhooks",
         job_name=DEPLOY_JOB,

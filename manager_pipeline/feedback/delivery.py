@@ -107,23 +107,41 @@ class DeliveryReport:
         return len(self.failed) + len(self.waiting)
 
 
-def deliver(outbox: Outbox, github: GitHubWrites, deadline_s: float = 60.0) -> DeliveryReport:
+def deliver(
+    outbox: Outbox, github: GitHubWrites, deadline_s: float = 60.0, wait_for_others_s: float = 5.0
+) -> DeliveryReport:
     """Send what is due, repository by repository in turn, each repository's items in order.
 
     An item backing off (or held by another deliverer) holds back the rest of its repository;
     a failure sets the item's next attempt and holds back the rest of its repository; an item
-    failing its last attempt is parked as dead and holds back nothing."""
+    failing its last attempt is parked as dead and holds back nothing. Two runs of one repository
+    finish together: one that finds an item held by the other waits (up to ``wait_for_others_s``)
+    for it to be sent and goes on, rather than leaving its own items to the delivery sensor."""
     report = DeliveryReport()
-    blocked: set[str] = set()
     stop = time.monotonic() + deadline_s
+    patience = time.monotonic() + min(wait_for_others_s, deadline_s)
+    while True:
+        held = _pass(outbox, github, stop, report)
+        if not held or time.monotonic() >= patience:
+            return report
+        time.sleep(0.1)
+
+
+def _pass(outbox: Outbox, github: GitHubWrites, stop: float, report: DeliveryReport) -> bool:
+    """One pass over what is due; whether an item was held back only by another deliverer's lease."""
+    blocked: set[str] = set()
+    report.waiting = []
+    held = False
     for stored in outbox.due():
         repo = stored.item.repo
-        if (
-            repo in blocked
-            or time.monotonic() > stop
-            or not stored.due(outbox_clock.now())
-            or not outbox.claim(stored.id)
-        ):
+        if repo in blocked or time.monotonic() > stop or not stored.due(outbox_clock.now()):
+            # Held by another deliverer's live lease (not backing off, not behind a failure here).
+            held = held or (repo not in blocked and stored.state == "delivering")
+            blocked.add(repo)
+            report.waiting.append(stored.id)
+            continue
+        if not outbox.claim(stored.id):
+            held = True  # another deliverer took it between due() and now
             blocked.add(repo)
             report.waiting.append(stored.id)
             continue
@@ -139,4 +157,4 @@ def deliver(outbox: Outbox, github: GitHubWrites, deadline_s: float = 60.0) -> D
         else:
             outbox.delivered(stored.id)
             report.delivered.append(stored.id)
-    return report
+    return held

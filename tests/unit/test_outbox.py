@@ -150,3 +150,31 @@ def test_an_outbox_made_before_backoff_gets_its_column(tmp_path):
         )
     outbox = Outbox(f"sqlite:///{path}")
     assert [s.item.repo for s in outbox.due()] == ["acme/a"] and outbox.claim(1)
+
+
+def test_two_runs_of_one_repository_both_finish_their_feedback_in_their_own_pass(outbox):
+    """A run that finds an item held by another run's delivery waits for it, then sends its own."""
+    import threading
+
+    first_held = threading.Event()
+    release = threading.Event()
+
+    class SlowGitHub(FakeGitHub):
+        def create_status(self, repo, sha, context, state, description, target_url):
+            if description == "run A":
+                first_held.set()
+                release.wait(5)
+            super().create_status(repo, sha, context, state, description, target_url)
+
+    github = SlowGitHub()
+    outbox.add([status("acme/a", "run A")])
+    reports = {}
+    a = threading.Thread(target=lambda: reports.setdefault("a", deliver(outbox, github)))
+    a.start()
+    assert first_held.wait(5)
+    [mine] = outbox.add([status("acme/a", "run B")])
+    threading.Timer(0.3, release.set).start()
+    reports["b"] = deliver(outbox, github)  # B meets A's item, held by A, ahead of its own
+    a.join(5)
+    assert mine in reports["b"].delivered and reports["b"].waiting == []
+    assert github.sent == [("acme/a", "run A"), ("acme/a", "run B")]  # in order, once each
