@@ -152,6 +152,11 @@ class TerraformResource(ConfigurableResource):
             self.providers,  # type: ignore[arg-type]
         )
 
+    @property
+    def errored_states(self) -> Path:
+        """Where the state a failed apply could not save waits for the partition's next init."""
+        return Path(self.workdirs).parent / "errored-state"
+
     def workdir_for(self, run_id: str) -> Path:
         """A run's working directory, under a root only the manager can enter; old ones are pruned."""
         root = Path(self.workdirs)

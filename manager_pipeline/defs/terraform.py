@@ -31,6 +31,7 @@ from manager_pipeline.terraform import (
     state_key,
     summarize,
 )
+from manager_pipeline.terraform.errored import keep_errored_state, push_errored_states
 from manager_pipeline.terraform.workdir import TFVARS_FILE, read_previous_state
 
 
@@ -62,8 +63,13 @@ def init(
         read_previous_state(workdir.path, target.client("s3"), backend)
         with terraform.session(workdir.path, target) as (runner, toolchain):
             runner.init(workdir.backend_file)
+            # What a failed apply made but could not save goes back into the state before any plan.
+            source, environment = deploy_config.source_name, deploy_config.environment
+            pushed = push_errored_states(runner, terraform.errored_states, source, environment)
     except ManagerError as exc:
         raise failure_for(exc, context) from None
+    for path in pushed:
+        say(context, "init", f"pushed the state a failed apply could not save ({path.name}) before planning")
     where = f"s3://{backend.bucket}/{backend.key}"
     say(
         context,
@@ -99,28 +105,28 @@ def plan(
     except ManagerError as exc:
         raise failure_for(exc, context) from None
     summary = summarize(plan_json)
-    saved = plans.plans().save(
-        workdir.plan_file,
-        result.stdout,
-        PlanFacts(
-            source=event.source,
-            environment=event.environment,
-            sha=document.sha,
-            branch=document.branch,
-            branch_verified=document.branch_verified,
-            pr=event.pr,
-            author=event.author,
-            repo=repo,
-            variables_digest=workdir.variables_digest,
-            module_digest=workdir.module_digest,
-            terraform_version=toolchain.version,
-            has_changes=has_changes,
-            summary=summary,
-            planned_outputs=planned_outputs(plan_json),
-            tfvars=json.loads((workdir.path / TFVARS_FILE).read_text()),
-            run_id=context.run_id,
-        ),
+    facts = PlanFacts(
+        source=event.source,
+        environment=event.environment,
+        sha=document.sha,
+        branch=document.branch,
+        branch_verified=document.branch_verified,
+        pr=event.pr,
+        author=event.author,
+        repo=repo,
+        variables_digest=workdir.variables_digest,
+        module_digest=workdir.module_digest,
+        terraform_version=toolchain.version,
+        has_changes=has_changes,
+        summary=summary,
+        planned_outputs=planned_outputs(plan_json),
+        tfvars=json.loads((workdir.path / TFVARS_FILE).read_text()),
+        run_id=context.run_id,
     )
+    try:
+        saved = plans.plans().save(workdir.plan_file, result.stdout, facts)
+    except ManagerError as exc:  # e.g. no space left where plans are kept: said in one line
+        raise failure_for(exc, context) from None
     say(context, "plan", f"{summary.line()} (plan {saved.plan_id})")
     if summary.deletions:
         say(context, "plan", f"WARNING: destroys {', '.join(summary.deletions)}")
@@ -168,7 +174,14 @@ def apply(
             outputs = mask_outputs(runner.outputs())
     except ManagerError as exc:
         store.transition(plan.plan_id, PlanState.FAILED, note=str(exc)[:500])
-        raise failure_for(exc, context) from None
+        failure = failure_for(exc, context)
+        kept = keep_errored_state(workdir.path, terraform.errored_states, event.source, event.environment)
+        if kept is not None:
+            failure = Failure(
+                description=f"{failure.description}; the state Terraform could not save is kept in {kept}, and "
+                "the next run of this partition pushes it before it plans"
+            )
+        raise failure from None
     except BaseException:
         # Stopped from outside (the run terminated, Ctrl-C): the plan is never left "applying".
         store.transition(plan.plan_id, PlanState.FAILED, note="the run was stopped during the apply")

@@ -131,13 +131,21 @@ class Plans:
         """Keep a new plan (state ``planned``): its files first, then its row."""
         plan_id = secrets.token_hex(6)
         directory = self.root / plan_id
-        # Plan files hold the values Terraform was given: the manager's eyes only.
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        directory.mkdir(mode=0o700)
-        shutil.copyfile(plan_file, directory / PLAN_FILE)
-        (directory / TEXT_FILE).write_text(text, encoding="utf-8")
-        for name in (PLAN_FILE, TEXT_FILE):
-            os.chmod(directory / name, 0o600)
+        try:
+            # Plan files hold the values Terraform was given: the manager's eyes only.
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            directory.mkdir(mode=0o700)
+            shutil.copyfile(plan_file, directory / PLAN_FILE)
+            (directory / TEXT_FILE).write_text(text, encoding="utf-8")
+            for name in (PLAN_FILE, TEXT_FILE):
+                os.chmod(directory / name, 0o600)
+        except OSError as exc:
+            # A file cut short (a full disk) is never kept: no row points at it, and the folder goes.
+            shutil.rmtree(directory, ignore_errors=True)
+            raise ManagerError(
+                f"cannot save the plan in {self.root}: {exc.strerror or exc}; free space there (or fix its "
+                "permissions) and run again: nothing was applied"
+            ) from None
         if self.remote:
             for name in (PLAN_FILE, TEXT_FILE):
                 self.remote.put(plan_id, name, directory / name)

@@ -30,6 +30,14 @@ from manager_pipeline.errors import TerraformError
 LineSink = Callable[[str], None]
 DEFAULT_LOCK_TIMEOUT = "60s"
 _LOCK_FIELD = re.compile(r"^\s*(ID|Path|Operation|Who|Created):\s*(.*)$", re.M)
+# How Go says an endpoint did not answer (the aws provider and the S3 backend alike), and the URL it asked.
+_UNREACHABLE = re.compile(
+    r"dial tcp (?P<address>\S+?): (?:connect: )?"
+    r"(?P<why>connection refused|i/o timeout|no route to host|network is unreachable|connection reset by peer)"
+    r"|lookup (?P<host>[^\s:]+)[^\n]*?: no such host"
+)
+_REQUEST_URL = re.compile(r'(?:Get|Put|Post|Head|Delete) "(?P<url>https?://[^/"?]+)')
+ERRORED_STATE_FILE = "errored.tfstate"
 
 
 class StateLocked(TerraformError):
@@ -152,6 +160,10 @@ class TerraformRunner:
         result = CommandResult(*raw)
         if result.returncode not in ok:
             message = _diagnostics(result)
+            # Before the lock check: a lock that cannot be read for an outage is not someone else's lock.
+            unreachable = self._unreachable(what, result.stderr + result.stdout)
+            if unreachable:
+                raise TerraformError(unreachable)
             if "Error acquiring the state lock" in message:
                 lock = dict(_LOCK_FIELD.findall(result.stderr + result.stdout))
                 held = ", ".join(f"{key} {lock[key]}" for key in ("ID", "Operation", "Who", "Created") if key in lock)
@@ -165,12 +177,40 @@ class TerraformRunner:
             raise TerraformError(f"terraform {what} failed:\n{message}")
         return result
 
+    def _unreachable(self, what: str, output: str) -> str | None:
+        """One line for a command that failed because AWS (or its stand-in) did not answer: which
+        endpoint, and what to do; for an apply, where the state it could not save is and the lock."""
+        found = _UNREACHABLE.search(output)
+        if found is None:
+            return None
+        url = _REQUEST_URL.search(output)
+        endpoint = url.group("url") if url else (found.group("address") or found.group("host"))
+        why = found.group("why") or "no such host"
+        text = f"terraform {what}: AWS did not answer at {endpoint} ({why})"
+        if what != "apply":
+            return f"{text}; nothing was changed: run again once it answers (check AWS_ENDPOINT_URL, the network)"
+        parts = [text + " and the apply stopped part way"]
+        errored = self.working_dir / ERRORED_STATE_FILE
+        if errored.is_file():
+            parts.append(f"Terraform could not save the state it had changed ({ERRORED_STATE_FILE})")
+        if "Error releasing the state lock" in output:
+            parts.append("the state lock may be left behind: the next run names it and how to release it")
+        parts.append("re-plan once the endpoint answers")
+        return "; ".join(parts)
+
     def init(self, backend_file: Path) -> CommandResult:
         return self._check(
             "init",
             self._tf.init(
                 backend_config=str(backend_file), var=None, reconfigure=IsFlagged, lock_timeout=self.lock_timeout
             ),
+        )
+
+    def state_push(self, state_file: Path) -> CommandResult:
+        """Push a state file to the backend; Terraform refuses one older than the backend's or of another lineage."""
+        return self._check(
+            "state push",
+            self._tf.cmd("state push", str(state_file), lock_timeout=self.lock_timeout, no_color=IsFlagged),
         )
 
     def plan(self, plan_file: Path) -> tuple[bool, CommandResult]:

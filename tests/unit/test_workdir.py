@@ -255,3 +255,17 @@ def test_the_plugin_cache_is_seeded_from_the_mirror_once_so_parallel_inits_never
     assert sorted(p.name for p in cache.rglob("*") if p.is_file()) == [".lock", "terraform-provider-aws"]
     seed_plugin_cache(mirror, cache)  # a second call finds it there and changes nothing
     assert seeded.stat().st_ino == binary.stat().st_ino
+
+
+def test_the_state_a_failed_apply_could_not_save_is_kept_per_partition_for_the_next_run(tmp_path):
+    from manager_pipeline.terraform.errored import keep_errored_state, waiting_errored_states
+
+    workdir, root = tmp_path / "run", tmp_path / "errored-state"
+    workdir.mkdir()
+    assert keep_errored_state(workdir, root, "app", "staging") is None  # nothing to keep
+    (workdir / "errored.tfstate").write_text('{"serial": 4}')
+    kept = keep_errored_state(workdir, root, "app", "staging")
+    assert kept is not None and not (workdir / "errored.tfstate").exists()
+    assert kept.read_text() == '{"serial": 4}' and (kept.stat().st_mode & 0o777) == 0o600
+    assert waiting_errored_states(root, "app", "staging") == [kept]
+    assert waiting_errored_states(root, "app", "production") == []
