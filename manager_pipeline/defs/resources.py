@@ -29,6 +29,7 @@ from manager_pipeline.plans import Plans, S3PlanFiles
 from manager_pipeline.settings import AwsSettings, Settings
 from manager_pipeline.sources import LocalSource, VariablesDocument
 from manager_pipeline.terraform import TerraformRunner, Toolchain, ensure_toolchain
+from manager_pipeline.terraform.runner import LineSink
 from manager_pipeline.terraform.provider_server import provider_servers
 from manager_pipeline.terraform.workdir import TFVARS_FILE, copy_region_of, prune_workdirs
 
@@ -166,14 +167,19 @@ class TerraformResource(ConfigurableResource):
         return root / run_id
 
     @contextmanager
-    def session(self, working_dir: Path, aws: AwsTarget) -> Iterator[tuple[TerraformRunner, Toolchain]]:
-        """A runner for ``working_dir``; mirror providers run once for all of its commands."""
+    def session(
+        self, working_dir: Path, aws: AwsTarget, on_line: LineSink | None = None
+    ) -> Iterator[tuple[TerraformRunner, Toolchain]]:
+        """A runner for ``working_dir``; mirror providers run once for all of its commands. ``on_line``
+        gets each line Terraform prints as it prints it (not the data commands' JSON)."""
         toolchain = self.toolchain()
         env = aws.process_env() | toolchain.env()
         servers = toolchain.mirror_providers if self.provider_server and _one_region(working_dir) else {}
         with provider_servers(servers, env) as reattach:
             yield (
-                TerraformRunner(working_dir, toolchain.terraform, env | reattach, lock_timeout=self.lock_timeout),
+                TerraformRunner(
+                    working_dir, toolchain.terraform, env | reattach, on_line=on_line, lock_timeout=self.lock_timeout
+                ),
                 toolchain,
             )
 

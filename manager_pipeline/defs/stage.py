@@ -3,6 +3,7 @@ person can act on (redacted), and manager.yaml for sensors."""
 
 import os
 import socket
+import time
 from pathlib import Path
 
 from dagster import (
@@ -48,6 +49,35 @@ def say(context: OpExecutionContext, stage: str, message: str) -> None:
     message = redact_text(message)
     context.log.info(f"{stage}: {message}")
     print(f"[{stage:<8}] {message}", flush=True)
+
+
+class TerraformLines:
+    """Terraform's output as it comes, redacted: each line on stdout at once (the CLI, the UI's stdout
+    tab), and into the run's event log in batches of at most a second (a 20-minute apply is watchable
+    without a record per line). Use as a context manager: the last batch is written on the way out."""
+
+    def __init__(self, context: OpExecutionContext, stage: str, every_s: float = 1.0):
+        self._context, self._stage, self._every_s = context, stage, every_s
+        self._batch: list[str] = []
+        self._since = time.monotonic()
+
+    def __call__(self, line: str) -> None:
+        line = redact_text(line)
+        print(f"[{self._stage:<8}] | {line}", flush=True)
+        self._batch.append(line)
+        if time.monotonic() - self._since >= self._every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._batch:
+            self._context.log.info(f"{self._stage}: terraform says\n" + "\n".join(self._batch))
+        self._batch, self._since = [], time.monotonic()
+
+    def __enter__(self) -> "TerraformLines":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.flush()
 
 
 def failure_for(exc: ManagerError, context: OpExecutionContext | None = None) -> Failure:

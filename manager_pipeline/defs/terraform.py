@@ -16,7 +16,7 @@ from manager_pipeline.defs.resources import (
     PlanStoreResource,
     TerraformResource,
 )
-from manager_pipeline.defs.stage import MAX_METADATA_PLAN_CHARS, current_event, failure_for, say
+from manager_pipeline.defs.stage import MAX_METADATA_PLAN_CHARS, TerraformLines, current_event, failure_for, say
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.feedback import Outcome, OutcomeStatus
 from manager_pipeline.plans import Plan, PlanFacts, PlanState, sha256_file
@@ -61,7 +61,10 @@ def init(
         )
         # What the module takes from the state the previous run left (the backup copy vault's region).
         read_previous_state(workdir.path, target.client("s3"), backend)
-        with terraform.session(workdir.path, target) as (runner, toolchain):
+        with TerraformLines(context, "init") as lines, terraform.session(workdir.path, target, lines) as (
+            runner,
+            toolchain,
+        ):
             runner.init(workdir.backend_file)
             # What a failed apply made but could not save goes back into the state before any plan.
             source, environment = deploy_config.source_name, deploy_config.environment
@@ -99,7 +102,10 @@ def plan(
 ) -> Plan:
     event, repo = request.event, request.repo
     try:
-        with terraform.session(workdir.path, aws.target()) as (runner, toolchain):
+        with TerraformLines(context, "plan") as lines, terraform.session(workdir.path, aws.target(), lines) as (
+            runner,
+            toolchain,
+        ):
             has_changes, result = runner.plan(workdir.plan_file)
             plan_json = runner.show_json(workdir.plan_file)
     except ManagerError as exc:
@@ -169,7 +175,10 @@ def apply(
         )
     started = time.monotonic()
     try:
-        with terraform.session(workdir.path, aws.target()) as (runner, _):
+        with TerraformLines(context, "apply") as lines, terraform.session(workdir.path, aws.target(), lines) as (
+            runner,
+            _,
+        ):
             runner.apply(plan.plan_file)
             outputs = mask_outputs(runner.outputs())
     except ManagerError as exc:

@@ -28,6 +28,8 @@ from python_terraform import IsFlagged
 from manager_pipeline.errors import TerraformError
 
 LineSink = Callable[[str], None]
+# Commands whose stdout is data, not progress: JSON that holds sensitive values in the clear. Never streamed.
+DATA_COMMANDS = frozenset({"show", "output", "state pull", "state show"})
 DEFAULT_LOCK_TIMEOUT = "60s"
 _LOCK_FIELD = re.compile(r"^\s*(ID|Path|Operation|Who|Created):\s*(.*)$", re.M)
 # How Go says an endpoint did not answer (the aws provider and the S3 backend alike), and the URL it asked.
@@ -89,11 +91,12 @@ class _PythonTerraform(python_terraform.Terraform):
         reader = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()), daemon=True)
         reader.start()
         stdout_lines = []
+        on_line = None if cmd in DATA_COMMANDS else self._on_line
         with _forwarding_signals(process) as received:
             for line in process.stdout:
                 stdout_lines.append(line)
-                if self._on_line:
-                    self._on_line(line.rstrip("\n"))
+                if on_line:
+                    on_line(line.rstrip("\n"))
             returncode = process.wait()
         reader.join()
         self.temp_var_files.clean_up()

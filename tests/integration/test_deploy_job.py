@@ -127,3 +127,23 @@ def test_no_secret_of_the_manager_reaches_logs_tags_metadata_or_reports(manager,
     tfvars = manager.home / "workdirs" / result.run_id / "manager.auto.tfvars.json"
     assert report.read_text() in seen and tfvars.read_text() in seen
     assert not any(secret in text for text in seen)
+
+
+def test_terraform_output_streams_into_the_run_while_the_apply_goes(manager):
+    """Issue 12 #6: each line Terraform prints reaches the run's log as it comes (batched by the
+    second), so a long apply is watchable; the data commands' JSON never does."""
+    from manager_pipeline.instance import open_instance
+
+    result = run_partition(manager, "app", "staging")
+    assert result.success
+    records = [
+        record
+        for record in open_instance(manager.settings()).all_logs(result.run_id)
+        if record.user_message.startswith("apply: terraform says")
+    ]
+    said = "\n".join(record.user_message for record in records)
+    assert "aws_vpc.main: Creating..." in said and "Apply complete!" in said
+    # Streamed: several records over the apply's seconds, the first well before the last.
+    assert len(records) >= 2 and records[-1].timestamp - records[0].timestamp >= 1.0
+    everything = "\n".join(r.user_message for r in open_instance(manager.settings()).all_logs(result.run_id))
+    assert '"format_version"' not in everything and '"sensitive":' not in everything
