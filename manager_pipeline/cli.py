@@ -189,8 +189,27 @@ def cmd_plans(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _approver(github) -> tuple[str, str]:
+    """Who approves, and how that is known: the login of the operator's own GitHub token
+    (MANAGER_APPROVER_TOKEN, verified by GitHub), else the operating-system user the process runs as
+    (from the kernel's uid, not USER/LOGNAME, which anyone can set). No flag can name someone else."""
+    import os
+    import pwd
+
+    from manager_pipeline.feedback.redact import register_secret
+
+    token = os.environ.get("MANAGER_APPROVER_TOKEN")
+    if token:
+        register_secret(token)
+        client = github.model_copy(update={"token": token, "app_id": None, "app_private_key": None}).client(True)
+        try:
+            return client.token_login(), "verified by GitHub from MANAGER_APPROVER_TOKEN"
+        except Exception as exc:  # noqa: BLE001 - any failure means the identity is not proven
+            raise UsageError(f"MANAGER_APPROVER_TOKEN was not accepted by GitHub ({exc}); nothing was approved") from None
+    return pwd.getpwuid(os.geteuid()).pw_name, "the operating-system user"
+
+
 def cmd_approve(args: argparse.Namespace) -> int:
-    import getpass
     import uuid
 
     from manager_pipeline.github.approvals import GitHubApprovals
@@ -213,9 +232,8 @@ def cmd_approve(args: argparse.Namespace) -> int:
     policy = config.policy(plan.environment)
     github = resources["github"]
     approvals = GitHubApprovals(github.client()) if github.configured else None
-    # Who approves is who runs the command, as the operating system says: no flag can name someone else.
-    login = getpass.getuser()
-    print(f"approving as `{login}` (the operating-system user; approvers in manager.yaml must name this login)")
+    login, proof = _approver(github)
+    print(f"approving as `{login}` ({proof}; approvers in manager.yaml must name this login)")
     candidate = Candidate(login, "console", f"console:{uuid.uuid4().hex}", args.reason)
     new = record(
         store, plan, policy, author_of(plan, approvals), candidate, approvals.in_team if approvals else no_team
@@ -485,6 +503,42 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_add_source(args: argparse.Namespace) -> int:
+    from manager_pipeline.defs.resources import github_resource
+    from manager_pipeline.errors import ConfigError
+    from manager_pipeline.onboarding import AddRequest, OnboardingError, add_source
+
+    settings = _settings()
+    request = AddRequest(
+        name=args.name,
+        repo=args.repo,
+        path=args.path,
+        variables_file=args.variables_file,
+        environments=tuple(e for item in args.environments for e in item.split(",")) if args.environments else None,
+        webhook_url=args.webhook_url,
+        webhook=not args.no_webhook,
+        org_secret=args.org_secret,
+        dry_run=args.dry_run,
+    )
+    try:
+        github = github_resource() if args.repo else None
+        add_source(request, settings.config_path, github.client if github and github.configured else None)
+    except (OnboardingError, ConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
+def cmd_remove_source(args: argparse.Namespace) -> int:
+    from manager_pipeline.onboarding import OnboardingError, remove_source
+
+    settings = _settings()
+    try:
+        remove_source(args.name, settings.config_path, settings.aws.state_bucket, args.force, args.dry_run)
+    except OnboardingError as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="manager-pipeline", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -548,6 +602,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     webhooks.add_argument("--max-connections", type=int, default=1000, help="past it, new connections get 503")
     webhooks.set_defaults(func=cmd_serve_webhooks)
+    add = commands.add_parser(
+        "add-source", help="register a source: manager.yaml entry, variables check, webhook on GitHub"
+    )
+    add.add_argument("name", help="the source's name (partition name): lowercase, digits, . _ -")
+    where = add.add_mutually_exclusive_group(required=True)
+    where.add_argument("--repo", metavar="OWNER/NAME", help="the GitHub repository")
+    where.add_argument("--path", metavar="FOLDER", help="a local checkout instead (no webhook)")
+    add.add_argument("--variables-file", default="infra/variables.yml", help="inside the repository")
+    add.add_argument(
+        "--environments", nargs="+", metavar="ENV", help="environments it deploys to (default: staging, production)"
+    )
+    add.add_argument(
+        "--webhook-url", help="the receiver's public URL (default: $MANAGER_WEBHOOK_URL); /webhooks/github is added"
+    )
+    add.add_argument("--org-secret", action="store_true", help="sign with GITHUB_WEBHOOK_SECRET, not a new secret")
+    add.add_argument("--no-webhook", action="store_true", help="no webhook (a workflow or polling sends changes)")
+    add.add_argument("--dry-run", action="store_true", help="show the manager.yaml diff and what would be done")
+    add.set_defaults(func=cmd_add_source)
+    remove = commands.add_parser("remove-source", help="unregister a source (its infrastructure is not destroyed)")
+    remove.add_argument("name")
+    remove.add_argument(
+        "--force", action="store_true", help="remove the manager.yaml entry only; its state objects are kept"
+    )
+    remove.add_argument("--dry-run", action="store_true", help="show the manager.yaml diff only")
+    remove.set_defaults(func=cmd_remove_source)
     return parser
 
 

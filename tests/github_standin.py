@@ -130,6 +130,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._installation_token(url.path)
         if not self._authorized():
             return self._error(401, "Bad credentials")
+        if url.path == "/user" and method == "GET":  # who the token belongs to
+            return self._send(200, {"login": self._login(), "id": 1, "type": "User"})
         team = re.fullmatch(r"/orgs/([^/]+)/teams/([^/]+)/members/([^/]+)", url.path)
         if team and method == "GET":
             members = STATE.teams.get(f"{team.group(1)}/{team.group(2)}")
@@ -231,6 +233,8 @@ class Handler(BaseHTTPRequestHandler):
                 r"/commits/(?P<sha>[0-9a-f]{40})/comments",
                 lambda m: self._commit_comment(repo, m["sha"], body, base),
             ),
+            ("GET", r"/hooks", lambda m: self._list_hooks(repo, query, base)),
+            ("POST", r"/hooks", lambda m: self._create_hook(repo, body, base)),
         ]
         for route_method, pattern, handler in routes:
             found = re.fullmatch(pattern, rest)
@@ -435,6 +439,50 @@ class Handler(BaseHTTPRequestHandler):
         }
         repo["commit_comments"].append(comment)
         self._send(201, comment)
+
+    # Webhooks, as GitHub shows them: the secret is kept (tests read it from the request log) but
+    # answered as "********". A token that may not manage hooks is a fault on `/hooks` (403 or 404).
+    def _hook_json(self, hook, base):
+        config = dict(hook["config"])
+        if "secret" in config:
+            config["secret"] = "********"
+        return {
+            "type": "Repository",
+            "id": hook["id"],
+            "name": "web",
+            "active": hook["active"],
+            "events": hook["events"],
+            "config": config,
+            "updated_at": hook["created_at"],
+            "created_at": hook["created_at"],
+            "url": f"{base}/hooks/{hook['id']}",
+            "test_url": f"{base}/hooks/{hook['id']}/test",
+            "ping_url": f"{base}/hooks/{hook['id']}/pings",
+            "deliveries_url": f"{base}/hooks/{hook['id']}/deliveries",
+            "last_response": {"code": None, "status": "unused", "message": None},
+        }
+
+    def _list_hooks(self, repo, query, base):
+        hooks = repo.setdefault("hooks", [])
+        chunk, headers = self._paginate(hooks, query, f"{base}/hooks")
+        self._send(200, [self._hook_json(h, base) for h in chunk], headers)
+
+    def _create_hook(self, repo, body, base):
+        config = body.get("config") or {}
+        if body.get("name", "web") != "web" or not config.get("url"):
+            return self._error(422, "Validation Failed: config.url is required")
+        hooks = repo.setdefault("hooks", [])
+        if any(h["config"].get("url") == config["url"] for h in hooks):
+            return self._error(422, "Validation Failed: Hook already exists on this repository")
+        hook = {
+            "id": STATE.new_id(),
+            "active": body.get("active", True),
+            "events": body.get("events") or ["push"],
+            "config": config,
+            "created_at": now_iso(),
+        }
+        hooks.append(hook)
+        self._send(201, self._hook_json(hook, base))
 
     # --- test control ---------------------------------------------------------------
 

@@ -109,6 +109,8 @@ class Manager:
     env: dict[str, str]
     bucket: str
     endpoint: str | None
+    # The GitHub stand-in that vouches for approvers' tokens (approve_as), when a test has one.
+    github: GitHubStandIn | None = None
 
     @property
     def config_path(self) -> Path:
@@ -372,9 +374,13 @@ def plan_comment_payload(repo="acme/web", number=12, body="/plan", association="
     ).encode()
 
 
-def approve_as(manager, login: str, plan_id: str, *args: str):
-    """`manager-pipeline approve` run by the operating-system user ``login`` (console approvals name who runs them)."""
-    env = dict(manager.env, USER=login, LOGNAME=login)
+def approve_as(manager, login: str, plan_id: str, *args: str, github: GitHubStandIn | None = None):
+    """`manager-pipeline approve` by ``login``, who proves it with a GitHub token of their own that the
+    stand-in ``github`` (default: ``manager.github``) vouches for (console approvals name who runs them)."""
+    github = github or manager.github
+    token = f"ghp_approver_{login}_{uuid.uuid4().hex[:8]}"
+    github.token(token, login)
+    env = dict(manager.env, MANAGER_APPROVER_TOKEN=token, GITHUB_API_URL=github.url, GITHUB_THROTTLE="off")
     return subprocess.run(
         [str(BIN / "manager-pipeline"), "approve", plan_id, *args],
         cwd=manager.root,
@@ -383,3 +389,18 @@ def approve_as(manager, login: str, plan_id: str, *args: str):
         text=True,
         timeout=300,
     )
+
+
+def review_payload(repo="acme/web", number=12, state="approved", commit="a" * 40, login="alice", review_id=7001,
+                   action="submitted") -> bytes:
+    """The body of a GitHub `pull_request_review` delivery: a review of pull request ``number`` at ``commit``."""
+    return json.dumps(
+        {
+            "action": action,
+            "review": {"id": review_id, "user": {"login": login}, "state": state, "commit_id": commit,
+                       "body": "ship it", "author_association": "MEMBER"},
+            "pull_request": {"number": number, "head": {"sha": commit, "ref": "feature", "repo": {"full_name": repo}}},
+            "repository": {"full_name": repo},
+            "sender": {"login": login, "type": "User"},
+        }
+    ).encode()

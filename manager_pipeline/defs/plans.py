@@ -1,7 +1,9 @@
 """Stage: what a plan becomes - the deploy run's gate, the approval sensor, and the apply_plan job's
 load and check of a saved plan (all through plans/)."""
 
+import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dagster import (
@@ -35,6 +37,7 @@ from manager_pipeline.events import PLAN_ID_TAG, DispatchEvent
 from manager_pipeline.feedback import Outcome, OutcomeStatus
 from manager_pipeline.github.approvals import GitHubApprovals
 from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG
+from manager_pipeline.intake.inbox import Inbox, NotedApproval
 from manager_pipeline.plans import ApplyFacts, Plan, Plans, PlanState, apply_requirements, sha256_file
 from manager_pipeline.plans.approvals import review
 from manager_pipeline.plans.audit import audit
@@ -201,21 +204,78 @@ def check_plan(
     yield Output(deploy_config, "deploy_config", metadata={"approvers": MetadataValue.json(verdict.accepted)})
 
 
-def _review_waiting_plan(context, store: Plans, config: ManagerConfig, plan: Plan, approvals) -> None:
+def _review_waiting_plan(context, store: Plans, config: ManagerConfig, plan: Plan, approvals) -> int:
+    """Review one waiting plan; how many approval records the review added."""
     if plan.environment not in config.environments or plan.source not in config.sources:
-        return
+        return 0
     policy = config.policy(plan.environment)
     age_hours = (time.time() - plan.created_at) / 3600
     if age_hours > policy.max_plan_age_hours:
         store.transition(plan.plan_id, PlanState.EXPIRED, note=f"older than {policy.max_plan_age_hours:.0f} h; re-plan")
-        return
+        return 0
     verdict = review(plan, policy, store, approvals if plan.repo else None)
     audit(context.instance, plan, verdict.new)
     if verdict.approved:
         store.transition(plan.plan_id, PlanState.APPROVED, note=f"approved by {', '.join(verdict.accepted)}")
+    return len(verdict.new)
 
 
-def approval_sensor(config_path: Path, interval: int = 15):
+# Every waiting plan is reviewed against GitHub at most this often; between full polls a tick reviews
+# only the plans a webhook said may have been approved, and those with new recorded approvals.
+FULL_POLL_S = 15.0
+
+
+@dataclass
+class ApprovalCursor:
+    """The approval sensor's memory: when it last reviewed every waiting plan, and how many approval
+    records each waiting plan had when it was last reviewed (a new one, e.g. a console approval, is
+    looked at in the next tick)."""
+
+    full_poll_at: float = 0.0
+    judged: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "ApprovalCursor":
+        try:
+            data = json.loads(text) if text else {}
+            judged = {str(plan_id): int(count) for plan_id, count in data.get("judged", {}).items()}
+            return cls(float(data.get("full_poll_at", 0.0)), judged)
+        except (ValueError, TypeError, AttributeError):
+            return cls()
+
+    def to_json(self) -> str:
+        return json.dumps({"full_poll_at": self.full_poll_at, "judged": self.judged}, sort_keys=True)
+
+
+def noted_plans(waiting: list[Plan], notes: list[NotedApproval]) -> list[Plan]:
+    """The waiting plans a note may concern: those of its pull request, and those of its repository
+    without a pull request (a push's plan: GitHub finds its pull requests by commit) of the reviewed
+    commit, or of any commit for a comment (which names none)."""
+    chosen = []
+    for plan in waiting:
+        if not plan.repo:
+            continue
+        for note in notes:
+            if note.repo.lower() != plan.repo.lower():
+                continue
+            if plan.pr == note.pr or (plan.pr is None and (note.sha is None or note.sha == plan.sha)):
+                chosen.append(plan)
+                break
+    return chosen
+
+
+def _new_approvals(store: Plans, config: ManagerConfig, plan: Plan, seen: int | None) -> tuple[int, bool]:
+    """(how many approval records ``plan`` has, whether it should be reviewed now): it has records
+    the sensor has not reviewed yet, and enough accepted ones to meet its policy (the review judges
+    them again). Read from the database only."""
+    records = store.approvals(plan.plan_id)
+    if seen == len(records) or plan.environment not in config.environments:
+        return len(records), False
+    accepted = {r.login.lower() for r in records if r.accepted}
+    return len(records), bool(accepted) and len(accepted) >= config.policy(plan.environment).required_approvals
+
+
+def approval_sensor(config_path: Path, interval: int = 1, full_poll_s: float = FULL_POLL_S):
     @sensor(
         name="approve_plans",
         job_name=APPLY_JOB,
@@ -223,23 +283,51 @@ def approval_sensor(config_path: Path, interval: int = 15):
         default_status=DefaultSensorStatus.RUNNING,
         description=(
             "Reads approvals of plans waiting for them (pull request reviews, `/approve <env>` comments, "
-            "console approvals), records each decision, and starts the apply of a plan once its policy is met."
+            "console approvals), records each decision, and starts the apply of a plan once its policy is met. "
+            f"Every {full_poll_s:g} s it asks GitHub about every waiting plan; in between, only about the plans "
+            "of pull requests a webhook said were reviewed or commented `/approve` on."
         ),
     )
     def approve_plans(context: SensorEvaluationContext, plans: PlanStoreResource, github: GitHubResource):
         config = config_or_skip(config_path)
         if isinstance(config, SkipReason):
             return config
+        now = time.time()
+        memory = ApprovalCursor.from_json(context.cursor)
         store = plans.plans()
+        # The notes live in the manager's database, beside the plans (the inbox's table).
+        inbox = Inbox(plans.database_url)
+        notes = inbox.noted_approvals()
         waiting = store.list_plans(state=PlanState.AWAITING)
-        approvals = GitHubApprovals(github.client()) if github.configured else None
-        problems = []
+        # A clock set back counts as time for a full poll too.
+        full = not (0 <= now - memory.full_poll_at < full_poll_s)
+        counts: dict[str, int] = {}
+        selected: list[Plan] = list(waiting) if full else noted_plans(waiting, notes)
+        chosen = {plan.plan_id for plan in selected}
         for plan in waiting:
-            # One plan's trouble (GitHub down, a policy gone) never holds up the others.
+            counts[plan.plan_id], due = _new_approvals(store, config, plan, memory.judged.get(plan.plan_id))
+            if due and plan.plan_id not in chosen:
+                selected.append(plan)
+                chosen.add(plan.plan_id)
+        approvals = GitHubApprovals(github.client()) if github.configured and selected else None
+        problems = []
+        for plan in selected:
+            # One plan's trouble (GitHub down, a policy gone) never holds up the others; a plan that
+            # fails is tried again in the next full poll.
             try:
-                _review_waiting_plan(context, store, config, plan, approvals)
+                counts[plan.plan_id] += _review_waiting_plan(context, store, config, plan, approvals)
             except Exception as exc:  # noqa: BLE001 - reported on the tick, retried next tick
                 problems.append(f"plan {plan.plan_id}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        inbox.approvals_looked_at([note.id for note in notes])
+        if notes:
+            pairs = sorted({f"{note.repo}#{note.pr}" for note in notes})
+            context.log.info(
+                f"approval notes for {', '.join(pairs)}: reviewed {len(selected)} waiting plan(s)"
+                + (" (full poll)" if full else "")
+            )
+        context.update_cursor(
+            ApprovalCursor(full_poll_at=now if full else memory.full_poll_at, judged=counts).to_json()
+        )
         # Every approved plan without an apply run gets one; the run key makes asking again harmless.
         runs = [
             RunRequest(
@@ -254,7 +342,9 @@ def approval_sensor(config_path: Path, interval: int = 15):
             context.log.warning("; ".join(problems))
         if not runs:
             return SkipReason(
-                f"{len(waiting)} plan(s) wait for approval" + (f"; {len(problems)} failed" if problems else "")
+                f"{len(waiting)} plan(s) wait for approval; reviewed {len(selected)}"
+                + (" (full poll)" if full else "")
+                + (f"; {len(problems)} failed" if problems else "")
             )
         return SensorResult(run_requests=runs)
 

@@ -305,6 +305,11 @@ class GitHubClient:
         changed, data, etag = self.get_if_changed(f"/repos/{repo}/branches/{branch}", etag)
         return (True, data["commit"]["sha"], etag) if changed else (False, None, etag)
 
+    def token_login(self) -> str:
+        """The login GitHub says this client's token belongs to (GET /user)."""
+        with _asking("who the token belongs to"):
+            return self._github.get_user().login
+
     def open_pulls(self, repo: str, etag: str | None) -> tuple[bool, list[dict[str, Any]], str | None]:
         """(changed, open pull requests as number/sha/ref/author/head_repo/author_association, etag),
         asked conditionally."""
@@ -323,3 +328,51 @@ class GitHubClient:
             for p in data
         ]
         return True, pulls, etag
+
+    # --- onboarding: the repository, its webhooks ------------------------------------------
+
+    def repository(self, repo: str) -> Repository:
+        """The repository's name as GitHub spells it, its default branch and web address."""
+        with _asking(f"repository {repo}"):
+            found = self._github.get_repo(repo, lazy=False)
+            return Repository(found.full_name, found.default_branch, found.html_url or "")
+
+    def hooks(self, repo: str) -> list[Hook]:
+        """The repository's webhooks (GitHub answers 404 or 403 to a token that may not manage them)."""
+        with _asking(f"webhooks of {repo}"):
+            return [_hook(h) for h in self._github.get_repo(repo).get_hooks()]
+
+    def create_hook(self, repo: str, url: str, secret: str, events: list[str] | tuple[str, ...]) -> Hook:
+        """A new active `web` hook sending JSON to ``url``, signed with ``secret`` (never logged here)."""
+        config = {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"}
+        with _asking(f"new webhook of {repo}"):
+            return _hook(self._github.get_repo(repo).create_hook("web", config, list(events), True))
+
+
+@dataclass(frozen=True)
+class Repository:
+    full_name: str
+    default_branch: str
+    html_url: str
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A repository webhook as GitHub shows it (the secret is never shown back)."""
+
+    id: int
+    url: str
+    content_type: str
+    events: tuple[str, ...]
+    active: bool
+
+
+def _hook(hook) -> Hook:
+    config = hook.config or {}
+    return Hook(
+        id=hook.id,
+        url=str(config.get("url") or ""),
+        content_type=str(config.get("content_type") or "form"),
+        events=tuple(hook.events or ()),
+        active=bool(hook.active),
+    )

@@ -13,6 +13,11 @@ cursor (on PostgreSQL a lower id can commit after a higher one):
 - ``dispatching``: its run requests were handed to Dagster (``runs``); re-requested (the run key
   makes that harmless) until the runs are seen, then ``dispatched``;
 - ``superseded`` by a newer delivery, or ``ignored``, with the reason in ``note``.
+
+Possible approvals (a submitted approving review, a `/approve` comment) are not deliveries to
+dispatch: each is an approval note, a row of ``approval_notes`` (stored once, by delivery id and by
+review or comment), ``noted`` until the approval sensor has looked at the pull request's plans
+(``done``). A note is never an approval: the sensor asks GitHub.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, func,
 from sqlalchemy.exc import IntegrityError
 
 from manager_pipeline.database import count_by, engine_for, metadata
-from manager_pipeline.intake.webhooks import Delivery
+from manager_pipeline.intake.webhooks import ApprovalNote, Delivery
 
 inbox_table = Table(
     "webhook_inbox",
@@ -52,6 +57,22 @@ inbox_table = Table(
 )
 Index("ix_webhook_inbox_dedupe_key", inbox_table.c.dedupe_key, unique=True)
 
+notes_table = Table(
+    "approval_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(100), nullable=False, unique=True),
+    Column("dedupe_key", String(64), unique=True),
+    Column("received_at", Float, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("repo", String(200), nullable=False),
+    Column("pr", Integer, nullable=False),
+    Column("sha", String(64)),
+    Column("login", String(100)),
+    Column("state", String(16), nullable=False, index=True),
+)
+NOTED, LOOKED = "noted", "done"
+
 PENDING, WAITING, DISPATCHING, DISPATCHED, RELEASED, IGNORED = (
     "received",
     "waiting",
@@ -63,6 +84,17 @@ PENDING, WAITING, DISPATCHING, DISPATCHED, RELEASED, IGNORED = (
 
 # row id -> (state, note) or (state, note, [(source, environment), ...] requested)
 Marks = dict[int, tuple]
+
+
+@dataclass(frozen=True)
+class NotedApproval:
+    """An approval note not looked at yet: its row id and what it names."""
+
+    id: int
+    repo: str
+    pr: int
+    sha: str | None
+    received_at: float
 
 
 @dataclass(frozen=True)
@@ -117,6 +149,7 @@ def _event(row) -> InboxEvent:
 class Inbox:
     def __init__(self, url: str):
         self.engine = engine_for(url, inbox_table)
+        engine_for(url, notes_table)
         _migrate(url, self.engine)
 
     def add(self, delivery: Delivery) -> tuple[int | None, bool]:
@@ -242,3 +275,48 @@ class Inbox:
 
     def states(self) -> dict[str, int]:
         return count_by(self.engine, inbox_table.c.state)
+
+    # --- approval notes --------------------------------------------------------------------
+
+    def note_approval(self, note: ApprovalNote) -> bool:
+        """Store a "look now" for the approval sensor; False when it is there already (the same
+        delivery id, or the same review or comment under a new id)."""
+        try:
+            with _WRITE_LOCK, self.engine.begin() as connection:
+                connection.execute(
+                    insert(notes_table).values(
+                        delivery_id=note.delivery_id,
+                        dedupe_key=note.dedupe_key,
+                        received_at=time.time(),
+                        event=note.event,
+                        repo=note.repo,
+                        pr=note.pr,
+                        sha=note.sha,
+                        login=note.login,
+                        state=NOTED,
+                    )
+                )
+            return True
+        except IntegrityError:
+            return False
+
+    def noted_approvals(self, limit: int = 1000) -> list[NotedApproval]:
+        """Notes the approval sensor has not looked at yet, oldest first (by state, not by id: on
+        PostgreSQL a lower id can commit after a higher one)."""
+        query = (
+            select(notes_table.c.id, notes_table.c.repo, notes_table.c.pr, notes_table.c.sha, notes_table.c.received_at)
+            .where(notes_table.c.state == NOTED)
+            .order_by(notes_table.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [NotedApproval(*row) for row in connection.execute(query).all()]
+
+    def approvals_looked_at(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        with _WRITE_LOCK, self.engine.begin() as connection:
+            connection.execute(update(notes_table).where(notes_table.c.id.in_(ids)).values(state=LOOKED))
+
+    def note_states(self) -> dict[str, int]:
+        return count_by(self.engine, notes_table.c.state)

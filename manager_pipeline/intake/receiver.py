@@ -1,10 +1,14 @@
 """The webhook receiver: check, write to the inbox, answer. Terraform never runs here.
 
 ``POST /webhooks/github`` takes GitHub's ``push``, ``pull_request``, ``issue_comment`` (a
-maintainer's ``/plan``) and ``ping`` deliveries. A delivery must be signed with the secret of the
-repository it names (the environment variable its source's ``webhook_secret_env`` names) or with
-``GITHUB_WEBHOOK_SECRET``, the organisation's or GitHub App's hook secret that GitHub signs with;
-a secret of one repository never signs for another. Instead of a signature, a source's workflow
+maintainer's ``/plan``; an ``/approve``), ``pull_request_review`` (an approving review) and ``ping``
+deliveries. A possible approval is only a note for the approval sensor to look at the pull
+request's plans at once: who approved which commit it asks GitHub, as when it polls.
+
+A delivery must be signed with the secret of the repository it names (the environment variable
+its source's ``webhook_secret_env`` names) or with ``GITHUB_WEBHOOK_SECRET``, the organisation's
+or GitHub App's hook secret that GitHub signs with; a secret of one repository never signs for
+another. Instead of a signature, a source's workflow
 may send ``Authorization: Bearer <GitHub Actions OIDC token>`` (intake/oidc.py): the token must be
 for the repository, event, branch and commit the body names; a source with ``auth: oidc`` takes
 tokens only. ``GET /healthz`` says it is up (and whether manager.yaml
@@ -40,6 +44,7 @@ from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.intake.oidc import IssuerUnavailable, OidcVerifier, bearer_token, pin_claims
 from manager_pipeline.intake.webhooks import (
     MAX_BODY_BYTES,
+    ApprovalNote,
     Delivery,
     Refused,
     claimed_repository,
@@ -194,7 +199,10 @@ class WebhookApp:
                     "status": "ignored",
                     "reason": "no change under a source's variables folder, or not a deploying action",
                 }
-            row_id, new = self.inbox.add(delivery)
+            if isinstance(delivery, ApprovalNote):
+                row_id, new = None, self.inbox.note_approval(delivery)
+            else:
+                row_id, new = self.inbox.add(delivery)
         except Refused as refused:
             log.warning("delivery %s (%s) refused %d: %s", shown, event[:40] or "-", refused.status, refused.reason)
             return refused.status, {"error": refused.reason}
@@ -210,6 +218,16 @@ class WebhookApp:
         if not new:
             log.info("delivery %s (%s): duplicate (same id, or same repository, ref and commits)", shown, event)
             return 200, {"status": "duplicate"}
+        if isinstance(delivery, ApprovalNote):
+            log.info(
+                "delivery %s (%s on %s#%s by %s): approval noted; the approval sensor asks GitHub",
+                shown,
+                event,
+                delivery.repo,
+                delivery.pr,
+                delivery.login or "?",
+            )
+            return 202, {"status": "approval noted"}
         if delivery.event == "issue_comment":
             released = self.inbox.last_note(row_id)
             log.info("delivery %s (/plan on %s#%s): %s", shown, delivery.repo, delivery.pr, released)

@@ -13,13 +13,15 @@ from typing import Any
 from manager_pipeline.config import ManagerConfig, SourceSpec
 
 MAX_BODY_BYTES = 1024 * 1024
-SUPPORTED_EVENTS = ("push", "pull_request", "issue_comment", "ping")
+SUPPORTED_EVENTS = ("push", "pull_request", "pull_request_review", "issue_comment", "ping")
 PR_ACTIONS = ("opened", "synchronize", "reopened")
 # Who GitHub says may be trusted to plan with the manager's credentials: the repository's owner,
 # members of its organisation and invited collaborators. Anyone else (CONTRIBUTOR, FIRST_TIMER,
 # NONE, ...) and every fork waits for a maintainer's `/plan` comment.
 TRUSTED_ASSOCIATIONS = ("OWNER", "MEMBER", "COLLABORATOR")
 PLAN_COMMAND = "/plan"
+# A comment whose first line starts so may approve a plan (github/approvals.py reads it, from GitHub).
+APPROVE_COMMAND = re.compile(r"^/approve(\s|$)")
 ZERO_COMMIT = "0" * 40
 # GitHub lists at most 20 commits (with their files) in a push; past that the files are not known.
 PUSH_COMMIT_LIST_LIMIT = 20
@@ -89,6 +91,23 @@ class Delivery:
         return f"pr:{self.pr}" if self.pr is not None else f"branch:{self.branch}"
 
 
+@dataclass(frozen=True)
+class ApprovalNote:
+    """A "look now": someone may have approved a plan on pull request ``pr`` (a submitted approving
+    review, a new `/approve` comment). Never an approval itself: the approval sensor asks GitHub who
+    approved which commit, and judges them, as it does when it polls. ``sha`` (the reviewed commit,
+    when the delivery names one) only narrows which plans it looks at."""
+
+    delivery_id: str
+    event: str
+    repo: str
+    pr: int
+    sha: str | None = None
+    login: str | None = None
+    # The review or comment, whatever the delivery id: a replay under a new id is a duplicate.
+    dedupe_key: str | None = None
+
+
 def touches_source(spec: SourceSpec, files: tuple[str, ...] | None) -> bool:
     """Whether changed ``files`` touch the source's variables file or its folder (unknown: yes)."""
     if files is None:
@@ -141,10 +160,11 @@ def json_object(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def read_delivery(config: ManagerConfig, event: str, delivery_id: str, body: bytes) -> Delivery | None:
-    """The delivery, None for a ping or a delivery that asks for nothing; Refused if not acceptable."""
+def read_delivery(config: ManagerConfig, event: str, delivery_id: str, body: bytes) -> Delivery | ApprovalNote | None:
+    """The delivery (an ``ApprovalNote`` for a possible approval), None for a ping or a delivery that
+    asks for nothing; Refused if not acceptable."""
     if event not in SUPPORTED_EVENTS:
-        raise Refused(400, f"event type {event[:40]!r} is not handled (push, pull_request and ping are)")
+        raise Refused(400, f"event type {event[:40]!r} is not handled ({', '.join(SUPPORTED_EVENTS)} are)")
     payload = json_object(body)
     try:
         return _read_payload(config, event, delivery_id, payload)
@@ -214,7 +234,55 @@ def _plan_comment(
     )
 
 
-def _read_payload(config: ManagerConfig, event: str, delivery_id: str, payload: dict[str, Any]) -> Delivery | None:
+def _approve_comment(repo: str, delivery_id: str, payload: dict[str, Any]) -> ApprovalNote | None:
+    """A new comment starting with `/approve` on a pull request: a note to look, whoever wrote it
+    (the approval sensor judges the author, from GitHub)."""
+    issue, comment = payload.get("issue"), payload.get("comment")
+    if payload.get("action") != "created" or not isinstance(issue, dict) or not isinstance(comment, dict):
+        return None  # an edited comment never counts as an approval (github/approvals.py)
+    if not issue.get("pull_request"):
+        return None
+    text = comment.get("body")
+    if not isinstance(text, str) or not APPROVE_COMMAND.match(text.strip()):
+        return None
+    comment_id = comment.get("id")
+    if type(comment_id) is not int:
+        raise Refused(400, "the comment id must be an integer")
+    return ApprovalNote(
+        delivery_id,
+        "issue_comment",
+        repo,
+        _number(issue.get("number")),
+        login=_login(comment.get("user")),
+        dedupe_key=_key("approve-comment", repo.lower(), comment_id),
+    )
+
+
+def _approving_review(repo: str, delivery_id: str, payload: dict[str, Any]) -> ApprovalNote | None:
+    """A submitted approving review of a pull request: a note to look (GitHub says who and for which commit)."""
+    review, pull = payload.get("review"), payload.get("pull_request")
+    if payload.get("action") != "submitted" or not isinstance(review, dict) or not isinstance(pull, dict):
+        return None
+    if str(review.get("state") or "").lower() != "approved":
+        return None  # a comment or a request for changes approves nothing
+    review_id = review.get("id")
+    if type(review_id) is not int:
+        raise Refused(400, "the review id must be an integer")
+    commit = review.get("commit_id") or (pull.get("head") or {}).get("sha")
+    return ApprovalNote(
+        delivery_id,
+        "pull_request_review",
+        repo,
+        _number(pull.get("number")),
+        sha=_commit(commit) if commit is not None else None,
+        login=_login(review.get("user")),
+        dedupe_key=_key("pull_request_review", repo.lower(), review_id),
+    )
+
+
+def _read_payload(
+    config: ManagerConfig, event: str, delivery_id: str, payload: dict[str, Any]
+) -> Delivery | ApprovalNote | None:
     repository = payload.get("repository")
     if event == "ping" and repository is None:
         # An organisation's or a GitHub App's hook: GitHub pings it with no repository.
@@ -228,7 +296,9 @@ def _read_payload(config: ManagerConfig, event: str, delivery_id: str, payload: 
     if event == "ping":
         return None
     if event == "issue_comment":
-        return _plan_comment(specs, repo, delivery_id, payload)
+        return _plan_comment(specs, repo, delivery_id, payload) or _approve_comment(repo, delivery_id, payload)
+    if event == "pull_request_review":
+        return _approving_review(repo, delivery_id, payload)
     if event == "push":
         ref = str(payload.get("ref") or "")
         if not ref.startswith("refs/heads/") or payload.get("deleted") or payload.get("after") == ZERO_COMMIT:

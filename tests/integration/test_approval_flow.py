@@ -37,8 +37,9 @@ def gated_config(sources: str, approvers: str, required: int = 1) -> str:
 
 
 @pytest.fixture
-def gated(manager, source_repo):
+def gated(manager, source_repo, github_standin):
     manager.write_config(gated_config(f"  - name: app\n    path: {source_repo}\n", "[alice, bob, carol]"))
+    manager.github = github_standin  # vouches for the approvers' own tokens
     return manager
 
 
@@ -93,6 +94,36 @@ def test_an_unapproved_plan_stays_unapplied_and_refusals_are_recorded(gated):
     assert any("by alice (console): refused" in m and "author of the change" in m for m in messages)
     listed = gated.cli("plans")
     assert plan_id in listed.stdout and "mallory (refused)" in listed.stdout
+
+
+def test_a_console_approver_is_who_runs_the_command_not_who_the_environment_claims(gated):
+    """Issue 10 #9: USER and LOGNAME name nobody; only the kernel's uid or a token GitHub vouches for do."""
+    import pwd
+
+    plan_id = plan_production(gated)
+    claimed = subprocess.run(
+        [str(BIN / "manager-pipeline"), "approve", plan_id, "--reason", "lgtm"],
+        cwd=gated.root,
+        env=dict(gated.env, USER="bob", LOGNAME="bob"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    myself = pwd.getpwuid(os.geteuid()).pw_name
+    assert f"approving as `{myself}` (the operating-system user" in claimed.stdout
+    assert claimed.returncode == 1 and f"{myself} is not an approver of production" in claimed.stderr
+    forged = subprocess.run(
+        [str(BIN / "manager-pipeline"), "approve", plan_id, "--reason", "trust me"],
+        cwd=gated.root,
+        env=dict(gated.env, MANAGER_APPROVER_TOKEN="ghp_not_a_token", GITHUB_API_URL=gated.github.url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert forged.returncode == 2 and "MANAGER_APPROVER_TOKEN was not accepted by GitHub" in forged.stderr
+    assert "ghp_not_a_token" not in forged.stdout + forged.stderr
+    assert [a.login for a in records_of(gated).approvals(plan_id)] == [myself]
+    assert records_of(gated).find(plan_id).state is PlanState.AWAITING
 
 
 def test_a_pull_request_plan_is_never_applied(gated):

@@ -25,6 +25,7 @@ from tests.support import (
     dagster_launch,
     make_source_repo,
     stop_process,
+    wait_for_http,
     wait_until,
 )
 
@@ -74,6 +75,7 @@ def daemon_manager(tmp_path_factory, moto_endpoint, tools_dir, github_standin):
         start_new_session=True,
     )
     manager.sources = sources
+    manager.github = github_standin
     manager.daemon_log = base / "daemon.log"
     yield manager
     stop_process(process)
@@ -321,3 +323,80 @@ def test_an_operator_approval_makes_the_daemon_apply_the_plan_once(daemon_manage
     # Another tick of the approval sensor, which still sees the approval: the plan is not applied twice.
     wait_for_next_tick(manager, instance, "approve_plans")
     assert len(instance.get_runs(RunsFilter(tags={"manager/plan-id": plan_id}))) == 1
+
+
+def full_poll_at(instance: DagsterInstance) -> float:
+    """When the approval sensor last asked GitHub about every waiting plan (its cursor)."""
+    cursor = sensor_cursor(instance, "approve_plans")
+    return json.loads(cursor)["full_poll_at"] if cursor else 0.0
+
+
+def test_an_approving_review_webhook_queues_the_apply_before_the_next_poll(daemon_manager, github_standin, tmp_path):
+    manager = daemon_manager
+    instance = instance_of(manager)
+    head = hashlib.sha1(b"gamma-reviewed-head").hexdigest()
+    github_standin.repo(
+        GITHUB_REPO,
+        commits={head: {"infra/variables.yml": EXAMPLE_VARIABLES.read_text()}},
+        branches={"main": head},
+        pulls=[{"number": 41, "head_sha": head}],
+    )
+    planned = manager.cli("run", "--source", "gamma", "--env", "production", "--author", "alice")
+    assert planned.returncode == 0, planned.stderr
+    plan_id = re.search(r"awaiting approval: plan (\w+)", planned.stdout).group(1)
+    port = free_port()
+    log = tmp_path / "receiver.log"
+    with open(log, "wb") as out:
+        receiver = subprocess.Popen(
+            [str(BIN / "manager-pipeline"), "serve-webhooks", "--port", str(port)],
+            cwd=manager.root,
+            env=manager.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", receiver, log)
+        # Right after a full poll (which saw no review), so that the next one is 15 s away.
+        before = full_poll_at(instance)
+        polled = wait_for(lambda: (at := full_poll_at(instance)) > before and at, 60, "a full poll", manager)
+        review = {"id": 4101, "user": {"login": "bob"}, "state": "APPROVED", "commit_id": head, "body": "ship it",
+                  "submitted_at": "2026-11-30T00:00:00Z"}
+        github_standin.update(GITHUB_REPO, reviews={"41": [review]})
+        body = json.dumps(
+            {
+                "action": "submitted",
+                "review": review | {"state": "approved"},
+                "pull_request": {"number": 41, "head": {"sha": head, "ref": "feature"}},
+                "repository": {"full_name": GITHUB_REPO},
+                "sender": {"login": "bob"},
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/webhooks/github",
+            data=body,
+            method="POST",
+            headers={
+                "X-GitHub-Event": "pull_request_review",
+                "X-GitHub-Delivery": "e2e-review-1",
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": signature_for(WEBHOOK_SECRET.encode(), body),
+            },
+        )
+        posted = time.time()
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert (response.status, json.loads(response.read())) == (202, {"status": "approval noted"})
+    finally:
+        stop_process(receiver)
+    tags = {"manager/plan-id": plan_id}
+    [record] = wait_for(lambda: instance.get_run_records(RunsFilter(tags=tags)), 30, "the apply run", manager)
+    queued_after = record.create_timestamp.timestamp() - posted
+    print(f"approval webhook -> apply run queued: {queued_after:.1f} s (last full poll {posted - polled:.1f} s before)")
+    # The note did it, not the fallback: the next full poll was at least 15 s after the last one.
+    assert queued_after < 12 and record.create_timestamp.timestamp() < polled + 15
+    runs = wait_for(lambda: finished_runs(instance, tags, 1), 240, "the apply run to end", manager)
+    assert len(runs) == 1 and runs[0].status == DagsterRunStatus.SUCCESS and runs[0].job_name == "apply_plan"
+    listed = manager.cli("plans", "--source", "gamma", "--env", "production")
+    assert plan_id in listed.stdout and "applied" in listed.stdout and "bob" in listed.stdout
+    wait_for_next_tick(manager, instance, "approve_plans")
+    assert len(instance.get_runs(RunsFilter(tags=tags))) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,148 @@ def test_a_branch_the_commit_was_not_seen_on_is_refused(tmp_path):
 def test_feature_branches_are_refused(tmp_path):
     reasons = [r.reason for r in check(tmp_path, plan=saved_plan(tmp_path, branch="feature"))]
     assert any("branch `feature` does not apply to production" in r for r in reasons)
+
+
+# --- the approval sensor: webhook notes between full polls -----------------------------------
+
+SENSOR_CONFIG = """
+sources:
+  - {name: web, repo: acme/web}
+  - {name: api, repo: acme/mono}
+  - {name: batch, repo: acme/other}
+environments:
+  production: {auto_apply: false, approvers: [alice, bob]}
+"""
+
+
+class CountingGitHub:
+    """A GitHubClient's approval reading, counting the requests per repository (alice approves what
+    ``approving`` lists: (repo, pull request number) -> the commit her review is of)."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+        self.approving: dict[tuple[str, int], str] = {}
+
+    def reviews(self, repo, number):
+        from manager_pipeline.github.client import Review
+
+        self.calls.append(repo)
+        sha = self.approving.get((repo, number))
+        return [Review(1, "alice", "APPROVED", sha, "ok")] if sha else []
+
+    def issue_comments(self, repo, number):
+        self.calls.append(repo)
+        return []
+
+    def commit_comments(self, repo, sha):
+        self.calls.append(repo)
+        return []
+
+    def pulls_of_commit(self, repo, sha):
+        self.calls.append(repo)
+        return []
+
+    def commit_author(self, repo, sha):
+        self.calls.append(repo)
+        return "dev"
+
+    def in_team(self, login, team):
+        return False
+
+
+class FakeGitHubResource:
+    configured = True
+
+    def __init__(self, client):
+        self._client = client
+
+    def client(self, quick=False):
+        return self._client
+
+
+class FakePlanStore:
+    def __init__(self, url, root):
+        self.database_url, self.root = url, root
+
+    def plans(self):
+        from manager_pipeline.plans import Plans
+
+        return Plans(self.database_url, self.root)
+
+
+@pytest.fixture
+def sensor_setup(tmp_path):
+    from dagster import DagsterInstance, DagsterRun
+
+    from manager_pipeline.defs.plans import approval_sensor
+    from manager_pipeline.intake.inbox import Inbox
+    from manager_pipeline.plans import PlanFacts
+
+    (tmp_path / "manager.yaml").write_text(SENSOR_CONFIG)
+    url = f"sqlite:///{tmp_path / 'manager.db'}"
+    resources = {"plans": FakePlanStore(url, tmp_path / "plans"), "github": FakeGitHubResource(CountingGitHub())}
+    store = resources["plans"].plans()
+    (tmp_path / "plan.tfplan").write_bytes(b"plan")
+    instance = DagsterInstance.ephemeral()  # the runs that made the plans carry the approvals' audit trail
+    waiting = {}
+    for source, repo, pr, sha in [
+        ("web", "acme/web", 12, "a" * 40), ("api", "acme/mono", 3, "b" * 40), ("batch", "acme/other", 5, "c" * 40)
+    ]:
+        facts = PlanFacts(
+            source=source, environment="production", sha=sha, branch="main", branch_verified=True, pr=pr,
+            author="dev", repo=repo, variables_digest="v", module_digest="m", terraform_version="1.15.5",
+            has_changes=True, summary=PlanSummary(to_add=("a.b",)), run_id=f"run-{source}",
+        )
+        instance.add_run(DagsterRun(job_name="deploy", run_id=f"run-{source}"))
+        plan = store.save(tmp_path / "plan.tfplan", "Plan: 1 to add", facts)
+        assert store.transition(plan.plan_id, PlanState.AWAITING)
+        waiting[repo] = plan
+    sensor = approval_sensor(tmp_path / "manager.yaml")
+    return sensor, instance, resources, store, Inbox(url), waiting
+
+
+def approval_tick(setup, cursor=None):
+    from dagster import build_sensor_context
+
+    sensor, instance, resources, *_ = setup
+    with build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
+        result = sensor(context)
+        return list(getattr(result, "run_requests", None) or []), context.cursor
+
+
+def test_between_full_polls_only_the_noted_pull_requests_plans_are_asked_about(sensor_setup):
+    from manager_pipeline.intake.webhooks import read_delivery
+    from manager_pipeline.plans.approvals import record
+    from tests.support import review_payload
+
+    _, _, resources, store, inbox, waiting = sensor_setup
+    github = resources["github"].client()
+    # The first tick polls every waiting plan: every repository is asked.
+    runs, cursor = approval_tick(sensor_setup)
+    assert runs == [] and set(github.calls) == {"acme/web", "acme/mono", "acme/other"}
+    # Nothing noted, nothing new: a tick asks GitHub nothing.
+    github.calls.clear()
+    runs, cursor = approval_tick(sensor_setup, cursor)
+    assert runs == [] and github.calls == []
+    # Alice approves acme/web#12 and GitHub says so: only acme/web is asked, and its apply is requested.
+    github.approving[("acme/web", 12)] = "a" * 40
+    config = parse_config(SENSOR_CONFIG, ROOT)
+    note = read_delivery(config, "pull_request_review", "r-1", review_payload(number=12, commit="a" * 40))
+    assert inbox.note_approval(note)
+    runs, cursor = approval_tick(sensor_setup, cursor)
+    web, mono = waiting["acme/web"], waiting["acme/mono"]
+    assert [r.run_key for r in runs] == [f"apply:{web.plan_id}"]
+    assert set(github.calls) == {"acme/web"} and inbox.note_states() == {"done": 1}
+    # A console approval (recorded in the database) is acted on in the next tick, not the next poll.
+    github.calls.clear()
+    [new] = record(store, mono, config.policy("production"), "dev", Candidate("bob", "console", "console:1"), no_team)
+    assert new.accepted
+    runs, cursor = approval_tick(sensor_setup, cursor)
+    assert sorted(r.run_key for r in runs) == sorted([f"apply:{web.plan_id}", f"apply:{mono.plan_id}"])
+    assert set(github.calls) == {"acme/mono"} and store.get(mono.plan_id).state is PlanState.APPROVED
+    github.calls.clear()
+    approval_tick(sensor_setup, cursor)
+    assert github.calls == []
+    # 15 s after the last full poll, the next tick asks about every plan still waiting.
+    approval_tick(sensor_setup, json.dumps(json.loads(cursor) | {"full_poll_at": 0}))
+    assert set(github.calls) == {"acme/other"}

@@ -9,7 +9,7 @@ import pytest
 from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.intake.receiver import ConfigWatcher, WebhookApp
 from manager_pipeline.intake.webhooks import signature_for
-from tests.support import INTAKE_CONFIG, plan_comment_payload, pull_request_payload, push_payload
+from tests.support import INTAKE_CONFIG, plan_comment_payload, pull_request_payload, push_payload, review_payload
 
 SECRET = "unit-secret"
 
@@ -208,3 +208,60 @@ def test_only_a_new_plan_comment_of_a_maintainer_releases_a_waiting_pull_request
 
 def test_a_pull_request_of_a_member_from_the_repository_itself_is_queued(app):
     assert answer(app, pull_request_payload(), "pull_request")[1]["status"] == "queued"
+
+
+# --- approvals at webhook speed: reviews and `/approve` comments are notes to look, never approvals --
+
+
+def test_a_signed_approving_review_is_noted_once(app):
+    body = review_payload(repo="acme/mono", number=3, commit="c" * 40)
+    assert answer(app, body, "pull_request_review", delivery="review-1") == (202, {"status": "approval noted"})
+    # GitHub redelivering it, and the same review replayed under a new id: noted once.
+    assert answer(app, body, "pull_request_review", delivery="review-1") == (200, {"status": "duplicate"})
+    assert answer(app, body, "pull_request_review", delivery="review-replayed") == (200, {"status": "duplicate"})
+    [note] = app.inbox.noted_approvals()
+    assert (note.repo, note.pr, note.sha) == ("acme/mono", 3, "c" * 40)
+    # A note is not a delivery to dispatch: the inbox of deliveries holds nothing.
+    assert app.inbox.states() == {}
+
+
+def test_an_unsigned_or_forged_review_is_refused_and_not_noted(app):
+    body = review_payload()
+    headers = {"X-GitHub-Event": "pull_request_review", "X-GitHub-Delivery": "unsigned"}
+    assert app.handle(headers, body) == (401, {"error": "missing X-Hub-Signature-256"})
+    assert answer(app, body, "pull_request_review", signature=signature_for(b"not-the-secret", body))[0] == 401
+    unknown = review_payload(repo="evil/repo")
+    assert answer(app, unknown, "pull_request_review", delivery="evil")[0] == 403
+    assert app.inbox.noted_approvals() == []
+
+
+@pytest.mark.parametrize(
+    "event, body",
+    [
+        ("issue_comment", plan_comment_payload(body="looks good to me", comment_id=11)),
+        ("issue_comment", plan_comment_payload(body="please /approve production", comment_id=12)),
+        ("issue_comment", plan_comment_payload(body="/approved production", comment_id=13)),
+        ("issue_comment", plan_comment_payload(body="/approve production", action="edited", comment_id=14)),
+        ("pull_request_review", review_payload(state="commented")),
+        ("pull_request_review", review_payload(state="changes_requested")),
+        ("pull_request_review", review_payload(action="dismissed")),
+    ],
+    ids=["other-text", "not-first", "approved-word", "edited", "review-comment", "changes-requested", "dismissed"],
+)
+def test_what_cannot_approve_is_ignored_not_noted(app, event, body):
+    status, answered = answer(app, body, event, delivery="other")
+    assert status == 202 and answered["status"] == "ignored"
+    assert app.inbox.noted_approvals() == [] and app.inbox.states() == {}
+
+
+def test_an_approve_comment_is_noted_and_plan_comments_still_release(app):
+    comment = plan_comment_payload(body="/approve production 0123456789ab reviewed", login="alice", comment_id=21)
+    assert answer(app, comment, "issue_comment", delivery="approve") == (202, {"status": "approval noted"})
+    [note] = app.inbox.noted_approvals()
+    assert (note.repo, note.pr, note.sha) == ("acme/web", 12, None)
+    app.inbox.approvals_looked_at([note.id])
+    assert app.inbox.noted_approvals() == [] and app.inbox.note_states() == {"done": 1}
+    assert answer(app, pull_request_payload(head_repo="mallory/web", association="NONE"), "pull_request",
+                  delivery="fork-pr")[1]["status"] == "waiting"
+    status, answered = answer(app, plan_comment_payload(comment_id=22), "issue_comment", delivery="plan")
+    assert status == 202 and answered["status"] == "plan requested" and "released 1" in answered["note"]
