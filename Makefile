@@ -7,10 +7,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: env browser demo check test ui stop bench generate clean
 
+# The install steps live in scripts/install.sh, shared with deploy/Containerfile (which passes --no-test):
+# a venv, `pip install -e '.[test]'`, `manager-pipeline setup` (Terraform launcher, provider mirror).
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-	$(BIN)/manager-pipeline setup
+	PYTHON='$(PYTHON)' sh scripts/install.sh --venv '$(VENV)'
 	touch $(STAMP)
 
 env: $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import psycopg2
 import pytest
 
 from manager_pipeline.terraform.provider_server import provider_servers
@@ -25,3 +26,24 @@ def stack(tmp_path_factory, moto_endpoint, tools_dir):
         # Absent sections: no resources, null outputs.
         assert all(outputs.get(name) is None for name in ("storage_bucket_name", "log_group_name", "database_endpoint"))
         yield setup
+
+
+POSTGRES = "host=127.0.0.1 port=5432 user=postgres"
+
+
+@pytest.fixture
+def database():
+    """A database of its own on the machine's PostgreSQL (trust auth), dropped afterwards."""
+    name = f"mp_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(f"{POSTGRES} dbname=postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield name
+    with admin.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+    admin.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 
 import psycopg2
 import pytest
@@ -16,24 +15,6 @@ from tests.support import run_partition
 pytestmark = pytest.mark.integration
 
 SERVER = "host=127.0.0.1 port=5432 user=postgres"
-
-
-@pytest.fixture
-def database():
-    """A database of its own on the machine's PostgreSQL, dropped afterwards."""
-    name = f"mp_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(f"{SERVER} dbname=postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    yield name
-    with admin.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-    admin.close()
 
 
 def test_inbox_and_outbox_work_on_postgresql(database):
