@@ -64,6 +64,7 @@ class PlannedRun:
             delivery_id=self.delivery.delivery_id,
             plan_only=self.delivery.pr is not None,
             trigger="webhook",
+            author=self.delivery.author,
         )
         return event.to_tags() | {INBOX_ID_TAG: str(self.inbox_id), REF_TAG: self.delivery.ref_key}
 

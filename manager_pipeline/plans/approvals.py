@@ -88,10 +88,23 @@ def review(plan: Plan, policy: EnvironmentPolicy, plans: Plans, github: Approval
     if github and plan.repo and plan.sha:
         pulls = [plan.pr] if plan.pr is not None else github.pulls_for(plan.repo, plan.sha)
         candidates = github.candidates(plan.repo, plan.sha, plan.environment, pulls, plan.created_at)
-        sole = _sole_waiting(plan, plans) if any(c.plan_id is None and c.via != "review" for c in candidates) else False
+        bare = any(c.plan_id is None and c.via != "review" for c in candidates)
+        waiting = _waiting_alike(plan, plans) if bare else []
+        sole = waiting == [plan.plan_id]
         for candidate in candidates:
             if _meant_for(candidate, plan, sole):
                 result.new += record(plans, plan, policy, author, candidate, in_team)
+            elif candidate.plan_id is None and candidate.via != "review" and plan.plan_id in waiting:
+                # A bare `/approve <env>` while other plans wait for the same commit: refused, saying how.
+                result.new += _refuse(
+                    plans,
+                    plan,
+                    candidate,
+                    (
+                        f"`/approve {plan.environment}` names no plan and {len(waiting)} plans wait for "
+                        f"commit {(plan.sha or '?')[:12]}; comment `/approve {plan.environment} {plan.plan_id}`"
+                    ),
+                )
     for approval in plans.approvals(plan.plan_id):
         # Judged again: an approver taken off the policy since no longer counts.
         if (
@@ -103,15 +116,27 @@ def review(plan: Plan, policy: EnvironmentPolicy, plans: Plans, github: Approval
     return result
 
 
-def _sole_waiting(plan: Plan, plans: Plans) -> bool:
-    """Whether ``plan`` is the one plan waiting for its commit and environment (a monorepo's sources
-    share commits)."""
-    waiting = [
-        other
+def _waiting_alike(plan: Plan, plans: Plans) -> list[str]:
+    """The ids of the plans waiting for ``plan``'s commit and environment (a monorepo's sources share
+    commits); the bare `/approve <env>` approves ``plan`` only when it is the sole one."""
+    return [
+        other.plan_id
         for other in plans.list_plans(state=PlanState.AWAITING, environment=plan.environment)
         if (other.repo, other.sha) == (plan.repo, plan.sha)
     ]
-    return [other.plan_id for other in waiting] == [plan.plan_id]
+
+
+def _refuse(plans: Plans, plan: Plan, candidate: Candidate, reason: str) -> list[ApprovalRecord]:
+    approval = ApprovalRecord(
+        plan_id=plan.plan_id,
+        login=candidate.login,
+        via=candidate.via,
+        origin=candidate.origin,
+        accepted=False,
+        reason=reason,
+        at=time.time(),
+    )
+    return [approval] if plans.record_approval(approval) else []
 
 
 def _meant_for(candidate: Candidate, plan: Plan, sole_waiting: bool) -> bool:

@@ -268,7 +268,10 @@ def test_a_killed_apply_leaves_a_lock_that_the_next_run_reports(gated, tmp_path)
         text=True,
         start_new_session=True,
     )
+    plan_id = None
     for line in process.stdout:
+        found = re.search(r"\(plan (\w+)\)", line)
+        plan_id = found.group(1) if found else plan_id
         if line.startswith("[gate"):
             break
     # Kill it while terraform apply holds the state lock (it creates the VPC for seconds).
@@ -292,7 +295,17 @@ def test_a_killed_apply_leaves_a_lock_that_the_next_run_reports(gated, tmp_path)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
 
+    # Not applied twice: the killed run's plan is never taken again, by hand or by a tick.
     gated.env = env
+    again = gated.cli("apply", plan_id)
+    assert again.returncode == 1 and f"plan {plan_id} is being applied by run" in again.stderr, again.stderr
+    assert tick(gated) == []
+    # State intact: whatever Terraform had written before the kill is a whole state document.
+    try:
+        state = json.loads(gated.s3().get_object(Bucket=gated.bucket, Key="app/staging/terraform.tfstate")["Body"].read())
+    except gated.s3().exceptions.NoSuchKey:
+        state = None
+    assert state is None or (state["lineage"] and isinstance(state["resources"], list))
     blocked = gated.cli("run", "--source", "app", "--env", "staging", "--plan-only")
     assert blocked.returncode == 1
     assert "the state is locked by another run (ID " in blocked.stderr

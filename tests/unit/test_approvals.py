@@ -346,3 +346,102 @@ def test_between_full_polls_only_the_noted_pull_requests_plans_are_asked_about(s
     # 15 s after the last full poll, the next tick asks about every plan still waiting.
     approval_tick(sensor_setup, json.dumps(json.loads(cursor) | {"full_poll_at": 0}))
     assert set(github.calls) == {"acme/other"}
+
+
+# --- issue 10, hole 8: `/approve <env> <plan-id>`; the bare form only while one plan waits ---------
+
+
+class ApproverComments(Comments):
+    """A GitHubClient as GitHubApprovals reads it: pull request comments, no reviews, author "dev"."""
+
+    def pulls_of_commit(self, repo, sha):
+        return []
+
+    def commit_author(self, repo, sha):
+        return "dev"
+
+    def in_team(self, login, team):
+        return False
+
+
+def waiting_plan(store, tmp_path, source, repo, pr, sha):
+    from manager_pipeline.plans import PlanFacts
+
+    (tmp_path / "plan.tfplan").write_bytes(b"plan")
+    facts = PlanFacts(
+        source=source, environment="production", sha=sha, branch="main", branch_verified=True, pr=pr,
+        author="dev", repo=repo, variables_digest="v", module_digest="m", terraform_version="1.15.5",
+        has_changes=True, summary=PlanSummary(to_add=("a.b",)),
+    )
+    plan = store.save(tmp_path / "plan.tfplan", "Plan: 1 to add", facts)
+    assert store.transition(plan.plan_id, PlanState.AWAITING)
+    return store.get(plan.plan_id)
+
+
+def test_a_bare_approve_approves_only_the_sole_waiting_plan_and_a_plan_id_picks_one(tmp_path):
+    from manager_pipeline.plans import Plans
+    from manager_pipeline.plans.approvals import review
+
+    production = parse_config(SENSOR_CONFIG, ROOT).policy("production")  # approvers alice, bob
+    store = Plans(f"sqlite:///{tmp_path / 'manager.db'}", tmp_path / "plans")
+    # A monorepo: two sources' plans wait for production at the same commit of the same pull request.
+    api = waiting_plan(store, tmp_path, "api", "acme/mono", 3, "b" * 40)
+    batch = waiting_plan(store, tmp_path, "batch", "acme/mono", 3, "b" * 40)
+    comments = [Comment(1, "alice", "/approve production", created_at=api.created_at + 1, edited=False)]
+    github = GitHubApprovals(ApproverComments(comments))
+    for plan in (api, batch):
+        verdict = review(plan, production, store, github)
+        assert not verdict.approved and verdict.accepted == []
+        # The refusal is recorded with what to do, not dropped in silence.
+        [refused] = store.approvals(plan.plan_id)
+        assert (refused.login, refused.origin, refused.accepted) == ("alice", "comment:1", False)
+        assert "names no plan" in refused.reason and f"/approve production {plan.plan_id}" in refused.reason
+    # Naming a plan approves exactly that one.
+    comments.append(Comment(2, "alice", f"/approve production {batch.plan_id}", created_at=api.created_at + 2,
+                            edited=False))
+    assert review(batch, production, store, github).approved
+    assert not review(api, production, store, github).approved
+    assert [a.origin for a in store.approvals(api.plan_id)] == ["comment:1"]
+    # With one plan waiting for its commit, the bare form approves it.
+    web = waiting_plan(store, tmp_path, "web", "acme/web", 12, "a" * 40)
+    alone = GitHubApprovals(ApproverComments([Comment(3, "bob", "/approve production", web.created_at + 1, False)]))
+    verdict = review(web, production, store, alone)
+    assert verdict.approved and verdict.accepted == ["bob"]
+
+
+# --- issue 10, hole 10: one plan's failure never strands the others' applies ------------------------
+
+
+class FailingForMono(CountingGitHub):
+    """Alice approves every pull request's head; asking about acme/mono's pull request fails."""
+
+    def reviews(self, repo, number):
+        if repo == "acme/mono":
+            raise RuntimeError("GitHub answered 502 for acme/mono")
+        return super().reviews(repo, number)
+
+
+def test_a_failing_plan_leaves_the_others_approved_with_their_applies_requested_every_tick(sensor_setup):
+    _, _, resources, store, _, waiting = sensor_setup
+    github = FailingForMono()
+    resources["github"] = FakeGitHubResource(github)
+    web, mono, other = waiting["acme/web"], waiting["acme/mono"], waiting["acme/other"]
+    github.approving = {("acme/web", 12): "a" * 40, ("acme/mono", 3): "b" * 40, ("acme/other", 5): "c" * 40}
+    # The first tick reviews all three in the order they were planned; the second one raises.
+    assert [p.plan_id for p in store.list_plans(state=PlanState.AWAITING)] == [web.plan_id, mono.plan_id, other.plan_id]
+    runs, cursor = approval_tick(sensor_setup)
+    expected = {f"apply:{web.plan_id}", f"apply:{other.plan_id}"}
+    assert {r.run_key for r in runs} == expected and len(runs) == 2
+    assert {r.tags["manager/plan-id"] for r in runs} == {web.plan_id, other.plan_id}
+    assert store.get(mono.plan_id).state is PlanState.AWAITING
+    assert {store.get(p.plan_id).state for p in (web, other)} == {PlanState.APPROVED}
+    # The daemon lost those requests (no apply run was made): a later tick asks again, same run keys,
+    # though nothing new was approved and GitHub is not asked about them again.
+    github.calls.clear()
+    runs, cursor = approval_tick(sensor_setup, cursor)
+    assert {r.run_key for r in runs} == expected and len(runs) == 2
+    assert "acme/web" not in github.calls and "acme/other" not in github.calls
+    # A plan whose apply run exists is not asked for again.
+    assert store.transition(web.plan_id, PlanState.APPLYING, apply_run_id="run-apply-web")
+    runs, _ = approval_tick(sensor_setup, cursor)
+    assert [r.run_key for r in runs] == [f"apply:{other.plan_id}"]

@@ -329,3 +329,27 @@ def test_a_waiting_fork_pull_request_gets_a_run_only_after_a_maintainers_plan(di
     assert {(r.tags["manager/delivery"], r.tags["manager/plan-only"]) for r in result.run_requests} == {
         ("fork-pr", "true")
     }
+
+
+# --- issue 10, hole 7: webhook runs carry the change's author -----------------------------------
+
+
+def test_webhook_runs_carry_the_pull_request_author_and_the_pusher(tmp_path):
+    pr = read_delivery(config(), "pull_request", "pr-7", pull_request_payload(author="carol", sha="7" * 40))
+    assert pr.author == "carol"  # pull_request.user.login
+    # A push names the pusher twice: `pusher.name` (a Git name/email pair that GitHub fills with the
+    # pushing account's login) and `sender.login` (the account that triggered the delivery, the same
+    # account for a push). The code reads `pusher.name`: it is GitHub's own record of who pushed (the
+    # issue asks for "the pusher"), and it is set by GitHub from the authenticated push, unlike the
+    # commits' author fields. The two differ here only to pin which field is read.
+    body = json.loads(push_payload(branch="release", sha="8" * 40))
+    body["pusher"] = {"name": "pat", "email": "pat@example.com"}
+    body["sender"] = {"login": "someone-else", "type": "User"}
+    push = read_delivery(config(), "push", "push-7", json.dumps(body).encode())
+    assert push.author == "pat"
+    # ... and the runs dispatched for them carry it as manager/author (what the plan records and the
+    # rule against self-approval is checked against).
+    _, events = events_from([pr, push], tmp_path)
+    plan = plan_dispatch(events, config(), lambda delivery, spec: True)
+    authors = {(r.delivery.delivery_id, r.environment): r.tags().get("manager/author") for r in plan.runs}
+    assert authors == {("pr-7", "staging"): "carol", ("pr-7", "production"): "carol", ("push-7", "production"): "pat"}
