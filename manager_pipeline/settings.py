@@ -7,6 +7,7 @@ stand-in's pid file) lives under ``.manager/`` beside manager.yaml.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,11 +56,12 @@ class AwsSettings:
 def _hours(value: str, name: str) -> float:
     text = value.strip().lower()
     try:
-        if text.endswith("d"):
-            return float(text[:-1]) * 24
-        return float(text.removesuffix("h"))
+        hours = float(text[:-1]) * 24 if text.endswith("d") else float(text.removesuffix("h"))
     except ValueError:
-        raise ValueError(f"{name}={value!r} is not a duration: give hours or days, e.g. 12h or 7d") from None
+        hours = math.nan
+    if not (0 < hours < math.inf):
+        raise ValueError(f"{name}={value!r} is not a duration: give hours or days above zero, e.g. 12h or 7d")
+    return hours
 
 
 def _providers(value: str) -> str:
@@ -84,6 +86,8 @@ class Settings:
     artifact_bucket: str | None = None
     lock_timeout: str = "60s"
     workdir_retention_hours: float = 7 * 24
+    # The files of a plan that can never be applied again are kept this long after its last change.
+    plan_retention_hours: float = 30 * 24
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +113,7 @@ class Settings:
             artifact_bucket=env.get("PLAN_ARTIFACT_BUCKET") or None,
             lock_timeout=env.get("MANAGER_LOCK_TIMEOUT") or "60s",
             workdir_retention_hours=_hours(env.get("MANAGER_WORKDIR_RETENTION") or "7d", "MANAGER_WORKDIR_RETENTION"),
+            plan_retention_hours=_hours(env.get("MANAGER_PLAN_RETENTION") or "30d", "MANAGER_PLAN_RETENTION"),
         )
 
     @property

@@ -205,10 +205,13 @@ class PlanStoreResource(ConfigurableResource):
     database_url: str
     artifact_bucket: str | None = None
     aws: AwsResource
+    # The files of a plan that can never be applied again: kept this long after its last change.
+    plan_retention_hours: float = 30 * 24
 
     def plans(self) -> Plans:
+        retention_s = self.plan_retention_hours * 3600
         if not self.artifact_bucket:
-            return Plans(self.database_url, Path(self.root))
+            return Plans(self.database_url, Path(self.root), retention_s=retention_s)
         target = self.aws.target()
         # dagster-aws costs most of a second to import: only set-ups with an artifact bucket pay it.
         from dagster_aws.s3 import S3Resource
@@ -220,7 +223,12 @@ class PlanStoreResource(ConfigurableResource):
             aws_secret_access_key=target.credentials.get("AWS_SECRET_ACCESS_KEY"),
         )
         target.ensure_bucket(self.artifact_bucket)
-        return Plans(self.database_url, Path(self.root), S3PlanFiles(s3.get_client(), self.artifact_bucket))
+        return Plans(
+            self.database_url,
+            Path(self.root),
+            S3PlanFiles(s3.get_client(), self.artifact_bucket),
+            retention_s=retention_s,
+        )
 
 
 class InboxResource(ConfigurableResource):
@@ -370,6 +378,7 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource | IOMa
             database_url=settings.database_url,
             artifact_bucket=settings.artifact_bucket,
             aws=aws,
+            plan_retention_hours=settings.plan_retention_hours,
         ),
         "inbox": InboxResource(database_url=settings.database_url),
         "feedback": FeedbackResource(

@@ -129,11 +129,23 @@ def plan(
         tfvars=json.loads((workdir.path / TFVARS_FILE).read_text()),
         run_id=context.run_id,
     )
+    store = plans.plans()
     try:
-        saved = plans.plans().save(workdir.plan_file, result.stdout, facts)
+        saved = store.save(workdir.plan_file, result.stdout, facts)
     except ManagerError as exc:  # e.g. no space left where plans are kept: said in one line
         raise failure_for(exc, context) from None
     say(context, "plan", f"{summary.line()} (plan {saved.plan_id})")
+    try:
+        # At most once an hour per process: the files of old plans that can never be applied again.
+        pruned = store.prune_if_due()
+    except Exception as exc:  # noqa: BLE001 - pruning old files never fails the run that planned
+        cause = (str(exc) or repr(exc)).splitlines()[0]
+        say(context, "plan", f"WARNING: the files of old plans were not pruned: {cause}")
+    else:
+        if pruned and pruned.plan_ids:
+            say(context, "plan", f"pruned the files of old plans {', '.join(pruned.plan_ids)} (their records stay)")
+        for problem in pruned.problems if pruned else ():
+            say(context, "plan", f"WARNING: {problem}")
     if summary.deletions:
         say(context, "plan", f"WARNING: destroys {', '.join(summary.deletions)}")
     context.add_output_metadata(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import stat
 import threading
+import time
 
 import pytest
 
+from manager_pipeline.errors import ManagerError
 from manager_pipeline.plans import PlanFacts, Plans, PlanState
+from manager_pipeline.settings import Settings
 from manager_pipeline.terraform.plan import PlanSummary
 
 
@@ -90,3 +95,187 @@ def test_a_new_candidate_supersedes_the_waiting_ones_of_its_partition_only(store
     assert f"superseded by plan {new.plan_id}" in store.get(old.plan_id).note
     assert store.get(other.plan_id).state is PlanState.AWAITING
     assert store.newest_candidate("web", "production").plan_id == new.plan_id
+
+
+# --- pruning: the files of plans that can never be applied again go; their rows stay ------------
+
+DAY = 24 * 3600.0
+
+
+def age(store, plan_id, days):
+    """Set the plan's last change ``days`` ago (the row's own timestamps)."""
+    from sqlalchemy import update
+
+    from manager_pipeline.plans.store import plans_table
+
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(plans_table)
+            .where(plans_table.c.plan_id == plan_id)
+            .values(created_at=time.time() - days * DAY, changed_at=time.time() - days * DAY)
+        )
+
+
+class FakeRemote:
+    def __init__(self):
+        self.files: dict[tuple[str, str], bytes] = {}
+
+    def put(self, plan_id, name, path):
+        self.files[(plan_id, name)] = path.read_bytes()
+
+    def get(self, plan_id, name, path):
+        if (plan_id, name) not in self.files:
+            return False
+        path.write_bytes(self.files[(plan_id, name)])
+        return True
+
+    def delete(self, plan_id, name):
+        self.files.pop((plan_id, name), None)
+
+
+def test_an_old_applied_plan_loses_its_files_and_keeps_its_row_with_a_note(tmp_path):
+    remote = FakeRemote()
+    store = Plans(f"sqlite:///{tmp_path / 'manager.db'}", tmp_path / "plans", remote, retention_s=30 * DAY)
+    plan = save(store, tmp_path)
+    for state in (PlanState.APPROVED, PlanState.APPLYING, PlanState.APPLIED):
+        assert store.transition(plan.plan_id, state, note="approved by alice" if state is PlanState.APPROVED else None)
+    age(store, plan.plan_id, 31)
+    assert store.prune().plan_ids == [plan.plan_id]
+    assert not plan.directory.exists() and not any(key[0] == plan.plan_id for key in remote.files)
+    kept = store.find(plan.plan_id)
+    assert kept.state is PlanState.APPLIED and kept.plan_sha256 == plan.plan_sha256
+    assert kept.summary.to_add == ("aws_vpc.main",)
+    assert kept.note == "approved by alice; its files were pruned after 30 days (MANAGER_PLAN_RETENTION) on " + (
+        time.strftime("%Y-%m-%d", time.gmtime())
+    )
+    # An apply of it is a clear refusal, never a crash and never a fetch from the remote.
+    with pytest.raises(ManagerError, match=r"can never be applied: .*its files were pruned after 30 days"):
+        store.get(plan.plan_id)
+    assert not plan.directory.exists()
+    assert store.prune().plan_ids == []  # nothing left to do: the row is marked
+
+
+def test_plans_that_may_still_be_applied_or_ended_recently_are_kept_whole(store, tmp_path):
+    waiting = save(store, tmp_path)
+    store.transition(waiting.plan_id, PlanState.AWAITING)
+    planned = save(store, tmp_path, source="api")
+    refused = save(store, tmp_path, source="db")
+    store.transition(refused.plan_id, PlanState.AWAITING)
+    store.transition(refused.plan_id, PlanState.REFUSED, note="sha256 differs")
+    age(store, waiting.plan_id, 400)
+    age(store, planned.plan_id, 400)
+    age(store, refused.plan_id, 29)
+    assert store.prune().plan_ids == []
+    for plan in (waiting, planned, refused):
+        assert store.get(plan.plan_id).text() == "Plan: 1 to add"
+    assert store.find(refused.plan_id).note == "sha256 differs"
+
+
+def test_the_retention_counts_from_the_last_change_not_from_the_planning(store, tmp_path):
+    plan = save(store, tmp_path)
+    store.transition(plan.plan_id, PlanState.AWAITING)
+    age(store, plan.plan_id, 40)
+    store.transition(plan.plan_id, PlanState.EXPIRED)  # ended today, planned 40 days ago
+    assert store.prune().plan_ids == []
+    assert store.prune(now=time.time() + 31 * DAY).plan_ids == [plan.plan_id]
+
+
+def test_pruning_runs_at_most_once_an_hour_per_store(store, tmp_path):
+    plan = save(store, tmp_path)
+    store.transition(plan.plan_id, PlanState.PREVIEW)
+    now = time.time()
+    assert store.prune_if_due(now) is not None
+    age(store, plan.plan_id, 31)
+    assert store.prune_if_due(now + 1800) is None  # not due: the plan waits for the next pass
+    assert plan.plan_file.exists()
+    assert store.prune_if_due(now + 3601).plan_ids == [plan.plan_id]
+
+
+def test_local_copies_of_plans_pruned_elsewhere_and_old_orphan_folders_go(tmp_path):
+    url = f"sqlite:///{tmp_path / 'manager.db'}"
+    here, there = Plans(url, tmp_path / "here"), Plans(url, tmp_path / "there")
+    plan = save(here, tmp_path)
+    store_copy = tmp_path / "there" / plan.plan_id
+    shutil.copytree(plan.directory, store_copy)  # the cache of another machine
+    here.transition(plan.plan_id, PlanState.PREVIEW)
+    age(here, plan.plan_id, 31)
+    orphan, young = tmp_path / "there" / "abc123", tmp_path / "there" / "def456"
+    orphan.mkdir()
+    young.mkdir()
+    os.utime(orphan, (time.time() - 31 * DAY,) * 2)
+    assert here.prune().plan_ids == [plan.plan_id]
+    assert store_copy.exists()
+    there.prune()
+    assert not store_copy.exists() and not orphan.exists() and young.exists()
+
+
+def test_a_store_of_an_older_release_gets_its_new_columns(tmp_path):
+    import sqlite3
+
+    database = tmp_path / "old.db"
+    connection = sqlite3.connect(database)
+    connection.execute(
+        "CREATE TABLE plan_records (plan_id VARCHAR(32) PRIMARY KEY, source VARCHAR(100) NOT NULL, "
+        "environment VARCHAR(100) NOT NULL, sha VARCHAR(64), branch VARCHAR(255), branch_verified BOOLEAN NOT NULL, "
+        "pr INTEGER, author VARCHAR(100), repo VARCHAR(200), created_at FLOAT NOT NULL, "
+        "plan_sha256 VARCHAR(64) NOT NULL, variables_digest VARCHAR(64) NOT NULL, module_digest VARCHAR(64) NOT NULL, "
+        "terraform_version VARCHAR(32) NOT NULL, has_changes BOOLEAN NOT NULL, summary TEXT NOT NULL, "
+        "planned_outputs TEXT NOT NULL, tfvars TEXT NOT NULL, state VARCHAR(32) NOT NULL, run_id VARCHAR(64), "
+        "apply_run_id VARCHAR(64), note TEXT)"
+    )
+    connection.execute(
+        "INSERT INTO plan_records VALUES ('0123abcd', 'web', 'production', NULL, 'main', 1, NULL, NULL, NULL, ?, "
+        "'s', 'v', 'm', '1.15.5', 1, '{}', '{}', '{}', 'applied', NULL, NULL, NULL)",
+        (time.time() - 400 * DAY,),
+    )
+    connection.commit()
+    connection.close()
+    store = Plans(f"sqlite:///{database}", tmp_path / "plans")
+    assert store.find("0123abcd").state is PlanState.APPLIED
+    # When an old row last changed is unknown: it gets the whole retention from the upgrade on.
+    assert store.prune().plan_ids == []
+    assert store.prune(now=time.time() + 31 * DAY).plan_ids == ["0123abcd"]
+
+
+@pytest.mark.parametrize(("value", "hours"), [(None, 30 * 24), ("12h", 12), ("7d", 168), ("2", 2)])
+def test_the_plan_retention_reads_like_the_workdir_retention(tmp_path, value, hours):
+    env = {"MANAGER_CONFIG": str(tmp_path / "manager.yaml")}
+    if value:
+        env |= {"MANAGER_PLAN_RETENTION": value, "MANAGER_WORKDIR_RETENTION": value}
+    settings = Settings.from_env(env)
+    assert settings.plan_retention_hours == hours
+    if value:
+        assert settings.workdir_retention_hours == hours
+    assert build_resources_plans(settings).plan_retention_hours == hours
+
+
+def build_resources_plans(settings):
+    from manager_pipeline.defs.resources import build_resources
+
+    return build_resources(settings)["plans"]
+
+
+@pytest.mark.parametrize("value", ["a month", "-1d", "nan", "0"])
+def test_a_bad_plan_retention_is_a_one_line_error(tmp_path, value):
+    """A negative or zero retention would prune every finished plan at once: refused like a typo."""
+    with pytest.raises(ValueError) as error:
+        Settings.from_env({"MANAGER_CONFIG": str(tmp_path / "manager.yaml"), "MANAGER_PLAN_RETENTION": value})
+    assert str(error.value) == (
+        f"MANAGER_PLAN_RETENTION={value!r} is not a duration: give hours or days above zero, e.g. 12h or 7d"
+    )
+
+
+def test_files_that_cannot_be_removed_leave_the_row_unmarked_for_the_next_pass(tmp_path):
+    class BrokenRemote(FakeRemote):
+        def delete(self, plan_id, name):
+            raise OSError("access denied")
+
+    store = Plans(f"sqlite:///{tmp_path / 'manager.db'}", tmp_path / "plans", BrokenRemote(), retention_s=30 * DAY)
+    plan = save(store, tmp_path)
+    store.transition(plan.plan_id, PlanState.PREVIEW)
+    age(store, plan.plan_id, 31)
+    pruned = store.prune()
+    assert pruned.plan_ids == [] and pruned.problems == [
+        f"the files of plan {plan.plan_id} could not be removed: access denied"
+    ]
+    assert plan.plan_file.exists() and store.get(plan.plan_id).note is None
