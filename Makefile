@@ -31,7 +31,7 @@ check: env
 	$(BIN)/python -m pytest tests/unit -q
 
 test: env browser
-	$(BIN)/python -m pytest tests -n 4 --dist loadscope
+	$(BIN)/python -m pytest tests -n 4 --dist loadscope --durations=15
 
 ui: env
 	$(BIN)/manager-pipeline ui

@@ -297,7 +297,7 @@ def test_aws_down_during_the_plan_fails_the_run_in_one_line_and_a_later_run_succ
     process = start_run(manager)
     seen: list[str] = []
     try:
-        read_until(process, "[init", seen)
+        read_until(process, "[init    ] Terraform ", seen)  # init done (its own lines stream before)
         forwarder.down()
         rest, stderr = process.communicate(timeout=120)
     finally:
