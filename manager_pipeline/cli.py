@@ -641,6 +641,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ManagerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - only a database that cannot be reached is told apart here
+        unreachable = _database_unreachable(exc)
+        if unreachable is None:
+            raise
+        print(f"error: {unreachable}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _database_unreachable(exc: BaseException) -> str | None:
+    """One line for the manager's database not answering (a setting or a service to fix), else None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    if not isinstance(exc, OperationalError):
+        return None
+    url = os.environ.get("MANAGER_DATABASE_URL", "")
+    try:
+        shown = make_url(url).render_as_string(hide_password=True) if url else "the SQLite file in DAGSTER_HOME"
+    except Exception:  # noqa: BLE001 - a URL too broken to show is not shown
+        shown = "MANAGER_DATABASE_URL"
+    cause = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+    return f"the manager's database does not answer ({shown}): {cause}; check it is up and MANAGER_DATABASE_URL"
 
 
 if __name__ == "__main__":

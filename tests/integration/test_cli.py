@@ -101,3 +101,13 @@ def test_failed_run_exits_1_naming_the_stage(manager, source_repo):
     assert "failed at validate" in done.stderr
     assert "environments.staging.min_instances: 1 is more than max_instances (0)" in done.stderr
     assert os.path.isdir(manager.dagster_home / "reports" / "app" / "staging")
+
+
+def test_a_database_that_does_not_answer_is_one_line_and_exit_2_without_its_password(manager):
+    """Issue 10, errors a person can act on: an unreachable database is a setting or a service to fix."""
+    manager.env["MANAGER_DATABASE_URL"] = "postgresql://postgres:hunter2@127.0.0.1:1/manager"
+    done = manager.cli("plans")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: the manager's database does not answer (postgresql://postgres:***@127.0.0.1:1/")
+    assert "check it is up and MANAGER_DATABASE_URL" in line and "hunter2" not in done.stderr
