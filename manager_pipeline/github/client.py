@@ -18,9 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
-from github import Auth, Github, GithubException, GithubRetry, UnknownObjectException
+if TYPE_CHECKING:  # PyGithub is imported when GitHub is first asked, not with the code location
+    from github import Auth, GithubException
 
 from manager_pipeline.errors import ManagerError
 
@@ -70,24 +72,30 @@ class Review:
     body: str
 
 
-class _Retry(GithubRetry):
-    """GitHub's own retry policy (5xx, rate-limited 403s), plus 429 answers.
+@lru_cache(maxsize=1)
+def _retry_class() -> type:
+    from github import GithubRetry
 
-    A 429 without ``Retry-After`` is a primary rate limit: wait until ``X-RateLimit-Reset``.
-    """
+    class _Retry(GithubRetry):
+        """GitHub's own retry policy (5xx, rate-limited 403s), plus 429 answers.
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("status_forcelist", [*range(500, 600), 429])
-        super().__init__(**kwargs)
+        A 429 without ``Retry-After`` is a primary rate limit: wait until ``X-RateLimit-Reset``.
+        """
 
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        if response is not None and response.status == 429 and "Retry-After" not in response.headers:
-            reset = response.headers.get("X-RateLimit-Reset", "")
-            if reset.isdigit():
-                wait = max(0.0, int(reset) - time.time()) + 1
-                if self.max_rate_limit_wait is None or wait <= self.max_rate_limit_wait:
-                    response.headers["Retry-After"] = str(int(wait))
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("status_forcelist", [*range(500, 600), 429])
+            super().__init__(**kwargs)
+
+        def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+            if response is not None and response.status == 429 and "Retry-After" not in response.headers:
+                reset = response.headers.get("X-RateLimit-Reset", "")
+                if reset.isdigit():
+                    wait = max(0.0, int(reset) - time.time()) + 1
+                    if self.max_rate_limit_wait is None or wait <= self.max_rate_limit_wait:
+                        response.headers["Retry-After"] = str(int(wait))
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    return _Retry
 
 
 def _seconds(value: datetime | None) -> float:
@@ -115,6 +123,8 @@ def _reason(exc: GithubException) -> str:
 @contextmanager
 def _asking(what: str) -> Iterator[None]:
     """Turn PyGithub's exceptions into ``GitHubError`` (network errors pass through as they are)."""
+    from github import GithubException, UnknownObjectException
+
     try:
         yield
     except GithubException as exc:
@@ -149,7 +159,9 @@ class GitHubClient:
                 "no GitHub credentials: set GITHUB_TOKEN, or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and "
                 "GITHUB_APP_INSTALLATION_ID"
             )
-        retry = _Retry(
+        from github import Github
+
+        retry = _retry_class()(
             total=retries,
             backoff_factor=backoff,
             secondary_rate_wait=min(60.0, max_rate_limit_wait),
@@ -176,6 +188,8 @@ class GitHubClient:
         token: str | None, app_id: str | None, app_private_key: str | None, installation_id: int | None
     ) -> Auth.Auth | None:
         """The auth these settings give (a token first, else an App installation), None without credentials."""
+        from github import Auth
+
         if token:
             return Auth.Token(token)
         if app_id and app_private_key and installation_id:
@@ -199,6 +213,8 @@ class GitHubClient:
 
     def pull_files(self, repo: str, number: int) -> tuple[str, ...] | None:
         """Files a pull request changes; None when GitHub cannot say."""
+        from github import GithubException
+
         try:
             return tuple(f.filename for f in self._github.get_repo(repo).get_pull(number).get_files())
         except GithubException:
@@ -206,6 +222,8 @@ class GitHubClient:
 
     def changed_files(self, repo: str, base: str, head: str) -> tuple[str, ...] | None:
         """Files changed from ``base`` to ``head``; None when GitHub cannot say (too many, or gone)."""
+        from github import GithubException
+
         try:
             comparison = self._github.get_repo(repo).compare(base, head)
             files = [f.filename for f in comparison.files]
