@@ -26,12 +26,12 @@ demo: env
 
 # tests/unit: no subprocess, no network. tests/integration: real processes, Terraform, moto, the stand-ins.
 # The integration tests mostly wait (on the AWS provider's own polling, on the daemon's ticks), so
-# four workers share the two cores well; each module stays on one worker (its fixtures are per module).
+# six workers share the two cores well; each module stays on one worker (its fixtures are per module).
 check: env
 	$(BIN)/python -m pytest tests/unit -q
 
 test: env browser
-	$(BIN)/python -m pytest tests -n 4 --dist loadscope --durations=15
+	$(BIN)/python -m pytest tests -n 6 --dist loadscope --durations=15
 
 ui: env
 	$(BIN)/manager-pipeline ui
