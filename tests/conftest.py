@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from manager_pipeline.local_aws import endpoint_answers, free_port, moto_server_command
+from manager_pipeline.local_aws import free_port
 from manager_pipeline.settings import Settings
 from manager_pipeline.terraform import ensure_toolchain
 from tests.support import (
@@ -25,6 +25,7 @@ from tests.support import (
     Manager,
     build_manager,
     make_source_repo,
+    moto_server,
     stop_process,
     wait_until,
 )
@@ -33,21 +34,8 @@ from tests.support import (
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory) -> str:
     """One moto server (the AWS stand-in) for the session; each manager set-up gets a bucket of its own."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            moto_server_command(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: process.poll() is not None or endpoint_answers(url, timeout=0.5), 30, "the moto server", log_path
-        )
-        assert process.poll() is None, log_path.read_text(errors="replace")
-        yield url
-    finally:
-        stop_process(process)
+    with moto_server(tmp_path_factory.mktemp("moto")) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.instance import open_instance
+from manager_pipeline.local_aws import endpoint_answers, free_port, moto_server_command
 from manager_pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,6 +65,26 @@ def wait_until(condition, timeout: float, what: str, log: Path | None = None, in
         time.sleep(interval)
     tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{tail}")
+
+
+@contextmanager
+def moto_server(folder: Path) -> Iterator[int]:
+    """A moto server (the AWS stand-in) on a free port of 127.0.0.1, its log in ``folder``; stopped by its pid."""
+    port = free_port()
+    log_path = folder / "moto.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            moto_server_command(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: process.poll() is not None or endpoint_answers(url, timeout=0.5), 30, "the moto server", log_path
+        )
+        assert process.poll() is None, log_path.read_text(errors="replace")
+        yield port
+    finally:
+        stop_process(process)
 
 
 def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:

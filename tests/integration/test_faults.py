@@ -35,7 +35,7 @@ from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.instance import open_instance
 from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.intake.webhooks import read_delivery, signature_for
-from manager_pipeline.local_aws import endpoint_answers, free_port, moto_server_command
+from manager_pipeline.local_aws import free_port
 from manager_pipeline.plans import Plans, PlanState, sha256_file
 from tests.support import (
     BIN,
@@ -44,6 +44,7 @@ from tests.support import (
     WEBHOOK_SECRET,
     build_manager,
     manager_config,
+    moto_server,
     push_payload,
     stop_process,
     wait_for_http,
@@ -74,21 +75,8 @@ def figures(test: str, **numbers) -> None:
 @pytest.fixture(scope="module")
 def own_moto(tmp_path_factory) -> int:
     """A moto server of this module (the session's is shared; this one's state the tests may break)."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("own-moto") / "moto.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            moto_server_command(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: process.poll() is not None or endpoint_answers(url, timeout=0.5), 30, "the moto server", log_path
-        )
-        assert process.poll() is None, log_path.read_text(errors="replace")
+    with moto_server(tmp_path_factory.mktemp("own-moto")) as port:
         yield port
-    finally:
-        stop_process(process)
 
 
 class Forwarder:
