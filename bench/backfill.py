@@ -24,13 +24,13 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness import (
     BIN,
+    in_workspace,
     REPO,
     Bare,
     Services,
@@ -84,16 +84,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs) and print it")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="mp-backfill-"))
-    services = Services(work / "logs")
-    try:
-        measure(args, work, services)
-    finally:
-        services.stop_all()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    in_workspace("mp-backfill-", args.keep, lambda work, services: measure(args, work, services))
 
 
 def measure(args: argparse.Namespace, work: Path, services: Services) -> None:

@@ -9,10 +9,12 @@ manager the tests check.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -125,6 +127,21 @@ class Services:
         self.processes.clear()
 
 
+def in_workspace(prefix: str, keep: bool, measure: Callable[[Path, Services], None]) -> None:
+    """Run ``measure`` in a temporary folder with its services; stop them all, and remove the folder
+    unless ``keep`` (then say where it is)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    services = Services(work / "logs")
+    try:
+        measure(work, services)
+    finally:
+        services.stop_all()
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def start_moto(services: Services) -> str:
     """The AWS stand-in, as tests/conftest.py starts it."""
     port = free_port()
@@ -143,16 +160,8 @@ def start_standin(services: Services) -> GitHubStandIn:
     )
     standin = GitHubStandIn(f"http://127.0.0.1:{port}")
 
-    def answers() -> bool:
-        if process.poll() is not None:
-            return True
-        try:
-            standin.requests()
-        except OSError:
-            return False
-        return True
-
-    wait_until(answers, 30, "the GitHub stand-in", services.log("github-standin"), interval=0.1)
+    log = services.log("github-standin")
+    wait_until(lambda: standin.answers_or_ended(process), 30, "the GitHub stand-in", log, interval=0.1)
     assert process.poll() is None, services.log("github-standin").read_text(errors="replace")
     return standin
 

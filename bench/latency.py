@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +37,7 @@ from pathlib import Path
 
 from harness import (
     BIN,
+    in_workspace,
     REPO,
     Bare,
     Services,
@@ -174,16 +173,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs) and print it")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="mp-latency-"))
-    services = Services(work / "logs")
-    try:
-        measure(args, work, services)
-    finally:
-        services.stop_all()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    in_workspace("mp-latency-", args.keep, lambda work, services: measure(args, work, services))
 
 
 def measure(args: argparse.Namespace, work: Path, services: Services) -> None:

@@ -85,17 +85,8 @@ def github_standin(tmp_path_factory) -> GitHubStandIn:
         )
     standin = GitHubStandIn(f"http://127.0.0.1:{port}")
 
-    def answers() -> bool:
-        if process.poll() is not None:
-            return True
-        try:
-            standin.requests()
-        except OSError:
-            return False
-        return True
-
     try:
-        wait_until(answers, 30, "the GitHub stand-in", log_path, interval=0.1)
+        wait_until(lambda: standin.answers_or_ended(process), 30, "the GitHub stand-in", log_path, interval=0.1)
         assert process.poll() is None, log_path.read_text(errors="replace")
         yield standin
     finally:

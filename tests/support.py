@@ -319,6 +319,16 @@ class GitHubStandIn:
     def requests(self) -> list[dict]:
         return self._call("GET", "requests")
 
+    def answers_or_ended(self, process: subprocess.Popen) -> bool:
+        """Whether the stand-in answers, or its ``process`` has ended (for wait_until: stop waiting)."""
+        if process.poll() is not None:
+            return True
+        try:
+            self.requests()
+        except OSError:
+            return False
+        return True
+
     def state(self, full_name: str) -> dict:
         return self._call("GET", f"repos/{full_name}")
 
