@@ -255,10 +255,11 @@ def _providers_started_with(tmpdir: Path) -> list[int]:
     return found
 
 
-def test_a_killed_apply_leaves_a_lock_that_the_next_run_reports(gated, tmp_path):
-    marker = tmp_path / "tmp"
-    marker.mkdir()
-    env = dict(gated.env, MANAGER_LOCK_TIMEOUT="1s", TMPDIR=str(marker))
+LOCK_KEY = "app/staging/terraform.tfstate.tflock"
+
+
+def apply_holding_the_lock(gated, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """`manager-pipeline run` of staging, returned once its apply holds the state lock; and its plan id."""
     process = subprocess.Popen(
         [str(BIN / "manager-pipeline"), "run", "--source", "app", "--env", "staging"],
         cwd=gated.root,
@@ -274,12 +275,19 @@ def test_a_killed_apply_leaves_a_lock_that_the_next_run_reports(gated, tmp_path)
         plan_id = found.group(1) if found else plan_id
         if line.startswith("[gate"):
             break
-    # Kill it while terraform apply holds the state lock (it creates the VPC for seconds).
-    lock = {"Bucket": gated.bucket, "Key": "app/staging/terraform.tfstate.tflock"}
     deadline = time.monotonic() + 60
-    while not gated.s3().list_objects_v2(Bucket=gated.bucket, Prefix=lock["Key"]).get("KeyCount"):
+    while not gated.s3().list_objects_v2(Bucket=gated.bucket, Prefix=LOCK_KEY).get("KeyCount"):
         assert time.monotonic() < deadline and process.poll() is None, "the apply never took the state lock"
         time.sleep(0.1)
+    return process, plan_id
+
+
+def test_a_killed_apply_leaves_a_lock_that_the_next_run_reports(gated, tmp_path):
+    marker = tmp_path / "tmp"
+    marker.mkdir()
+    env = dict(gated.env, MANAGER_LOCK_TIMEOUT="1s", TMPDIR=str(marker))
+    # Kill it while terraform apply holds the state lock (it creates the VPC for seconds).
+    process, plan_id = apply_holding_the_lock(gated, env)
     # While the apply's process lives, nobody is told to unlock: they are told to wait for it.
     waiting = subprocess.run(
         [str(BIN / "manager-pipeline"), "run", "--source", "app", "--env", "staging", "--plan-only"],
@@ -321,26 +329,8 @@ def test_a_run_stopped_during_apply_stops_terraform_cleanly_and_never_leaves_the
     marker = tmp_path / "tmp"
     marker.mkdir()
     env = dict(gated.env, TMPDIR=str(marker))
-    process = subprocess.Popen(
-        [str(BIN / "manager-pipeline"), "run", "--source", "app", "--env", "staging"],
-        cwd=gated.root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    plan_id = None
-    for line in process.stdout:
-        found = re.search(r"\(plan (\w+)\)", line)
-        plan_id = found.group(1) if found else plan_id
-        if line.startswith("[gate"):
-            break
-    lock = "app/staging/terraform.tfstate.tflock"
-    deadline = time.monotonic() + 60
-    while not gated.s3().list_objects_v2(Bucket=gated.bucket, Prefix=lock).get("KeyCount"):
-        assert time.monotonic() < deadline and process.poll() is None, "the apply never took the state lock"
-        time.sleep(0.1)
+    process, plan_id = apply_holding_the_lock(gated, env)
+    lock = LOCK_KEY
     process.send_signal(signal.SIGTERM)  # the run process only, as a supervisor stops it
     rest = process.stdout.read()
     assert process.wait(timeout=120) != 0
