@@ -539,6 +539,62 @@ def cmd_remove_source(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    """Plan every partition (or those named) with a module, in one run in this process; print the summary."""
+    from contextlib import nullcontext
+
+    from manager_pipeline.defs.fleet import FLEET_JOB
+    from manager_pipeline.defs.location import build_definitions
+    from manager_pipeline.fleet import fleet_partitions
+    from manager_pipeline.instance import open_instance
+    from manager_pipeline.local_aws import LocalAws
+    from manager_pipeline.preview import check_module, module_at_ref
+
+    settings = _settings()
+    config = _config(settings)
+    try:
+        partitions = fleet_partitions(config, args.source or (), args.env or ())
+    except ManagerError as exc:
+        raise UsageError(str(exc)) from None
+    if not partitions:
+        print("no partition to plan")
+        return EXIT_OK
+    if settings.aws.mode == "local":
+        LocalAws(settings.home).ensure_running()
+    instance = open_instance(settings)
+    job = build_definitions(settings).resolve_job_def(FLEET_JOB)
+    where = module_at_ref(config.terraform_dir, args.ref) if args.ref else nullcontext(args.module)
+    with where as module:
+        if module is not None:
+            check_module(Path(module))
+        label = f"`{args.ref}`" if args.ref else (f"`{module}`" if module else "")
+        op_config = {
+            "sources": list(args.source or ()),
+            "environments": list(args.env or ()),
+            "module_dir": str(module or ""),
+            "module_label": label,
+            "parallelism": args.parallelism,
+            "comment_on": args.comment or "",
+        }
+        result = job.execute_in_process(
+            instance=instance,
+            tags={"manager/trigger": "cli"},
+            run_config={
+                "ops": {"plan_partitions": {"config": op_config}},
+                "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+            },
+            raise_on_error=False,
+        )
+    url = f"{settings.webserver_url}/runs/{result.run_id}"
+    if not result.success:
+        print(_redacted(f"error: run {result.run_id} failed at {_failure_message(result)}"), file=sys.stderr)
+        return EXIT_FAILED
+    markdown = result.output_for_node("plan_partitions")
+    print("\n" + _redacted(markdown))
+    print(f"Open it in the Dagster UI: {_ui_command(settings)}  ->  {url}")
+    return EXIT_FAILED if "**failed**" in markdown else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="manager-pipeline", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -627,6 +683,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     remove.add_argument("--dry-run", action="store_true", help="show the manager.yaml diff only")
     remove.set_defaults(func=cmd_remove_source)
+    preview = commands.add_parser(
+        "preview", help="plan every partition with a module (a branch, a folder): the blast radius of a change"
+    )
+    module = preview.add_mutually_exclusive_group()
+    module.add_argument("--ref", help="the module as it is at this git ref of the manager repository")
+    module.add_argument("--module", metavar="FOLDER", help="the module in this folder")
+    preview.add_argument("--source", action="append", help="only this source (repeatable)")
+    preview.add_argument("--env", action="append", help="only this environment (repeatable)")
+    preview.add_argument("--parallelism", type=int, default=0, help="partitions planned at once (default: cores)")
+    preview.add_argument("--comment", metavar="OWNER/NAME#N", help="post the summary on this pull request")
+    preview.set_defaults(func=cmd_preview)
     return parser
 
 

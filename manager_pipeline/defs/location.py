@@ -6,6 +6,7 @@ from dagster import Definitions
 
 from manager_pipeline.config import load_config
 from manager_pipeline.defs.feedback import feedback_delivery_sensor
+from manager_pipeline.defs.fleet import module_change_sensor, plan_fleet
 from manager_pipeline.defs.intake import dispatch_sensor, local_source_sensor, partition_sync_sensor, polling_sensor
 from manager_pipeline.defs.jobs import apply_job, deploy_job
 from manager_pipeline.defs.plans import approval_sensor
@@ -16,7 +17,7 @@ from manager_pipeline.settings import Settings
 def build_definitions(settings: Settings) -> Definitions:
     config = load_config(settings.config_path)
     return Definitions(
-        jobs=[deploy_job(config.environments), apply_job(config.environments)],
+        jobs=[deploy_job(config.environments), apply_job(config.environments), plan_fleet],
         sensors=[
             partition_sync_sensor(settings.config_path),
             local_source_sensor(settings.config_path),
@@ -24,6 +25,7 @@ def build_definitions(settings: Settings) -> Definitions:
             dispatch_sensor(settings.config_path),
             approval_sensor(settings.config_path),
             polling_sensor(settings.config_path, enabled=settings.polling),
+            module_change_sensor(settings.config_path),
         ],
         resources=build_resources(settings),
     )

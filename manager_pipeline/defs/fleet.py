@@ -1,0 +1,197 @@
+"""Plan every partition in one run: the blast radius of a module change (fleet.py), and the sensor
+that starts it when the manager's Terraform module changes."""
+
+
+import re
+import threading
+from pathlib import Path
+
+from dagster import (
+    AssetKey,
+    AssetObservation,
+    Config,
+    DefaultSensorStatus,
+    Failure,
+    MetadataValue,
+    OpExecutionContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    in_process_executor,
+    job,
+    op,
+    sensor,
+)
+
+from manager_pipeline.defs.partitions import partition_key
+from manager_pipeline.defs.resources import (
+    AwsResource,
+    FeedbackResource,
+    GitHubResource,
+    ManagerConfigResource,
+    PlanStoreResource,
+    SourcesResource,
+    TerraformResource,
+)
+from manager_pipeline.defs.stage import config_or_skip, say
+from manager_pipeline.errors import ManagerError
+from manager_pipeline.events import TRIGGER_TAG
+from manager_pipeline.feedback import blast_radius
+from manager_pipeline.fleet import FleetPlanner, PartitionPlan, fleet_partitions
+from manager_pipeline.terraform.workdir import module_digest
+
+FLEET_JOB = "plan_fleet"
+MODULE_DIGEST_TAG = "manager/module-digest"
+# Every partition's plan in a fleet run is an observation of this asset, keyed by its partition.
+PLAN_ASSET = AssetKey("terraform_plan")
+_PULL = re.compile(r"(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)#(?P<number>[0-9]+)")
+
+
+class FleetConfig(Config):
+    """Which partitions to plan, with which module, how many at once; where the summary goes."""
+
+    sources: list[str] = []
+    environments: list[str] = []
+    # A folder holding the module to plan with (a branch's checkout); empty: manager.yaml's terraform_dir.
+    module_dir: str = ""
+    # How the summary names the module ("branch feature-x"); empty: its digest.
+    module_label: str = ""
+    # Partitions planned at once; 0: one per core.
+    parallelism: int = 0
+    # `owner/name#N`: the manager repository's pull request that gets the summary as one comment.
+    comment_on: str = ""
+
+
+@op(description="Plan every chosen partition with one module, side by side, as previews; one summary of them all.")
+def plan_partitions(
+    context: OpExecutionContext,
+    config: FleetConfig,
+    manager: ManagerConfigResource,
+    sources: SourcesResource,
+    aws: AwsResource,
+    terraform: TerraformResource,
+    plans: PlanStoreResource,
+    feedback: FeedbackResource,
+    github: GitHubResource,
+) -> str:
+    pull = _PULL.fullmatch(config.comment_on) if config.comment_on else None
+    if config.comment_on and not pull:
+        raise Failure(f"comment_on `{config.comment_on[:80]}` is not a pull request: give `owner/name#NUMBER`")
+    try:
+        manager_config = manager.load()
+        partitions = fleet_partitions(manager_config, config.sources, config.environments)
+        module_dir = Path(config.module_dir) if config.module_dir else manager_config.terraform_dir
+        planner = FleetPlanner(
+            config=manager_config,
+            fetch=sources.fetch,
+            target=aws.target(),
+            terraform=terraform,
+            plans=plans.plans(),
+            module_dir=module_dir,
+            root=terraform.workdir_for(context.run_id),
+            run_id=context.run_id,
+        )
+    except (ManagerError, FileNotFoundError) as exc:
+        raise Failure(str(exc)) from None
+    label = config.module_label or f"`{planner.digest[:12]}`"
+    say(context, "fleet", f"planning {len(partitions)} partitions with module {label}")
+    lock = threading.Lock()
+
+    def reported(result: PartitionPlan) -> None:
+        # Worker threads report one at a time: the event log gets whole records.
+        with lock:
+            _report(context, result, planner.digest)
+
+    results = planner.plan_all(partitions, config.parallelism, on_result=reported)
+    markdown = blast_radius.render(results, label, feedback.run_url(context.run_id))
+    if pull:
+        where = _comment(github, pull["repo"], int(pull["number"]), markdown)
+        say(context, "fleet", f"summary {where} on {config.comment_on}")
+    totals = blast_radius.counts(results)
+    say(context, "fleet", blast_radius.headline(results))
+    context.add_output_metadata(
+        {"summary": MetadataValue.md(markdown), **{key: value for key, value in totals.items()}}
+    )
+    return markdown
+
+
+def _report(context: OpExecutionContext, result: PartitionPlan, digest: str) -> None:
+    partition = result.partition
+    if result.failed:
+        say(context, "fleet", f"{partition.label}: FAILED: {result.error}")
+        metadata = {"error": result.error or ""}
+    else:
+        summary = result.summary
+        say(context, "fleet", f"{partition.label}: {summary.line()} (plan {result.plan_id}, {result.seconds:.1f}s)")
+        metadata = {
+            "plan_id": result.plan_id or "",
+            "summary": summary.line(),
+            "add": summary.add,
+            "change": summary.change,
+            "destroy": summary.destroy,
+        }
+    context.log_event(
+        AssetObservation(
+            asset_key=PLAN_ASSET,
+            partition=partition_key(partition.source, partition.environment),
+            metadata={**metadata, "module_digest": digest[:12], "seconds": round(result.seconds, 1)},
+        )
+    )
+
+
+def _comment(github: GitHubResource, repo: str, number: int, markdown: str) -> str:
+    """Post the summary on the pull request, or edit the one posted before: one comment, ever."""
+    if not github.configured:
+        raise Failure("GitHub is not configured (GITHUB_TOKEN or a GitHub App): the summary was not posted")
+    client = github.client()
+    for comment in client.issue_comments(repo, number):
+        if blast_radius.MARKER in (comment.body or ""):
+            client.edit_issue_comment(repo, comment.id, markdown)
+            return "edited"
+    client.create_issue_comment(repo, number, markdown)
+    return "posted"
+
+
+@job(
+    name=FLEET_JOB,
+    description="Plan many partitions in one run (plan-only previews): a module change's blast radius, a re-plan.",
+    executor_def=in_process_executor,
+    tags={"manager/kind": "fleet"},
+)
+def plan_fleet():
+    plan_partitions()
+
+
+def module_change_sensor(config_path: Path, interval: int = 30):
+    @sensor(
+        name="watch_terraform_module",
+        job=plan_fleet,
+        minimum_interval_seconds=interval,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="When the manager's Terraform module changes, plans every partition with it (plan-only) "
+        "and writes the blast-radius summary.",
+    )
+    def watch_terraform_module(context: SensorEvaluationContext):
+        config = config_or_skip(config_path)
+        if isinstance(config, SkipReason):
+            return config
+        try:
+            digest = module_digest(config.terraform_dir)
+        except OSError as exc:
+            return SkipReason(f"the module {config.terraform_dir} cannot be read: {exc}")
+        if context.cursor is None:
+            return SensorResult(skip_reason=f"module {digest[:12]} is the baseline", cursor=digest)
+        if digest == context.cursor:
+            return SkipReason(f"module {digest[:12]} unchanged")
+        return SensorResult(
+            run_requests=[
+                RunRequest(
+                    run_key=f"module-{digest}",
+                    tags={MODULE_DIGEST_TAG: digest[:12], TRIGGER_TAG: "module-change"},
+                )
+            ],
+            cursor=digest,
+        )
+
+    return watch_terraform_module
