@@ -1,5 +1,9 @@
 """A plan-only backfill of N staging partitions under `dagster-daemon`, against N bare Terraform plans.
 
+Two ways to re-plan N partitions (`--mode`): `runs`, a backfill of the partitioned deploy job (a run,
+so a run process, per partition), and `fleet`, one run of the `plan_fleet` job launched through the
+same queue (`dagster job launch`), which plans the partitions side by side (defs/fleet.py).
+
 Sets up a manager with N sources (local git repositories with the example variables, as
 tests/support.py makes them), the AWS stand-in (moto) and `dagster-daemon run`. Once the daemon
 has loaded the code location and idled a few seconds (its resident memory is sampled then), it
@@ -26,6 +30,7 @@ import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness import (
@@ -82,6 +87,13 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=5, help="how long the idle daemon's memory is sampled")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the backfill's runs")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs) and print it")
+    parser.add_argument(
+        "--mode",
+        choices=("runs", "fleet"),
+        default="runs",
+        help="`runs`: a backfill of the partitioned deploy job (a run per partition); `fleet`: one run of the "
+        "plan_fleet job planning every partition side by side (as many at once as the bare plans)",
+    )
     args = parser.parse_args()
 
     in_workspace("mp-backfill-", args.keep, lambda work, services: measure(args, work, services))
@@ -109,6 +121,103 @@ def measure(args: argparse.Namespace, work: Path, services: Services) -> None:
     log = services.log("dagster-daemon")
     wait_for_sensor_tick(manager, "watch_local_sources", 180, log)
     idle_peak, idle_processes = idle_memory(daemon.pid, args.idle_seconds)
+
+    if args.mode == "fleet":
+        launched = launch_fleet(args, manager, instance, daemon, log, parallelism)
+    else:
+        launched = launch_backfill(args, manager, instance, daemon, log, names)
+    services.stop("dagster-daemon")
+
+    bare = Bare(tools, REPO / "terraform", endpoint, manager.bucket, work)
+    bare.once(names[0], "staging", variables)  # warm-up
+    workdirs = [bare.prepare(name, "staging", variables) for name in names]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        bare_runs = list(pool.map(bare.run, workdirs))
+    bare_s = time.perf_counter() - started
+
+    which = {"runs": "max_concurrent_runs", "cores": "cores"}.get(args.bare_parallelism, "given")
+    print(
+        f"\n{args.partitions} staging partitions, plan-only, mode `{args.mode}`; instance max_concurrent_runs={limit}, "
+        f"{cores} cores; bare parallelism {parallelism} ({which})"
+    )
+    what = "one plan_fleet run" if args.mode == "fleet" else "backfill"
+    print(
+        table(
+            [
+                ("figure", "seconds", "goal"),
+                (f"{what}: launch -> last run ended", f"{launched.total_s:.1f}", ""),
+                (f"bare: {args.partitions} x init && plan, {parallelism} at once", f"{bare_s:.1f}", ""),
+                (f"ratio {what} / bare", f"{launched.total_s / bare_s:.2f}x", "<= 1.30x"),
+                (f"  `dagster job {'launch' if args.mode == 'fleet' else 'backfill'}` CLI", f"{launched.submit_s:.1f}", ""),
+                ("  launch -> first run started", f"{launched.first_start_s:.1f}", ""),
+                ("  run start -> end, median", f"{median(launched.durations):.1f}", ""),
+                ("  run start -> end, max", f"{max(launched.durations):.1f}", ""),
+                ("  bare init && plan, median (at once)", f"{median(bare_runs):.1f}", ""),
+            ]
+        )
+    )
+    sampler = launched.sampler
+    runs_hwm = list(sampler.run_hwm.values())
+    trees = list(sampler.tree_peak.values())
+    print("\nresident memory (/proc, sampled every 0.25 s):")
+    memory = [("process", "peak", "")]
+    if runs_hwm:
+        memory += [
+            (f"run process (VmHWM), median of {len(runs_hwm)}", mib(median(runs_hwm)), ""),
+            ("run process (VmHWM), max", mib(max(runs_hwm)), ""),
+            ("run with Terraform and provider below it, max", mib(max(trees)), ""),
+        ]
+    memory.append((f"idle daemon with its children ({len(idle_processes)} processes)", mib(idle_peak), ""))
+    memory += [(f"  {command[:60]}", mib(rss), "") for command, rss in idle_processes]
+    print(table([row[:2] for row in memory]))
+
+
+@dataclass
+class Launched:
+    """What a person waits for, from the launch: in all, for the submit command, until the first run started."""
+
+    total_s: float
+    submit_s: float
+    first_start_s: float
+    durations: list[float]
+    sampler: TreeSampler
+
+
+def launch_fleet(args, manager, instance, daemon, log, parallelism):
+    """One run of plan_fleet through the run queue (`dagster job launch`), every staging partition in it."""
+    from dagster import RunsFilter
+
+    config = {"ops": {"plan_partitions": {"config": {"environments": ["staging"], "parallelism": parallelism}}}}
+    argv = [str(BIN / "dagster"), "job", "launch", "-w", str(manager.root / "workspace.yaml"), "-j", "plan_fleet",
+            "--config-json", json.dumps(config)]
+    with TreeSampler(daemon.pid, is_run_worker) as sampler:
+        launched = time.time()
+        done = subprocess.run(argv, cwd=manager.root, env=manager.env, capture_output=True, text=True, timeout=600)
+        submitted = time.time()
+        assert done.returncode == 0, done.stdout + done.stderr
+
+        def finished():
+            records = instance.get_run_records(RunsFilter(job_name="plan_fleet"))
+            if records and all(r.dagster_run.status.value in TERMINAL for r in records):
+                return records
+            return None
+
+        records = wait_until(finished, args.timeout, "the plan_fleet run", log, interval=0.5)
+    [record] = records
+    if record.dagster_run.status.value != "SUCCESS":
+        print(f"warning: the plan_fleet run {record.dagster_run.run_id} did not succeed")
+    return Launched(
+        total_s=record.end_time - launched,
+        submit_s=submitted - launched,
+        first_start_s=record.start_time - launched,
+        durations=[record.end_time - record.start_time],
+        sampler=sampler,
+    )
+
+
+def launch_backfill(args, manager, instance, daemon, log, names):
+    from dagster import RunsFilter
 
     partitions = ",".join(f"staging|{name}" for name in names)
     argv = [
@@ -139,7 +248,6 @@ def measure(args: argparse.Namespace, work: Path, services: Services) -> None:
             return None
 
         records = wait_until(finished, args.timeout, "the backfill's runs", log, interval=1.0)
-    services.stop("dagster-daemon")
 
     failed = [r for r in records if r.dagster_run.status.value != "SUCCESS"]
     if failed:
@@ -147,49 +255,13 @@ def measure(args: argparse.Namespace, work: Path, services: Services) -> None:
     last_end = max(r.end_time for r in records)
     first_start = min(r.start_time for r in records if r.start_time)
     durations = [r.end_time - r.start_time for r in records if r.start_time and r.end_time]
-    backfill_s = last_end - launched
-
-    bare = Bare(tools, REPO / "terraform", endpoint, manager.bucket, work)
-    bare.once(names[0], "staging", variables)  # warm-up
-    workdirs = [bare.prepare(name, "staging", variables) for name in names]
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=parallelism) as pool:
-        bare_runs = list(pool.map(bare.run, workdirs))
-    bare_s = time.perf_counter() - started
-
-    which = {"runs": "max_concurrent_runs", "cores": "cores"}.get(args.bare_parallelism, "given")
-    print(
-        f"\n{args.partitions} staging partitions, plan-only; instance max_concurrent_runs={limit}, {cores} cores; "
-        f"bare parallelism {parallelism} ({which})"
+    return Launched(
+        total_s=last_end - launched,
+        submit_s=submitted - launched,
+        first_start_s=first_start - launched,
+        durations=durations,
+        sampler=sampler,
     )
-    print(
-        table(
-            [
-                ("figure", "seconds", "goal"),
-                ("backfill: launch -> last run ended", f"{backfill_s:.1f}", ""),
-                (f"bare: {args.partitions} x init && plan, {parallelism} at once", f"{bare_s:.1f}", ""),
-                ("ratio backfill / bare", f"{backfill_s / bare_s:.2f}x", "<= 1.30x"),
-                ("  `dagster job backfill` CLI", f"{submitted - launched:.1f}", ""),
-                ("  launch -> first run started", f"{first_start - launched:.1f}", ""),
-                ("  run start -> end, median", f"{median(durations):.1f}", ""),
-                ("  run start -> end, max", f"{max(durations):.1f}", ""),
-                ("  bare init && plan, median (at once)", f"{median(bare_runs):.1f}", ""),
-            ]
-        )
-    )
-    runs_hwm = list(sampler.run_hwm.values())
-    trees = list(sampler.tree_peak.values())
-    print("\nresident memory (/proc, sampled every 0.25 s):")
-    memory = [("process", "peak", "")]
-    if runs_hwm:
-        memory += [
-            (f"run process (VmHWM), median of {len(runs_hwm)}", mib(median(runs_hwm)), ""),
-            ("run process (VmHWM), max", mib(max(runs_hwm)), ""),
-            ("run with Terraform and provider below it, max", mib(max(trees)), ""),
-        ]
-    memory.append((f"idle daemon with its children ({len(idle_processes)} processes)", mib(idle_peak), ""))
-    memory += [(f"  {command[:60]}", mib(rss), "") for command, rss in idle_processes]
-    print(table([row[:2] for row in memory]))
 
 
 if __name__ == "__main__":
