@@ -18,7 +18,7 @@ inputs, backend, state keys and endpoint; fresh working directories) run with a 
 to the instance's max_concurrent_runs (or the core count: --bare-parallelism cores). Prints both
 times and the ratio (goal: <= 1.3x).
 
-    .venv/bin/python bench/backfill.py [--partitions 50] [--bare-parallelism runs|cores|N] [--keep]
+    .venv/bin/python bench/backfill.py [--partitions 50] [--mode runs|fleet] [--bare-parallelism runs|cores|N] [--keep]
 """
 
 from __future__ import annotations
