@@ -7,7 +7,8 @@ For each round it runs, in turn:
 - a bare `terraform init && terraform plan` of the same module with the same inputs (tfvars),
   backend, state key and endpoint, in a fresh working directory;
 - the deploy job alone, in this process (`execute_in_process`, as `run` does once imported);
-- the interpreter start and the imports of the run path alone (`python -c "import ..."`).
+- the interpreter start and the imports of the run path alone (`python -c "import ..."`);
+- Dagster's floor: a whole process running a one-op job that does nothing, on the same instance.
 
 Every run gets a fresh working directory. It prints each round, then the medians and the
 ratios to bare Terraform (the issue's goal for the whole process: <= 1.3x).
@@ -144,10 +145,25 @@ def measure(args: argparse.Namespace, work: Path, source: Path, env_home: Path, 
         subprocess.run([sys.executable, "-c", imports], cwd=work, check=True)
         return time.perf_counter() - started
 
+    # Dagster's own floor for a whole process: start, import dagster, open this instance, run a job of
+    # one op that does nothing, with its run record and events (what any run here pays, before Terraform).
+    floor = (
+        "from dagster import op, job, DagsterInstance\n"
+        "@op\ndef nothing(): pass\n"
+        "@job\ndef floor(): nothing()\n"
+        "with DagsterInstance.get() as instance: assert floor.execute_in_process(instance=instance).success\n"
+    )
+
+    def run_floor() -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", floor], cwd=work, env=dict(os.environ), check=True)
+        return time.perf_counter() - started
+
     measures: dict[str, tuple] = {"process": (run_process, []), "bare": (run_bare, [])}
     if not args.no_in_process:
         measures["in-process"] = (run_job, [])
     measures["imports"] = (run_imports, [])
+    measures["floor"] = (run_floor, [])
     for run, _ in measures.values():
         run()  # warm-up: first provider load, first SQLite writes, page cache
     print(f"{'round':>5} " + " ".join(f"{name + ' s':>13}" for name in measures))
@@ -165,11 +181,18 @@ def measure(args: argparse.Namespace, work: Path, source: Path, env_home: Path, 
         "bare": "bare terraform init && plan",
         "in-process": "deploy job in process (job alone)",
         "imports": "python start + imports of the run path",
+        "floor": "Dagster's floor: a one-op no-op job, whole process",
     }
     for name, (_, values) in measures.items():
         value = statistics.median(values)
         goal = "   (goal <= 1.30x)" if name == "process" else ""
         print(f"  {labels[name]:<50} {value:6.2f} s  {value / bare:5.2f}x bare{goal}")
+    process, floor_s = statistics.median(measures["process"][1]), statistics.median(measures["floor"][1])
+    print(
+        f"\nbare + Dagster's floor = {bare + floor_s:.2f} s = {(bare + floor_s) / bare:.2f}x bare: the least a whole "
+        f"process that records a Dagster run around Terraform can take; the manager's own cost over it "
+        f"is {process - bare - floor_s:.2f} s"
+    )
 
 
 if __name__ == "__main__":
