@@ -151,7 +151,9 @@ def measure(args: argparse.Namespace, work: Path, source: Path, env_home: Path, 
         "from dagster import op, job, DagsterInstance\n"
         "@op\ndef nothing(): pass\n"
         "@job\ndef floor(): nothing()\n"
-        "with DagsterInstance.get() as instance: assert floor.execute_in_process(instance=instance).success\n"
+        "quiet = {'loggers': {'console': {'config': {'log_level': 'CRITICAL'}}}}\n"
+        "with DagsterInstance.get() as instance:\n"
+        "    assert floor.execute_in_process(instance=instance, run_config=quiet).success\n"
     )
 
     def run_floor() -> float:
