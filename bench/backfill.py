@@ -100,7 +100,6 @@ def main() -> None:
 
 
 def measure(args: argparse.Namespace, work: Path, services: Services) -> None:
-    from dagster import RunsFilter
 
     tools_dir, tools = toolchain()
     endpoint = start_moto(services)

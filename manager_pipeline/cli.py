@@ -1,7 +1,8 @@
 """manager-pipeline: run the deploy job, list sources, open the UI, stop the local stand-in.
 
 Exit codes: 0 done, 1 the run failed (the message says at which stage and why),
-2 a usage error (unknown source or environment, missing variables file, bad manager.yaml).
+2 a usage error (unknown source or environment, missing variables file, bad manager.yaml);
+`drift` also exits 2 when it finds drift (its usage errors say `error:` on stderr).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from manager_pipeline.events import DispatchEvent
 from manager_pipeline.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# `drift` found drift (as `terraform plan -detailed-exitcode` says changes).
+EXIT_DRIFT = 2
 
 
 class UsageError(Exception):
@@ -126,19 +129,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _execute(settings, instance, DEPLOY_JOB, args.source, args.env, event.to_tags())
 
 
-def _execute(settings: Settings, instance, job_name: str, source: str, environment: str, tags: dict) -> int:
-    """Run a job for one partition in this process; print its outcome, or where it failed and why."""
+def _execute(
+    settings: Settings, instance, job_name: str, source: str, environment: str, tags: dict, then=None
+) -> int:
+    """Run a job for one partition in this process; print its outcome (``then(outcome)`` prints more about
+    it), or where it failed and why."""
     from manager_pipeline.defs.location import build_definitions
     from manager_pipeline.defs.partitions import partition_key
 
-    job = build_definitions(settings).resolve_job_def(job_name)
-    result = job.execute_in_process(
-        partition_key=partition_key(source, environment),
-        instance=instance,
-        tags=tags,
-        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        raise_on_error=False,
-    )
+    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    if settings.executor == "celery":
+        # This process orchestrates; the steps run on the workers of the environment's queue.
+        from manager_pipeline.defs.celery import execute_on_workers
+
+        result = execute_on_workers(job_name, instance, source, environment, tags, quiet)
+    else:
+        job = build_definitions(settings).resolve_job_def(job_name)
+        result = job.execute_in_process(
+            partition_key=partition_key(source, environment),
+            instance=instance,
+            tags=tags,
+            run_config=quiet,
+            raise_on_error=False,
+        )
     url = f"{settings.webserver_url}/runs/{result.run_id}"
     if not result.success:
         print(_redacted(f"error: run {result.run_id} failed at {_failure_message(result)}"), file=sys.stderr)
@@ -146,6 +159,8 @@ def _execute(settings: Settings, instance, job_name: str, source: str, environme
         return EXIT_FAILED
     outcome = result.output_for_node("feedback")
     _print_outputs(outcome)
+    if then is not None:
+        then(outcome)
     print(_redacted(f"\nRun {result.run_id} finished: {outcome.status.value}. {outcome.headline}"))
     print(f"Open it in the Dagster UI: {_ui_command(settings)}  ->  {url}")
     return EXIT_OK
@@ -179,13 +194,13 @@ def cmd_plans(args: argparse.Namespace) -> int:
     if not rows:
         print("no plans")
         return EXIT_OK
-    print(f"{'PLAN':<13} {'PARTITION':<28} {'STATE':<18} {'COMMIT':<13} {'CREATED (UTC)':<20} APPROVALS")
+    print(f"{'PLAN':<13} {'PARTITION':<28} {'STATE':<28} {'COMMIT':<13} {'CREATED (UTC)':<20} APPROVALS")
     for row in rows:
         created = datetime.datetime.fromtimestamp(row.created_at, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         approvals = ", ".join(f"{a.login}{'' if a.accepted else ' (refused)'}" for a in store.approvals(row.plan_id))
         partition = f"{row.environment}|{row.source}"
-        state = row.state.value
-        print(f"{row.plan_id:<13} {partition:<28} {state:<18} {(row.sha or '-')[:12]:<13} {created:<20} {approvals}")
+        state = f"{row.state.value} (DESTROY)" if row.destroy else row.state.value
+        print(f"{row.plan_id:<13} {partition:<28} {state:<28} {(row.sha or '-')[:12]:<13} {created:<20} {approvals}")
     return EXIT_OK
 
 
@@ -229,7 +244,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     if plan.state is not PlanState.AWAITING:
         print(f"error: plan {plan.plan_id} is {plan.state.value}, not awaiting approval", file=sys.stderr)
         return EXIT_FAILED
-    policy = config.policy(plan.environment)
+    policy = config.policy(plan.environment, destroy=plan.destroy)
     github = resources["github"]
     approvals = GitHubApprovals(github.client()) if github.configured else None
     login, proof = _approver(github)
@@ -268,6 +283,65 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return _execute(settings, instance, APPLY_JOB, plan.source, plan.environment, plan.apply_tags("cli"))
 
 
+def cmd_destroy(args: argparse.Namespace) -> int:
+    """Plan the destroy of one partition in this process: it waits for approval in every environment."""
+    from functools import partial
+
+    from manager_pipeline.decommission import last_applied_plan, nothing_to_destroy, partition_states, unbuildable
+    from manager_pipeline.defs.jobs import DESTROY_JOB
+    from manager_pipeline.defs.partitions import SOURCE, sync_source_partitions
+    from manager_pipeline.instance import open_instance
+    from manager_pipeline.local_aws import LocalAws
+
+    settings = _settings()
+    config = _config(settings)
+    try:
+        policy = config.policy(args.env, destroy=True)
+    except ManagerError as exc:
+        raise UsageError(str(exc)) from None
+    instance = open_instance(settings)
+    resources = _resources(settings)
+    if settings.aws.mode == "local":
+        LocalAws(settings.home).ensure_running()
+    # What the state holds decides: a source that left manager.yaml is destroyed from its last applied plan.
+    state = partition_states(resources["aws"].target(), [(args.source, args.env)])[0]
+    nothing = nothing_to_destroy(state, config)
+    if nothing:
+        print(nothing)
+        return EXIT_OK
+    problem = unbuildable(state, last_applied_plan(resources["plans"].plans(), args.source, args.env), config)
+    if problem:
+        raise UsageError(problem)
+    # Who asks for the destroy is its author: under allow_self_approval: false, someone else approves it.
+    author, proof = _approver(resources["github"])
+    print(f"planning the destroy of {args.source} in {args.env} as `{author}` ({proof})")
+    sync_source_partitions(instance, config)
+    if not instance.has_dynamic_partition(SOURCE, args.source):
+        instance.add_dynamic_partitions(SOURCE, [args.source])
+    event = DispatchEvent(source=args.source, environment=args.env, trigger="cli", author=author, destroy=True)
+    steps = partial(_print_destroy_steps, policy=policy)
+    return _execute(settings, instance, DESTROY_JOB, args.source, args.env, event.to_tags(), then=steps)
+
+
+def _print_destroy_steps(outcome, policy) -> None:
+    """What a destroy plan waiting for approval removes, and how it gets approved and applied."""
+    from manager_pipeline.feedback import OutcomeStatus
+
+    plan = outcome.plan
+    if plan is None or outcome.status is not OutcomeStatus.AWAITING_APPROVAL:
+        return
+    print(f"\nDestroy plan {plan.plan_id} removes {len(plan.summary.deletions)} resource(s):")
+    for address in plan.summary.deletions:
+        print(f"  - {address}")
+    approvers = ", ".join(policy.approvers) or f"none yet: list them under `approvers` of {policy.name} in manager.yaml"
+    on_github = f", or `/approve {policy.name} {plan.plan_id}` on commit {plan.sha[:12]} of {plan.repo}"
+    print(
+        f"It needs {policy.required_approvals} approval(s) (approvers: {approvers}): "
+        f"`manager-pipeline approve {plan.plan_id} --reason TEXT`" + (on_github if plan.repo and plan.sha else "")
+    )
+    print(f"Then the daemon applies it, or now: manager-pipeline apply {plan.plan_id}")
+
+
 def cmd_unlock(args: argparse.Namespace) -> int:
     from manager_pipeline.defs.resources import AwsResource
     from manager_pipeline.terraform import BackendSettings, state_key
@@ -289,6 +363,72 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         runner.force_unlock(args.lock_id)
     print(f"released lock {args.lock_id} on {backend.key}")
     return EXIT_OK
+
+
+def _drift_partitions(config: ManagerConfig, source: str | None, environment: str | None) -> list[tuple[str, str]]:
+    """The partitions `drift` checks: of one source, of one environment, or all; an unknown one is a usage error."""
+    try:
+        if source and environment:
+            config.check_partition(source, environment)
+        elif environment:
+            config.policy(environment)
+        specs = [config.source(source)] if source else list(config.sources.values())
+    except ManagerError as exc:
+        raise UsageError(str(exc)) from None
+    return [(spec.name, env) for spec in specs for env in spec.environments if environment in (None, env)]
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    """Check partitions for drift now, in this process, one line each: exit 2 when one has drifted, 1 when
+    one could not be checked (its state locked, or the check failed), else 0."""
+    import contextlib
+    import io
+
+    settings = _settings()
+    config = _config(settings)
+    partitions = _drift_partitions(config, args.source, args.env)
+
+    from manager_pipeline.defs.drift import DRIFT_JOB, drift_tags, last_applied, unchecked
+    from manager_pipeline.defs.location import build_definitions
+    from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
+    from manager_pipeline.drift import DriftStatus
+    from manager_pipeline.instance import open_instance
+    from manager_pipeline.local_aws import LocalAws
+
+    instance = open_instance(settings)
+    sync_source_partitions(instance, config)
+    store = _resources(settings)["plans"].plans()
+    job, found = None, set()
+    for source, environment in partitions:
+        skipped = unchecked(source, environment, last_applied(store, source, environment))
+        if skipped is not None:
+            print(skipped.line())
+            continue
+        if job is None:
+            if settings.aws.mode == "local":
+                LocalAws(settings.home).ensure_running()
+            job = build_definitions(settings).resolve_job_def(DRIFT_JOB)
+        # Terraform's lines stay in the run's event log: here, one line per partition.
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = job.execute_in_process(
+                partition_key=partition_key(source, environment),
+                instance=instance,
+                tags=drift_tags(source, environment, "cli"),
+                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+                raise_on_error=False,
+            )
+        if result.success:
+            check = result.output_for_node("check_drift")
+            found.add(check.status)
+            print(check.line())
+        else:
+            found.add(None)
+            print(_redacted(f"{environment}|{source}: check failed at {_failure_message(result)}"))
+    if job is not None:
+        print(f"Runs (tag manager/drift): {_ui_command(settings)}  ->  {settings.webserver_url}/runs")
+    if DriftStatus.DRIFT in found:
+        return EXIT_DRIFT
+    return EXIT_FAILED if found & {None, DriftStatus.LOCKED} else EXIT_OK
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
@@ -330,6 +470,31 @@ def cmd_ui(args: argparse.Namespace) -> int:
     print(f"Dagster UI on http://{args.host}:{args.port} (instance {settings.dagster_home}); Ctrl-C stops it")
     sys.stdout.flush()
     os.execv(argv[0], argv)
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A Celery worker for the steps of some environments' runs: only those whose credentials it holds."""
+    import socket
+
+    settings = _settings()
+    config = _config(settings)
+    from kombu.utils.url import maybe_sanitize_url
+
+    from manager_pipeline.defs.celery import check_worker, run_worker
+
+    environments = list(dict.fromkeys(args.environments))
+    try:
+        check_worker(settings, config, environments)
+    except ManagerError as exc:
+        raise UsageError(str(exc)) from None
+    name = args.name or f"manager-{'-'.join(environments)}-{os.getpid()}"
+    print(
+        f"worker {name}@{socket.gethostname()}: steps of {', '.join(environments)} from "
+        f"{maybe_sanitize_url(settings.celery_broker)}, {args.concurrency} at a time; Ctrl-C stops it",
+        flush=True,
+    )
+    run_worker(settings, environments, args.concurrency, name)
     return EXIT_OK
 
 
@@ -629,6 +794,13 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
     commands.add_parser("stop", help="stop the local AWS stand-in").set_defaults(func=cmd_stop)
+    worker = commands.add_parser("worker", help="take the steps of runs on Celery (MANAGER_EXECUTOR=celery)")
+    worker.add_argument(
+        "--environments", nargs="+", required=True, metavar="ENV", help="whose steps it takes (with their credentials)"
+    )
+    worker.add_argument("--concurrency", type=int, default=os.cpu_count() or 1, help="steps at a time (default: cores)")
+    worker.add_argument("--name", help="the worker's name in the run's events (default: manager-ENVS-PID)")
+    worker.set_defaults(func=cmd_worker)
     plans = commands.add_parser("plans", help="list saved plans, their state and approvals")
     plans.add_argument("--source")
     plans.add_argument("--env")
@@ -641,11 +813,23 @@ def build_parser() -> argparse.ArgumentParser:
     apply = commands.add_parser("apply", help="apply an approved plan in this process, after the same checks")
     apply.add_argument("plan_id")
     apply.set_defaults(func=cmd_apply)
+    destroy = commands.add_parser(
+        "destroy", help="plan the destroy of what a source has in an environment; it applies once approved"
+    )
+    destroy.add_argument("source", help="the source (also one that left manager.yaml)")
+    destroy.add_argument("env", help="the environment")
+    destroy.set_defaults(func=cmd_destroy)
     unlock = commands.add_parser("unlock", help="release a state lock a killed run left behind")
     unlock.add_argument("source")
     unlock.add_argument("env")
     unlock.add_argument("lock_id")
     unlock.set_defaults(func=cmd_unlock)
+    drift = commands.add_parser(
+        "drift", help="check partitions for drift now (refresh-only plans): exit 2 on drift, 1 if one was not checked"
+    )
+    drift.add_argument("source", nargs="?", help="only this source (default: every source)")
+    drift.add_argument("--env", help="only this environment")
+    drift.set_defaults(func=cmd_drift)
     feedback = commands.add_parser("feedback", help="list feedback waiting for GitHub, or dead; re-queue a dead item")
     feedback.add_argument("--dead", action="store_true", help="only the items parked after their last attempt")
     feedback.add_argument("--retry", type=int, metavar="ID", help="re-queue this (dead) item for the next delivery")

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from fnmatch import fnmatchcase
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Mapping
@@ -22,11 +23,14 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic import ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from manager_pipeline.cron import cron_problem
 from manager_pipeline.errors import ConfigError, Problem, UnknownSourceError
 from manager_pipeline.yamlfile import YamlDocument, parse_yaml, suggest
 
 DEFAULT_ENVIRONMENTS = ("staging", "production")
 DEFAULT_VARIABLES_FILE = "infra/variables.yml"
+# When the drift check of an environment's partitions runs by default: daily, 06:00 UTC.
+DEFAULT_DRIFT_SCHEDULE = "0 6 * * *"
 
 # Names end up in partition keys ("staging|name"), state keys and run tags.
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -50,10 +54,53 @@ class EnvironmentPolicy:
     approvers: tuple[str, ...] = ()
     allow_self_approval: bool = False
     max_plan_age_hours: float = 7 * 24
+    # The environment's own AWS credentials; None: the manager's (the process's default credentials).
+    aws: AwsAccess | None = None
+    # The cron expression of its drift check (defs/drift.py); None: no scheduled check.
+    drift_schedule: str | None = DEFAULT_DRIFT_SCHEDULE
 
     @property
     def gated(self) -> bool:
         return not self.auto_apply
+
+    def for_destroy(self) -> EnvironmentPolicy:
+        """A destroy is never applied unattended: it needs approval in every environment, auto_apply or not."""
+        return replace(self, auto_apply=False, required_approvals=max(1, self.required_approvals))
+
+
+@dataclass(frozen=True)
+class AwsAccess:
+    """Which AWS credentials one environment's runs use: a profile of the worker's AWS config, a role
+    assumed with the worker's credentials (or the profile's), or both. Names and ARNs only, never keys."""
+
+    profile: str | None = None
+    role_arn: str | None = None
+
+    @property
+    def label(self) -> str:
+        parts = ([f"profile `{self.profile}`"] if self.profile else []) + (
+            [f"role {self.role_arn}"] if self.role_arn else []
+        )
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """An application repository whose pushes or releases start its infra source's runs."""
+
+    repo: str
+    # Glob patterns (`main`, `release/*`, `v*`) of the branches and tags that trigger.
+    branches: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    # The environment variable holding the repository's own webhook secret (never the secret itself).
+    webhook_secret_env: str | None = None
+
+    def matches(self, ref: str) -> bool:
+        """Whether a full ref (`refs/heads/main`, `refs/tags/v1.2.0`) triggers."""
+        for prefix, patterns in (("refs/heads/", self.branches), ("refs/tags/", self.tags)):
+            if ref.startswith(prefix):
+                return any(fnmatchcase(ref.removeprefix(prefix), pattern) for pattern in patterns)
+        return False
 
 
 @dataclass(frozen=True)
@@ -70,6 +117,11 @@ class SourceSpec:
     webhook_secret_env: str | None = None
     # How its deliveries authenticate: `any` (an OIDC token or an HMAC signature) or `oidc` (a token only).
     auth: str = "any"
+    # Application repositories whose pushes or releases start this (infra) source's runs.
+    triggers: tuple[TriggerSpec, ...] = ()
+
+    def trigger_for(self, repo: str) -> TriggerSpec | None:
+        return next((t for t in self.triggers if t.repo.lower() == repo.lower()), None)
 
     @property
     def location(self) -> str:
@@ -94,14 +146,16 @@ class ManagerConfig:
                 f"unknown source `{name}`{suggest(name, self.sources)} (registered in {self.path.name}: {known})"
             ) from None
 
-    def policy(self, environment: str) -> EnvironmentPolicy:
+    def policy(self, environment: str, destroy: bool = False) -> EnvironmentPolicy:
+        """The environment's policy; for a destroy plan, its stricter form (``for_destroy``)."""
         try:
-            return self.environments[environment]
+            policy = self.environments[environment]
         except KeyError:
             known = ", ".join(self.environments)
             raise UnknownSourceError(
                 f"unknown environment `{environment}`{suggest(environment, self.environments)} (known: {known})"
             ) from None
+        return policy.for_destroy() if destroy else policy
 
     def check_partition(self, source: str, environment: str) -> SourceSpec:
         """The source, if it deploys to ``environment``; else an error saying what to fix."""
@@ -121,6 +175,15 @@ class ManagerConfig:
         for spec in self.sources.values():
             if spec.repo:
                 found.setdefault(spec.repo.lower(), []).append(spec)
+        return {repo: tuple(specs) for repo, specs in found.items()}
+
+    @cached_property
+    def sources_by_trigger(self) -> dict[str, tuple[SourceSpec, ...]]:
+        """A trigger repository's ``owner/name`` (lowercase) -> the infra sources it triggers."""
+        found: dict[str, list[SourceSpec]] = {}
+        for spec in self.sources.values():
+            for trigger in spec.triggers:
+                found.setdefault(trigger.repo.lower(), []).append(spec)
         return {repo: tuple(specs) for repo, specs in found.items()}
 
     def partitions(self) -> list[tuple[str, str]]:
@@ -193,6 +256,23 @@ Approver = Annotated[
     _pattern(_APPROVER),
 ]
 Duration = Annotated[str, BeforeValidator(_duration_text), AfterValidator(_duration), _pattern(_AGE)]
+
+
+def _drift_schedule(value: Any) -> Any:
+    """A cron expression, or `off` (YAML reads a bare `off` as false): False."""
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return False
+    problem = cron_problem(value) if isinstance(value, str) else f"expected a cron expression or `off`, got {value!r}"
+    if problem:
+        raise _fail(problem)
+    return value
+
+
+DriftSchedule = Annotated[
+    str | bool,
+    BeforeValidator(_drift_schedule),
+    Field(json_schema_extra={"anyOf": [{"type": "string"}, {"const": False}]}),
+]
 Approvals = Annotated[
     int,
     _rule(lambda v: 0 <= v <= 10, lambda v: f"expected a whole number from 0 to 10, got {v!r}"),
@@ -214,6 +294,34 @@ class _FileModel(BaseModel):
         return data
 
 
+_PROFILE = re.compile(r"^[A-Za-z0-9_.+=,@-]{1,64}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$")
+
+
+class AwsAccessFile(_FileModel):
+    """An environment's own AWS credentials (names only: the keys stay with the workers)."""
+
+    _expects: ClassVar[str] = "expected a mapping such as `{profile: prod-deployer}` or `{role_arn: arn:aws:iam::...}`"
+
+    profile: Annotated[
+        str, _rule(_PROFILE.match, lambda v: f"{v!r} is not an AWS profile name (letters, digits, _.+=,@-)")
+    ] | None = Field(None, description="a profile of the worker's AWS config (~/.aws/config or AWS_CONFIG_FILE)")
+    role_arn: Annotated[
+        str,
+        _rule(_ROLE_ARN.match, lambda v: "expected an IAM role ARN such as arn:aws:iam::123456789012:role/deployer"),
+        _pattern(_ROLE_ARN),
+    ] | None = Field(None, description="a role assumed for the environment's runs (with the profile's credentials)")
+
+    @model_validator(mode="after")
+    def _something(self) -> AwsAccessFile:
+        if not self.profile and not self.role_arn:
+            raise _fail("give a `profile`, a `role_arn`, or both (the role is assumed with the profile's credentials)")
+        return self
+
+    def access(self) -> AwsAccess:
+        return AwsAccess(profile=self.profile, role_arn=self.role_arn)
+
+
 class PolicyFile(_FileModel):
     """How an environment may be deployed."""
 
@@ -229,6 +337,15 @@ class PolicyFile(_FileModel):
     )
     allow_self_approval: bool = Field(False, description="whether the author of a change may approve it")
     max_plan_age: Duration = Field("7d", description="how old a plan may be when it applies: `12h`, `7d`")
+    aws: AwsAccessFile | None = Field(
+        None,
+        description="the environment's own AWS credentials (default: the manager's); only workers that hold them "
+        "run its steps",
+    )
+    drift_schedule: DriftSchedule = Field(
+        DEFAULT_DRIFT_SCHEDULE,
+        description="when the drift check of its partitions runs: a cron expression (UTC), or `off`",
+    )
 
     @model_validator(mode="after")
     def _approvals_fit_auto_apply(self) -> PolicyFile:
@@ -258,6 +375,60 @@ class PolicyFile(_FileModel):
             approvers=tuple(self.approvers),
             allow_self_approval=self.allow_self_approval,
             max_plan_age_hours=_hours(self.max_plan_age),
+            aws=self.aws.access() if self.aws else None,
+            drift_schedule=self.drift_schedule or None,
+        )
+
+
+SecretEnv = Annotated[
+    str,
+    _rule(
+        _ENV_NAME.match,
+        # The value is not echoed: it may be the secret itself, pasted in the wrong place.
+        lambda v: "expected the NAME of an environment variable holding the secret (A-Z, 0-9, _), not the secret",
+    ),
+    _pattern(_ENV_NAME),
+]
+RefPattern = Annotated[
+    str,
+    _rule(
+        lambda v: bool(v) and not v.startswith("refs/"),
+        lambda v: f"expected a branch or tag name or glob such as `main` or `v*`, got {v!r}",
+    ),
+]
+
+
+class TriggerFile(_FileModel):
+    """An application repository whose pushes (to `branches`, of `tags`) or published releases (of
+    `tags`) start the source's runs."""
+
+    _expects: ClassVar[str] = "expected a mapping such as `{repo: acme/web-app, branches: [main]}`"
+
+    repo: Repo = Field(description="the application repository `owner/name`")
+    branches: list[RefPattern] = Field([], description="branches whose pushes trigger: names or globs (`release/*`)")
+    tags: list[RefPattern] = Field([], description="tags whose push or published release triggers: globs (`v*`)")
+    webhook_secret_env: SecretEnv | None = Field(
+        None,
+        description=(
+            "the environment variable (of the webhook receiver) holding this repository's own webhook secret "
+            "(else GITHUB_WEBHOOK_SECRET, the organisation's hook)"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _something_triggers(self) -> TriggerFile:
+        if not self.branches and not self.tags:
+            raise _fail(
+                "name the `branches` or `tags` (or both) whose pushes or releases trigger, e.g. `branches: [main]`"
+            )
+        return self
+
+    def spec(self) -> TriggerSpec:
+        return TriggerSpec(
+            repo=self.repo,
+            branches=tuple(self.branches),
+            tags=tuple(self.tags),
+            webhook_secret_env=self.webhook_secret_env,
         )
 
 
@@ -281,15 +452,7 @@ class SourceFile(_FileModel):
         description=f"environments it deploys to (default: those of {list(DEFAULT_ENVIRONMENTS)} defined)",
     )
     default_branch: Text = Field("main", description="the branch polled and used when no commit is given")
-    webhook_secret_env: Annotated[
-        str,
-        _rule(
-            _ENV_NAME.match,
-            # The value is not echoed: it may be the secret itself, pasted in the wrong place.
-            lambda v: "expected the NAME of an environment variable holding the secret (A-Z, 0-9, _), not the secret",
-        ),
-        _pattern(_ENV_NAME),
-    ] | None = Field(
+    webhook_secret_env: SecretEnv | None = Field(
         None,
         description=(
             "the environment variable (of the webhook receiver) holding this repository's own webhook secret; "
@@ -307,10 +470,21 @@ class SourceFile(_FileModel):
         ),
     )
 
+    triggers: list[TriggerFile] | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "application repositories whose pushes or releases start this source's runs (its variables are "
+            "read at the head of its default branch; a GitHub source only)"
+        ),
+    )
+
     @model_validator(mode="after")
     def _one_location(self) -> SourceFile:
         if (self.path is None) == (self.repo is None):
             raise _fail("give exactly one of `path` (a local checkout) or `repo` (GitHub owner/name)")
+        if self.triggers and self.repo is None:
+            raise _fail("`triggers` need a GitHub source: use `repo:` (its statuses go to both repositories)")
         return self
 
     def spec(self, root: Path, defined: Mapping[str, Any]) -> SourceSpec:
@@ -328,6 +502,7 @@ class SourceFile(_FileModel):
             default_branch=self.default_branch,
             webhook_secret_env=self.webhook_secret_env,
             auth=self.auth,
+            triggers=tuple(t.spec() for t in self.triggers or ()),
         )
 
 
@@ -408,6 +583,10 @@ def _keys_at(loc: tuple[Any, ...]) -> list[str]:
         model = SourceFile
     elif len(loc) == 2 and loc[0] == "environments":
         model = PolicyFile
+    elif len(loc) == 3 and loc[0] == "environments" and loc[2] == "aws":
+        model = AwsAccessFile
+    elif len(loc) == 4 and loc[0] == "sources" and loc[2] == "triggers":
+        model = TriggerFile
     else:
         return []
     return list(model.model_fields)
@@ -456,6 +635,30 @@ def _duplicates(data: Any) -> list[tuple[tuple[Any, ...], str]]:
     return found
 
 
+def _trigger_conflicts(data: Any) -> list[tuple[tuple[Any, ...], str]]:
+    """Trigger repositories that are a source's own repository (its pushes are a source's already), or
+    named twice for one source."""
+    items = data.get("sources") if isinstance(data, dict) else None
+    items = [item if isinstance(item, dict) else {} for item in (items if isinstance(items, list) else ())]
+    repos = {str(item["repo"]).lower(): item.get("name") for item in items if isinstance(item.get("repo"), str)}
+    found = []
+    for index, item in enumerate(items):
+        triggers = item.get("triggers")
+        seen: set[str] = set()
+        for position, trigger in enumerate(triggers if isinstance(triggers, list) else ()):
+            repo = trigger.get("repo") if isinstance(trigger, dict) else None
+            if not isinstance(repo, str):
+                continue
+            loc = ("sources", index, "triggers", position, "repo")
+            if repo.lower() in repos:
+                found.append((loc, f"{repo} is the repository of source `{repos[repo.lower()]}`; a trigger repository "
+                                   "holds no variables of its own: remove the trigger or that source"))
+            elif repo.lower() in seen:
+                found.append((loc, f"{repo} is named twice; give it one entry with all its `branches` and `tags`"))
+            seen.add(repo.lower())
+    return found
+
+
 def check_document(document: YamlDocument, origin: str = "manager.yaml") -> ManagerFile:
     """The validated file, or ConfigError listing every problem at its line and column."""
     data = {} if document.data is None else document.data
@@ -473,7 +676,7 @@ def check_document(document: YamlDocument, origin: str = "manager.yaml") -> Mana
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             add(*_explain(error))
-    for loc, message in _duplicates(data):
+    for loc, message in _duplicates(data) + _trigger_conflicts(data):
         add(loc, message)
     if problems:
         raise ConfigError(problems=sorted(problems, key=lambda p: (p.line or 0, p.column or 0, p.path)))

@@ -20,6 +20,13 @@ PLAN_ONLY_TAG = "manager/plan-only"
 TRIGGER_TAG = "manager/trigger"
 AUTHOR_TAG = "manager/author"
 PLAN_ID_TAG = "manager/plan-id"
+# A run that plans (or applies) the destroy of everything the partition's state holds.
+DESTROY_TAG = "manager/destroy"
+# A run started by a trigger repository (an application repository of an infra source): which one,
+# the ref that triggered it and the application commit (config.py, TriggerSpec).
+TRIGGER_REPO_TAG = "manager/trigger-repo"
+TRIGGER_REF_TAG = "manager/trigger-ref"
+TRIGGER_SHA_TAG = "manager/trigger-sha"
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,10 @@ class DispatchEvent:
     plan_only: bool = False
     trigger: str = "manual"
     author: str | None = None
+    destroy: bool = False
+    trigger_repo: str | None = None
+    trigger_ref: str | None = None
+    trigger_sha: str | None = None
 
     def to_tags(self) -> dict[str, str]:
         tags = {
@@ -54,6 +65,15 @@ class DispatchEvent:
             tags[PLAN_ONLY_TAG] = "true"
         if self.author:
             tags[AUTHOR_TAG] = self.author
+        if self.destroy:
+            tags[DESTROY_TAG] = "true"
+        for key, value in (
+            (TRIGGER_REPO_TAG, self.trigger_repo),
+            (TRIGGER_REF_TAG, self.trigger_ref),
+            (TRIGGER_SHA_TAG, self.trigger_sha),
+        ):
+            if value:
+                tags[key] = value
         return tags
 
     @classmethod
@@ -70,4 +90,8 @@ class DispatchEvent:
             plan_only=tags.get(PLAN_ONLY_TAG, "").lower() in ("1", "true", "yes"),
             trigger=tags.get(TRIGGER_TAG) or ("backfill" if "dagster/backfill" in tags else "manual"),
             author=tags.get(AUTHOR_TAG) or None,
+            destroy=tags.get(DESTROY_TAG, "").lower() in ("1", "true", "yes"),
+            trigger_repo=tags.get(TRIGGER_REPO_TAG) or None,
+            trigger_ref=tags.get(TRIGGER_REF_TAG) or None,
+            trigger_sha=tags.get(TRIGGER_SHA_TAG) or None,
         )

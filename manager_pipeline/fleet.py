@@ -10,7 +10,6 @@ can never be applied. What goes wrong with one partition is its own result, neve
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -30,12 +29,14 @@ from manager_pipeline.feedback.redact import redact_text, register_secret
 from manager_pipeline.plans import PlanFacts, PlanState, Plans
 from manager_pipeline.request import ResolvedRequest
 from manager_pipeline.sources import VariablesDocument
-from manager_pipeline.terraform import BackendSettings, PlanSummary, planned_outputs, prepare_workdir, state_key, summarize
+from manager_pipeline.terraform import BackendSettings, PlanSummary, prepare_workdir, state_key
 from manager_pipeline.terraform.runner import LineSink, TerraformRunner
 from manager_pipeline.terraform.toolchain import Toolchain
-from manager_pipeline.terraform.workdir import TFVARS_FILE, module_digest, read_previous_state
+from manager_pipeline.terraform.workdir import module_digest, read_previous_state
 
 Fetch = Callable[[SourceSpec, DispatchEvent], VariablesDocument]
+# The AWS target of an environment: with the credentials of its policy's `aws:`, when it names some.
+TargetFor = Callable[[str], AwsTarget]
 
 
 class Sessions(Protocol):
@@ -113,7 +114,7 @@ class FleetPlanner:
 
     config: ManagerConfig
     fetch: Fetch
-    target: AwsTarget
+    target_for: TargetFor
     terraform: Sessions
     plans: Plans
     module_dir: Path
@@ -139,41 +140,30 @@ class FleetPlanner:
         data = load_variables(document.text, list(request.environments), document.location)
         deploy = resolve(data, partition.environment, partition.source, document.location)
         register_secret(deploy.slack_webhook)
+        target = self.target_for(partition.environment)
+        target.ensure_state_bucket()
         backend = BackendSettings(
-            bucket=self.target.state_bucket,
-            region=self.target.state_region,
+            bucket=target.state_bucket,
+            region=target.state_region,
             key=state_key(partition.source, partition.environment),
-            endpoint_url=self.target.endpoint_url,
+            endpoint_url=target.endpoint_url,
         )
         workdir = prepare_workdir(
             self.root / f"{partition.source}-{partition.environment}",
             self.module_dir,
             deploy,
             backend,
-            self.target.endpoint_url,
+            target.endpoint_url,
         )
-        read_previous_state(workdir.path, self.target.client("s3"), backend)
-        with self.terraform.session(workdir.path, self.target, on_line) as (runner, toolchain):
+        read_previous_state(workdir.path, target.client("s3"), backend)
+        with self.terraform.session(workdir.path, target, on_line) as (runner, toolchain):
             runner.init(workdir.backend_file)
             has_changes, result = runner.plan(workdir.plan_file)
             plan_json = runner.show_json(workdir.plan_file)
-        summary = summarize(plan_json)
-        facts = PlanFacts(
-            source=partition.source,
-            environment=partition.environment,
-            sha=document.sha,
-            branch=document.branch,
-            branch_verified=document.branch_verified,
-            repo=request.repo,
-            variables_digest=workdir.variables_digest,
-            module_digest=workdir.module_digest,
-            terraform_version=toolchain.version,
-            has_changes=has_changes,
-            summary=summary,
-            planned_outputs=planned_outputs(plan_json),
-            tfvars=json.loads((workdir.path / TFVARS_FILE).read_text()),
-            run_id=self.run_id,
+        facts = PlanFacts.of_plan(
+            event, document, request.repo, workdir, toolchain.version, has_changes, plan_json, self.run_id
         )
+        summary = facts.summary
         saved = self.plans.save(workdir.plan_file, result.stdout, facts)
         self.plans.transition(saved.plan_id, PlanState.PREVIEW, note=f"{self.trigger}: plan only")
         # The working directory holds the values Terraform was given; the plan store keeps what is needed.
@@ -189,7 +179,6 @@ class FleetPlanner:
     ) -> list[PartitionPlan]:
         """Plan ``partitions``, ``parallelism`` at a time (0: one per core); results in the given order."""
         workers = max(1, min(parallelism or os.cpu_count() or 1, len(partitions) or 1))
-        self.target.ensure_state_bucket()
 
         def one(partition: Partition) -> PartitionPlan:
             result = self.plan(partition, on_line(partition) if on_line else None)

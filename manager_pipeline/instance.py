@@ -26,6 +26,9 @@ concurrency:
         value:
           applyLimitPerUniqueValue: true
         limit: 1
+      - key: manager/kind
+        value: drift
+        limit: 2
 run_queue:
   dequeue_interval_seconds: 1
   dequeue_use_threads: true

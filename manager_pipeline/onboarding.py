@@ -750,11 +750,12 @@ def remove_source(
     except ConfigError as exc:
         raise OnboardingError(str(exc)) from None
     states = ", ".join(f"s3://{state_bucket}/{state_key(name, e)}" for e in spec.environments) or "none"
+    destroys = ", ".join(f"`manager-pipeline destroy {name} {e}`" for e in spec.environments)
     if not force:
         raise Refused(
-            f"source `{name}` may still have infrastructure (its state: {states}); decommissioning it "
-            "(`destroy`) is a separate step, not built yet. To only remove its manager.yaml entry, keeping "
-            "its state objects, give --force"
+            f"source `{name}` may still have infrastructure (its state: {states}); destroy it first ({destroys}, "
+            "each approved and applied). To only remove its manager.yaml entry, keeping its state objects (its "
+            "partitions stay until those destroys are applied), give --force"
         )
     new_text = remove_entry(text, name, config_path.name)
     check_removed(new_text, config, name)
@@ -764,7 +765,10 @@ def remove_source(
         return
     write_atomically(config_path, original, new_text)
     out(f"removed source `{name}` from {config_path}")
-    out(f"its Terraform state objects are kept: {states} (whatever they describe still exists)")
+    out(
+        f"its Terraform state objects are kept: {states} (whatever they describe still exists; its partitions "
+        f"stay until it is destroyed: {destroys})"
+    )
     if spec.repo:
         out(
             f"the receiver now refuses deliveries from {spec.repo} for it; delete the repository's webhook if "

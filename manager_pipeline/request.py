@@ -30,14 +30,22 @@ class ResolvedRequest:
         return self.source.repo
 
     @classmethod
-    def resolve(cls, config: ManagerConfig, event: DispatchEvent) -> ResolvedRequest:
+    def resolve(
+        cls, config: ManagerConfig, event: DispatchEvent, recorded: SourceSpec | None = None
+    ) -> ResolvedRequest:
         """The request of ``event`` under ``config``; an unknown source or environment is a ConfigError
-        that says what to add to manager.yaml."""
-        spec = config.check_partition(event.source, event.environment)
+        that says what to add to manager.yaml.
+
+        A destroy takes the environment's policy in its destroy form, and may be of a source (or an
+        environment of it) that left manager.yaml: ``recorded`` is then the source as its plans knew it."""
+        if event.destroy:
+            spec = config.sources.get(event.source) or recorded or config.source(event.source)
+        else:
+            spec = config.check_partition(event.source, event.environment)
         return cls(
             event=event,
             source=spec,
-            policy=config.policy(event.environment),
+            policy=config.policy(event.environment, destroy=event.destroy),
             environments=tuple(config.environments),
             terraform_dir=config.terraform_dir,
             manager_digest=config.digest,

@@ -135,6 +135,7 @@ LONGEST_FIRST = (
     "test_sections_compute.py",
     "test_faults.py",
     "test_approval_flow.py",
+    "test_celery.py",
     "test_sections_example.py",
     "test_sections_database.py",
     "test_sections_data.py",

@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import jwt
 
@@ -194,6 +194,11 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", r"", lambda m: self._send(200, repo_json(self.base, full_name, repo))),
             ("GET", r"/branches/(?P<branch>[^/]+)", lambda m: self._branch(repo, m["branch"], base)),
             ("GET", r"/commits/(?P<sha>[0-9a-f]{7,40})", lambda m: self._commit(repo, m["sha"], base)),
+            (
+                "GET",
+                r"/commits/tags(/|%2F)(?P<tag>.+)",
+                lambda m: self._commit(repo, repo["tags"][unquote(m["tag"])], base),
+            ),
             ("GET", r"/contents/(?P<path>.+)", lambda m: self._contents(repo, m["path"], query, base)),
             ("POST", r"/statuses/(?P<sha>[0-9a-f]{40})", lambda m: self._status(repo, m["sha"], body, base)),
             ("GET", r"/commits/(?P<sha>[0-9a-f]{40})/pulls", lambda m: self._commit_pulls(repo, m["sha"], base)),
@@ -211,6 +216,9 @@ class Handler(BaseHTTPRequestHandler):
                 lambda m: self._compare(repo, m["base"], m["head"], base),
             ),
             ("GET", r"/issues/(?P<number>\d+)", lambda m: self._issue(repo, int(m["number"]), base)),
+            ("GET", r"/issues", lambda m: self._list_issues(repo, query, base)),
+            ("POST", r"/issues", lambda m: self._create_issue(repo, body, base)),
+            ("PATCH", r"/issues/(?P<number>\d+)", lambda m: self._edit_issue(repo, int(m["number"]), body, base)),
             (
                 "GET",
                 r"/issues/(?P<number>\d+)/comments",
@@ -349,21 +357,80 @@ class Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def _issue(self, repo, number, base):
+    def _pull_issue_json(self, repo, number, base):
         pull = repo["pulls"][number]
-        self._send(
-            200,
-            {
-                "id": number + 7000,
-                "number": number,
-                "state": "open",
-                "title": f"PR {number}",
-                "url": f"{base}/issues/{number}",
-                "comments_url": f"{base}/issues/{number}/comments",
-                "pull_request": {"url": f"{base}/pulls/{number}"},
-                "user": {"login": pull.get("author", "dev")},
-            },
-        )
+        return {
+            "id": number + 7000,
+            "number": number,
+            "state": "open",
+            "title": f"PR {number}",
+            "url": f"{base}/issues/{number}",
+            "comments_url": f"{base}/issues/{number}/comments",
+            "pull_request": {"url": f"{base}/pulls/{number}"},
+            "user": {"login": pull.get("author", "dev")},
+        }
+
+    def _issue(self, repo, number, base):
+        issues = repo.setdefault("issues", {})
+        if number in issues:
+            return self._send(200, self._issue_json(issues[number], base))
+        self._send(200, self._pull_issue_json(repo, number, base))
+
+    # Issues, as GitHub lists them: pull requests are issues too (with a `pull_request` key); numbers are shared.
+    def _issue_json(self, issue, base):
+        return {
+            "id": issue["number"] + 9000,
+            "number": issue["number"],
+            "title": issue["title"],
+            "body": issue["body"],
+            "state": issue["state"],
+            "state_reason": issue.get("state_reason"),
+            "labels": [],
+            "user": {"login": issue["user"]},
+            "url": f"{base}/issues/{issue['number']}",
+            "html_url": f"https://github.example/issues/{issue['number']}",
+            "comments_url": f"{base}/issues/{issue['number']}/comments",
+            "created_at": issue["created_at"],
+            "updated_at": issue["updated_at"],
+            "closed_at": issue.get("closed_at"),
+        }
+
+    def _list_issues(self, repo, query, base):
+        state = (query.get("state") or ["open"])[0]
+        issues = [self._issue_json(i, base) for i in repo.setdefault("issues", {}).values()]
+        issues += [self._pull_issue_json(repo, n, base) for n in repo["pulls"]]
+        shown = sorted((i for i in issues if state == "all" or i["state"] == state), key=lambda i: -i["number"])
+        chunk, headers = self._paginate(shown, query, f"{base}/issues")
+        self._send(200, chunk, headers)
+
+    def _create_issue(self, repo, body, base):
+        if not body.get("title"):
+            return self._error(422, "Validation Failed: title is required")
+        if len(body.get("body") or "") > 65536:
+            return self._error(422, "body is too long (maximum is 65536 characters)")
+        issues = repo.setdefault("issues", {})
+        issue = {
+            "number": max([0, *repo["pulls"], *issues]) + 1,
+            "title": body["title"],
+            "body": body.get("body") or "",
+            "state": "open",
+            "user": self._login(),
+            "created_at": now_iso(),
+            "updated_at": now_iso(),
+            "edits": 0,
+        }
+        issues[issue["number"]] = issue
+        self._send(201, self._issue_json(issue, base))
+
+    def _edit_issue(self, repo, number, body, base):
+        issue = repo.setdefault("issues", {})[number]
+        if body.get("state") not in (None, "open", "closed") or len(body.get("body") or "") > 65536:
+            return self._error(422, "Validation Failed")
+        if body.get("state") == "closed" and issue["state"] != "closed":
+            issue["closed_at"] = now_iso()
+        issue.update({k: body[k] for k in ("title", "body", "state", "state_reason") if k in body})
+        issue.update(updated_at=now_iso(), edits=issue["edits"] + 1)
+        self._send(200, self._issue_json(issue, base))
 
     def _comment_json(self, comment, base):
         return {
@@ -386,14 +453,14 @@ class Handler(BaseHTTPRequestHandler):
         return chunk, headers
 
     def _list_comments(self, repo, number, query, base):
-        if number not in repo["pulls"]:
+        if number not in repo["pulls"] and number not in repo.setdefault("issues", {}):
             return self._error(404, "Not Found")
         comments = [c for c in repo["issue_comments"].values() if c["issue"] == number]
         chunk, headers = self._paginate(comments, query, f"{base}/issues/{number}/comments")
         self._send(200, [self._comment_json(c, base) for c in chunk], headers)
 
     def _create_comment(self, repo, number, body, base):
-        if number not in repo["pulls"]:
+        if number not in repo["pulls"] and number not in repo.setdefault("issues", {}):
             return self._error(404, "Not Found")
         if len(body.get("body", "")) > 65536:
             return self._error(422, "body is too long (maximum is 65536 characters)")
@@ -508,6 +575,8 @@ class Handler(BaseHTTPRequestHandler):
                     "accessible": data.get("accessible", True),
                     "reviews": {str(k): v for k, v in data.get("reviews", {}).items()},
                     "commit_authors": data.get("commit_authors", {}),
+                    # tag name -> commit (GET /commits/tags/NAME resolves it, as GitHub's commits endpoint does)
+                    "tags": data.get("tags", {}),
                     "statuses": [],
                     "issue_comments": {},
                     "commit_comments": [],
@@ -533,6 +602,7 @@ class Handler(BaseHTTPRequestHandler):
                     repo["pulls"] = {int(p["number"]): p for p in data["pulls"]}
                 repo["reviews"].update({str(k): v for k, v in data.get("reviews", {}).items()})
                 repo["commit_authors"].update(data.get("commit_authors", {}))
+                repo["tags"].update(data.get("tags", {}))
                 return self._send(200, {})
             match = re.fullmatch(r"/_standin/repos/([^/]+/[^/]+)", path)
             if method == "GET" and match:
@@ -543,6 +613,7 @@ class Handler(BaseHTTPRequestHandler):
                         "statuses": repo["statuses"],
                         "issue_comments": list(repo["issue_comments"].values()),
                         "commit_comments": repo["commit_comments"],
+                        "issues": list(repo.setdefault("issues", {}).values()),
                     },
                 )
         self._error(404, "unknown stand-in control")

@@ -153,14 +153,18 @@ class Manager:
     def write_config(self, text: str) -> None:
         self.config_path.write_text(text)
 
-    def s3(self):
+    def client(self, service: str):
+        """A boto3 client of the AWS stand-in the manager talks to."""
         return boto3.client(
-            "s3",
+            service,
             endpoint_url=self.endpoint,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
+
+    def s3(self):
+        return self.client("s3")
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -36,18 +36,22 @@ class DeployConfig:
     sections: dict[str, Any] = field(default_factory=dict)
     # The manager's own (never Terraform's): where to post deploy notifications. A secret.
     slack_webhook: str | None = field(default=None, repr=False)
+    # The VariablesDocument it was resolved from, when known: another machine reads the webhook from it
+    # again rather than receive it (handoff.py). Not a setting: never compared, never Terraform's.
+    origin: Any = field(default=None, repr=False, compare=False)
 
     def to_tfvars(self) -> dict[str, Any]:
         """The *.auto.tfvars.json content; keys match terraform/variables.tf one to one."""
-        values = asdict(self)
+        values = asdict(replace(self, origin=None))
         values.pop("slack_webhook")
+        values.pop("origin")
         values.update(values.pop("sections"))
         return values
 
     @classmethod
     def from_tfvars(cls, values: dict[str, Any]) -> DeployConfig:
         """The config a plan was made from, as its artifact keeps it (``to_tfvars``'s inverse)."""
-        own = ("instances", "sections", "slack_webhook")
+        own = ("instances", "sections", "slack_webhook", "origin")
         fields = {name: values[name] for name in cls.__dataclass_fields__ if name not in own}
         sections = {k: v for k, v in values.items() if k not in cls.__dataclass_fields__}
         return cls(**fields, instances=InstanceSettings(**values["instances"]), sections=sections)

@@ -1,6 +1,8 @@
 """Stage: feedback - the report, GitHub and Slack at the end of a run, the failure hook, and the
 sensor that delivers what GitHub did not take."""
 
+from dataclasses import replace
+
 from dagster import (
     DefaultSensorStatus,
     Failure,
@@ -21,6 +23,7 @@ from manager_pipeline.errors import ManagerError
 from manager_pipeline.feedback import Outcome, OutcomeStatus
 from manager_pipeline.feedback.redact import redact_text
 from manager_pipeline.feedback.slack import NotifySettings
+from manager_pipeline.feedback.trigger_status import with_trigger
 from manager_pipeline.request import ResolvedRequest
 
 
@@ -32,7 +35,9 @@ def feedback(
     deploy_config: DeployConfig,
     outcomes: list[Outcome],
 ) -> Outcome:
-    outcome = outcomes[0]
+    # The trigger repository's commit as the run's tags hold it now (a release's is recorded on the way).
+    tags = context.instance.get_run_by_id(context.run_id).tags
+    outcome = replace(outcomes[0], event=with_trigger(outcomes[0].event, tags))
     repo = request.repo
     # Registers the webhook in this op's process too (ops may run in processes of their own).
     notify = NotifySettings.of(deploy_config.sections.get("notifications"), deploy_config.slack_webhook)

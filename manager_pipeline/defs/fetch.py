@@ -2,6 +2,7 @@
 
 import os
 import socket
+from dataclasses import replace
 
 from dagster import (
     MetadataValue,
@@ -15,7 +16,7 @@ from manager_pipeline.contract import DeployConfig, load_variables, resolve
 from manager_pipeline.defs.resources import FeedbackResource, ManagerConfigResource, SourcesResource
 from manager_pipeline.defs.stage import WORKER_TAG, current_event, failure_for, redacted_metadata, say
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.events import BRANCH_TAG, SHA_TAG
+from manager_pipeline.events import BRANCH_TAG, SHA_TAG, TRIGGER_SHA_TAG
 from manager_pipeline.feedback.redact import register_secret
 from manager_pipeline.request import ResolvedRequest
 from manager_pipeline.sources import VariablesDocument
@@ -36,15 +37,24 @@ def fetch_variables(
         document = sources.fetch(spec, event)
     except ManagerError as exc:
         raise failure_for(exc) from None
+    if event.trigger_repo and not event.trigger_sha:
+        try:
+            event = sources.trigger_commit(event)
+            request = replace(request, event=event)
+        except ManagerError as exc:
+            # The infra plan does not depend on it: only the application commit's status is lost.
+            say(context, "fetch", f"{exc}; no status for the application commit")
     # The commit actually read, on the run itself: the UI shows it and later stages report on it.
-    resolved = {SHA_TAG: document.sha, BRANCH_TAG: document.branch}
+    resolved = {SHA_TAG: document.sha, BRANCH_TAG: document.branch, TRIGGER_SHA_TAG: event.trigger_sha}
     tags = {k: v for k, v in resolved.items() if v and k not in context.run.tags}
     # Which process works on the run: a run whose process is gone (killed) holds nothing any more.
     tags[WORKER_TAG] = f"{socket.gethostname()}:{os.getpid()}"
     context.instance.add_run_tags(context.run_id, tags)
     say(context, "fetch", f"{document.location} at {(document.sha or 'working tree')[:12]} on {document.branch}")
+    if event.trigger_repo:
+        say(context, "fetch", f"triggered by {event.trigger_repo} {event.trigger_ref} at {event.trigger_sha or '?'}")
     if spec.repo and document.sha:
-        delivery = feedback.started(spec.repo, document.sha, event.environment, context.run_id)
+        delivery = feedback.started(spec.repo, document.sha, event.environment, context.run_id, event)
         if delivery.pending:
             say(context, "fetch", "GitHub did not take the pending status yet; it stays queued")
     yield Output(request, "request", metadata={"manager.yaml sha256": request.manager_digest})
@@ -65,7 +75,8 @@ def validate(context: OpExecutionContext, request: ResolvedRequest, document: Va
     event = request.event
     try:
         data = load_variables(document.text, list(request.environments), document.location)
-        config = resolve(data, event.environment, event.source, document.location)
+        # With its document: another machine reads the webhook from it again (handoff.py).
+        config = replace(resolve(data, event.environment, event.source, document.location), origin=document)
     except ManagerError as exc:
         raise failure_for(exc) from None
     register_secret(config.slack_webhook)  # a source's own secret: masked by every sink from now on

@@ -85,7 +85,7 @@ def plan_partitions(
         planner = FleetPlanner(
             config=manager_config,
             fetch=sources.fetch,
-            target=aws.target(),
+            target_for=lambda environment: aws.target(environment, manager_config.policy(environment).aws),
             terraform=terraform,
             plans=plans.plans(),
             module_dir=module_dir,
@@ -166,7 +166,7 @@ def plan_fleet():
 def module_change_sensor(config_path: Path, interval: int = 30):
     @sensor(
         name="watch_terraform_module",
-        job=plan_fleet,
+        job_name=FLEET_JOB,
         minimum_interval_seconds=interval,
         default_status=DefaultSensorStatus.RUNNING,
         description="When the manager's Terraform module changes, plans every partition with it (plan-only) "

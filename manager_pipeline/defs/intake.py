@@ -16,12 +16,16 @@ from dagster import (
     sensor,
 )
 
+from manager_pipeline.config import ManagerConfig
+from manager_pipeline.decommission import left_behind, waiting_report
 from manager_pipeline.defs.partitions import ENVIRONMENT, SOURCE, partition_changes, partition_key
 from manager_pipeline.defs.resources import (
+    AwsResource,
     GitHubResource,
     InboxResource,
 )
 from manager_pipeline.defs.stage import DEPLOY_JOB, config_or_skip
+from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import (
     ENVIRONMENT_TAG,
     SOURCE_TAG,
@@ -213,20 +217,42 @@ def partition_sync_sensor(config_path: Path, interval: int = 30):
         name="sync_source_partitions",
         minimum_interval_seconds=interval,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Adds and removes source partitions to match the sources in manager.yaml.",
+        description=(
+            "Adds and removes source partitions to match the sources in manager.yaml. A source that left it keeps "
+            "its partition while its state holds infrastructure: reported with the command that destroys it, "
+            "retired once that destroy is applied."
+        ),
     )
-    def sync_source_partitions(context: SensorEvaluationContext):
+    def sync_source_partitions(context: SensorEvaluationContext, aws: AwsResource):
         config = config_or_skip(config_path)
         if isinstance(config, SkipReason):
             return config
         added, removed = partition_changes(config, context.instance.get_dynamic_partitions(SOURCE))
         if not added and not removed:
             return SkipReason("source partitions match manager.yaml")
+        kept, report = _left_with_infrastructure(aws, config, removed)
+        retired = [name for name in removed if name not in kept]
         requests = []
         if added:
             requests.append(AddDynamicPartitionsRequest(SOURCE, added))
-        if removed:
-            requests.append(DeleteDynamicPartitionsRequest(SOURCE, removed))
+        if retired:
+            requests.append(DeleteDynamicPartitionsRequest(SOURCE, retired))
+        if report:
+            context.log.warning(report)
+        if not requests:
+            return SkipReason(report)
         return SensorResult(dynamic_partitions_requests=requests)
 
     return sync_source_partitions
+
+
+def _left_with_infrastructure(aws: AwsResource, config: ManagerConfig, removed: list[str]) -> tuple[set[str], str]:
+    """(the removed sources whose partitions stay, why): those whose state still holds resources, or all of
+    them when the states cannot be read. A source is never dropped with infrastructure left behind."""
+    if not removed:
+        return set(), ""
+    try:
+        holding = left_behind(aws.target(), config, removed)
+    except ManagerError as exc:
+        return set(removed), f"kept the partitions of {', '.join(removed)}: their state could not be read ({exc})"
+    return {state.source for state in holding}, waiting_report(holding) if holding else ""

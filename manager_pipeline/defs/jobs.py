@@ -1,19 +1,21 @@
-"""The deploy job: fetch-variables -> validate -> init -> plan -> approval gate -> apply -> feedback."""
+"""The deploy job: fetch-variables -> validate -> init -> plan -> approval gate -> apply -> feedback; the
+apply_plan job of an approved plan; the destroy job, whose plan always waits for approval."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
-from dagster import JobDefinition, graph, in_process_executor
+from dagster import JobDefinition, graph
 
+from manager_pipeline.defs.destroy import load_destroy
 from manager_pipeline.defs.feedback import feedback, report_failure
 from manager_pipeline.defs.fetch import fetch_variables, validate
 from manager_pipeline.defs.partitions import deploy_partitions
 from manager_pipeline.defs.plans import approval_gate, check_plan, load_plan
-from manager_pipeline.defs.stage import APPLY_JOB, DEPLOY_JOB
+from manager_pipeline.defs.stage import APPLY_JOB, DEPLOY_JOB, DESTROY_JOB
 from manager_pipeline.defs.terraform import apply, init, plan
 
-__all__ = ["APPLY_JOB", "DEPLOY_JOB", "apply_job", "deploy_job"]
+__all__ = ["APPLY_JOB", "DEPLOY_JOB", "DESTROY_JOB", "apply_job", "deploy_job", "destroy_job"]
 
 
 @graph(description="Deploy one source repo to one environment from its variables.yml.")
@@ -33,9 +35,7 @@ def _partitioned_job(graph_def, name: str, kind: str, environments: Iterable[str
     return graph_def.to_job(
         name=name,
         partitions_def=deploy_partitions(environments),
-        # Terraform does the heavy lifting in its own processes; one process per op would
-        # only add seconds of start-up to every run.
-        executor_def=in_process_executor,
+        # The executor is the code location's (defs/executor.py): in-process, or Celery workers.
         hooks={report_failure},
         tags={"manager/kind": kind},
     )
@@ -55,3 +55,20 @@ def apply_approved_plan():
 
 def apply_job(environments: Iterable[str]) -> JobDefinition:
     return _partitioned_job(apply_approved_plan, APPLY_JOB, "apply", environments)
+
+
+@graph(
+    description="Plan the destroy of everything one source has in one environment, with the variables of its last "
+    "applied plan; the plan waits for approval in every environment and applies through apply_plan."
+)
+def destroy():
+    request, document, deploy_config = load_destroy()
+    workdir = init(request, deploy_config)
+    plan_artifact = plan(request, document, workdir)
+    # A destroy plan is never approved at the gate: it waits (or there is nothing to destroy).
+    _, held = approval_gate(request, workdir, plan_artifact)
+    feedback(request, deploy_config, [held])
+
+
+def destroy_job(environments: Iterable[str]) -> JobDefinition:
+    return _partitioned_job(destroy, DESTROY_JOB, "destroy", environments)

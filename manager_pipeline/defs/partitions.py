@@ -46,10 +46,11 @@ def partition_changes(config: ManagerConfig, existing: Iterable[str]) -> tuple[l
     return sorted(wanted - have), sorted(have - wanted)
 
 
-def sync_source_partitions(instance: DagsterInstance, config: ManagerConfig) -> tuple[list[str], list[str]]:
-    added, removed = partition_changes(config, instance.get_dynamic_partitions(SOURCE))
+def sync_source_partitions(instance: DagsterInstance, config: ManagerConfig) -> list[str]:
+    """Add the partitions of new sources (before a run in this process); the ones added. The partitions of
+    sources that left manager.yaml are retired by the partition sync sensor only, which first checks that
+    their state holds nothing (defs/intake.py)."""
+    added, _ = partition_changes(config, instance.get_dynamic_partitions(SOURCE))
     if added:
         instance.add_dynamic_partitions(SOURCE, added)
-    for name in removed:
-        instance.delete_dynamic_partition(SOURCE, name)
-    return added, removed
+    return added

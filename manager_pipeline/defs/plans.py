@@ -3,7 +3,7 @@ load and check of a saved plan (all through plans/)."""
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dagster import (
@@ -23,6 +23,7 @@ from dagster import (
 
 from manager_pipeline.config import ManagerConfig
 from manager_pipeline.contract import DeployConfig, load_variables, resolve
+from manager_pipeline.decommission import recorded_source
 from manager_pipeline.defs.partitions import partition_key
 from manager_pipeline.defs.resources import (
     GitHubResource,
@@ -35,6 +36,7 @@ from manager_pipeline.defs.stage import APPLY_JOB, config_or_skip, current_event
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import PLAN_ID_TAG, DispatchEvent
 from manager_pipeline.feedback import Outcome, OutcomeStatus
+from manager_pipeline.feedback.trigger_status import trigger_tags
 from manager_pipeline.github.approvals import GitHubApprovals
 from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG
 from manager_pipeline.intake.inbox import Inbox, NotedApproval
@@ -67,7 +69,9 @@ def approval_gate(
     inbox_id, ref_key = context.run.tags.get(INBOX_ID_TAG), context.run.tags.get(REF_TAG)
     if plan.repo and inbox_id and ref_key:
         # A newer delivery for this branch or pull request came in while this run was going.
-        superseded_by = inbox.inbox().newer_delivery(plan.repo, ref_key, event.source, int(inbox_id))
+        # A trigger repository's deliveries are stored under the application repository.
+        repo = event.trigger_repo or plan.repo
+        superseded_by = inbox.inbox().newer_delivery(repo, ref_key, event.source, int(inbox_id))
     decision = decide(
         policy,
         event,
@@ -130,6 +134,11 @@ def load_plan(context: OpExecutionContext, plans: PlanStoreResource) -> Plan:
         raise Failure(str(exc)) from None
     if (plan.source, plan.environment) != (event.source, event.environment):
         raise Failure(f"plan {plan_id} is for {plan.source}/{plan.environment}, not this partition")
+    # A plan a trigger repository's push made reports to that repository's commit too.
+    planned_by = context.instance.get_run_by_id(plan.run_id) if plan.run_id else None
+    inherited = trigger_tags(planned_by.tags) if planned_by else {}
+    if inherited:
+        context.instance.add_run_tags(context.run_id, inherited)
     say(context, "load", f"plan {plan_id}: {plan.summary.line()} (commit {(plan.sha or '?')[:12]})")
     context.add_output_metadata({"plan_id": plan_id, "summary": plan.summary.line()})
     return plan
@@ -141,7 +150,7 @@ def _current_variables(request: ResolvedRequest, sources, plan: Plan) -> tuple[D
         event = DispatchEvent(plan.source, plan.environment, branch=plan.branch)
         document = sources.fetch(request.source, event)
         data = load_variables(document.text, list(request.environments), document.location)
-        return resolve(data, plan.environment, plan.source, document.location), None
+        return replace(resolve(data, plan.environment, plan.source, document.location), origin=document), None
     except ManagerError as exc:
         return None, str(exc).splitlines()[0]
 
@@ -160,15 +169,18 @@ def check_plan(
 ):
     store = plans.plans()
     try:
-        # The one read of manager.yaml in an apply run.
-        request = ResolvedRequest.resolve(manager.load(), current_event(context))
+        # The one read of manager.yaml in an apply run. A destroy plan is judged as one, whatever the run's
+        # tags say, and its source may have left manager.yaml.
+        event = replace(current_event(context), destroy=plan.destroy)
+        request = ResolvedRequest.resolve(manager.load(), event, recorded_source(plan) if plan.destroy else None)
     except ManagerError as exc:
         raise failure_for(exc) from None
     policy = request.policy
     approvals = GitHubApprovals(github.client()) if github.configured and plan.repo else None
     verdict = review(plan, policy, store, approvals)
     audit(context.instance, plan, verdict.new)
-    current, problem = _current_variables(request, sources, plan)
+    # A destroy removes what its variables built; what the source holds now (if anything) does not matter.
+    current, problem = (None, None) if plan.destroy else _current_variables(request, sources, plan)
     newest = store.newest_candidate(plan.source, plan.environment)
     refusals = apply_requirements(
         store.get(plan.plan_id),
@@ -177,7 +189,7 @@ def check_plan(
             plan_file_sha256=sha256_file(plan.plan_file) if plan.plan_file.exists() else "",
             newest_candidate=newest.plan_id if newest else None,
             module_digest=module_digest(request.terraform_dir),
-            variables_digest=current.digest if current else None,
+            variables_digest=plan.variables_digest if plan.destroy else (current.digest if current else None),
             variables_problem=problem,
             accepted_approvers=tuple(verdict.accepted),
             now=time.time(),
@@ -204,11 +216,17 @@ def check_plan(
     yield Output(deploy_config, "deploy_config", metadata={"approvers": MetadataValue.json(verdict.accepted)})
 
 
+def _covered(config: ManagerConfig, plan: Plan) -> bool:
+    """Whether manager.yaml still has the plan's environment and source (a destroy plan's source may have
+    left it: destroying what it left behind is the point)."""
+    return plan.environment in config.environments and (plan.source in config.sources or plan.destroy)
+
+
 def _review_waiting_plan(context, store: Plans, config: ManagerConfig, plan: Plan, approvals) -> int:
     """Review one waiting plan; how many approval records the review added."""
-    if plan.environment not in config.environments or plan.source not in config.sources:
+    if not _covered(config, plan):
         return 0
-    policy = config.policy(plan.environment)
+    policy = config.policy(plan.environment, destroy=plan.destroy)
     age_hours = (time.time() - plan.created_at) / 3600
     if age_hours > policy.max_plan_age_hours:
         store.transition(plan.plan_id, PlanState.EXPIRED, note=f"older than {policy.max_plan_age_hours:.0f} h; re-plan")
@@ -272,7 +290,8 @@ def _new_approvals(store: Plans, config: ManagerConfig, plan: Plan, seen: int | 
     if seen == len(records) or plan.environment not in config.environments:
         return len(records), False
     accepted = {r.login.lower() for r in records if r.accepted}
-    return len(records), bool(accepted) and len(accepted) >= config.policy(plan.environment).required_approvals
+    required = config.policy(plan.environment, destroy=plan.destroy).required_approvals
+    return len(records), bool(accepted) and len(accepted) >= required
 
 
 def approval_sensor(config_path: Path, interval: int = 1, full_poll_s: float = FULL_POLL_S):
@@ -336,7 +355,7 @@ def approval_sensor(config_path: Path, interval: int = 1, full_poll_s: float = F
                 tags=plan.apply_tags("approval"),
             )
             for plan in store.list_plans(state=PlanState.APPROVED)
-            if plan.apply_run_id is None and plan.environment in config.environments and plan.source in config.sources
+            if plan.apply_run_id is None and _covered(config, plan)
         ]
         if problems:
             context.log.warning("; ".join(problems))

@@ -7,31 +7,40 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dagster import ConfigurableResource, EnvVar, IOManagerDefinition, mem_io_manager
+from dagster import ConfigurableResource, EnvVar, IOManagerDefinition
 from pydantic import PrivateAttr
 
-from manager_pipeline.aws import STAND_IN_CREDENTIALS, AwsTarget
-from manager_pipeline.config import ManagerConfig, SourceSpec, load_config
-from manager_pipeline.errors import ConfigError
+from manager_pipeline.aws import STAND_IN_CREDENTIALS, AwsTarget, environment_target
+from manager_pipeline.config import AwsAccess, ManagerConfig, SourceSpec, load_config
+from manager_pipeline.errors import ConfigError, ManagerError
 from manager_pipeline.events import DispatchEvent
-from manager_pipeline.feedback import LocalReportSink, Outcome, github_items, render_report
+from manager_pipeline.feedback import LocalReportSink, Outcome, github_items, render_report, trigger_status
 from manager_pipeline.feedback.delivery import DeliveryReport, deliver
 from manager_pipeline.feedback.outbox import Outbox
 from manager_pipeline.feedback.redact import register_secret
 from manager_pipeline.feedback.slack import NotifySettings, SlackSink, slack_message
 from manager_pipeline.github import DEFAULT_API_URL, GitHubClient, GitHubSource
+from manager_pipeline.github.trigger import trigger_commit
 from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.local_aws import LocalAws
 from manager_pipeline.plans import Plans, S3PlanFiles
 from manager_pipeline.settings import AwsSettings, Settings
 from manager_pipeline.sources import LocalSource, VariablesDocument
 from manager_pipeline.terraform import TerraformRunner, Toolchain, ensure_toolchain
+from manager_pipeline.terraform.errored import SharedStates
 from manager_pipeline.terraform.runner import LineSink
 from manager_pipeline.terraform.provider_server import provider_servers
-from manager_pipeline.terraform.workdir import TFVARS_FILE, copy_region_of, prune_workdirs
+from manager_pipeline.terraform.workdir import (
+    TFVARS_FILE,
+    Workdir,
+    built_at,
+    copy_region_of,
+    prune_workdirs,
+    rebuild_workdir,
+)
 
 
 class ManagerConfigResource(ConfigurableResource):
@@ -101,6 +110,10 @@ class SourcesResource(ConfigurableResource):
             return LocalSource(spec).fetch(event)
         return GitHubSource(spec, self.github.client()).fetch(event)
 
+    def trigger_commit(self, event: DispatchEvent) -> DispatchEvent:
+        """``event`` with its trigger repository's commit, asked of GitHub for a release (which names a tag only)."""
+        return trigger_commit(event, self.github.client())
+
 
 class AwsResource(ConfigurableResource):
     """Which AWS runs talk to. In ``local`` mode the embedded moto server is started on demand, by
@@ -112,12 +125,33 @@ class AwsResource(ConfigurableResource):
     state_bucket: str
     manager_home: str
     endpoint_url: str | None = None
+    # A Celery worker's environments (MANAGER_WORKER_ENVIRONMENTS): it acts for no other. None: any.
+    worker_environments: list[str] | None = None
     _target: AwsTarget | None = PrivateAttr(default=None)
+    _environment_targets: dict = PrivateAttr(default_factory=dict)
 
-    def target(self) -> AwsTarget:
+    def target(self, environment: str | None = None, access: AwsAccess | None = None) -> AwsTarget:
+        """The manager's target; for ``environment``, with its own credentials when ``access`` (its
+        policy's ``aws:``) names some. A worker acts only for its own environments: asked for another,
+        it refuses in one line (its steps belong on that environment's queue)."""
         if self._target is None:
             self._target = self._resolve()
-        return self._target
+        if environment is None:
+            return self._target
+        if self.worker_environments is not None and environment not in self.worker_environments:
+            mine = ", ".join(self.worker_environments) or "none"
+            raise ManagerError(
+                f"this worker acts for {mine}, not {environment}: it holds no credentials for {environment}, whose "
+                f"steps go to the `{environment}` queue of workers started with --environments {environment}"
+            )
+        if access is None:
+            return self._target
+        cached = self._environment_targets.get((environment, access))
+        if cached is None or cached.expiring():
+            cached = self._environment_targets[(environment, access)] = environment_target(
+                self._target, environment, access
+            )
+        return cached
 
     def _resolve(self) -> AwsTarget:
         settings = AwsSettings(
@@ -145,6 +179,8 @@ class TerraformResource(ConfigurableResource):
     lock_timeout: str = "60s"
     # Working directories hold the values Terraform was given: kept this long, then removed.
     workdir_retention_hours: float = 7 * 24
+    # PLAN_ARTIFACT_BUCKET: where a state a failed apply could not save is kept for any machine, too.
+    artifact_bucket: str | None = None
 
     def toolchain(self) -> Toolchain:
         return ensure_toolchain(
@@ -157,6 +193,35 @@ class TerraformResource(ConfigurableResource):
     def errored_states(self) -> Path:
         """Where the state a failed apply could not save waits for the partition's next init."""
         return Path(self.workdirs).parent / "errored-state"
+
+    def shared_states(self, aws: AwsTarget) -> SharedStates | None:
+        """The kept states in the artifact bucket (``aws``: the manager's target), when there is one."""
+        if not self.artifact_bucket:
+            return None
+        aws.ensure_bucket(self.artifact_bucket)
+        return SharedStates(aws.client("s3"), self.artifact_bucket)
+
+    def share_kept_state(self, aws: AwsTarget, kept: Path, source: str, environment: str) -> str:
+        """Move a kept state to the artifact bucket, for the next init on any machine; where it is kept."""
+        try:
+            shared = self.shared_states(aws)
+            if shared is None:
+                return str(kept)
+            where = shared.share(kept, source, environment)
+        except Exception as exc:  # noqa: BLE001 - AWS may be what failed the apply: the local copy stays
+            cause = (str(exc) or type(exc).__name__).splitlines()[0][:200]
+            return f"{kept} (on this machine only: the artifact bucket did not take it: {cause})"
+        # One copy, one truth: the next init anywhere (this machine too) takes it from the bucket.
+        kept.unlink()
+        return where
+
+    def workdir_here(self, workdir: Workdir, run_id: str) -> tuple[Workdir, bool]:
+        """``workdir`` on this machine: as init left it here, or built again in this machine's own folder
+        from what travelled (True: it needs ``terraform init``). Never another machine's folder."""
+        target = self.workdir_for(run_id)
+        if built_at(workdir, target):
+            return replace(workdir, path=target), False
+        return rebuild_workdir(workdir, target), True
 
     def workdir_for(self, run_id: str) -> Path:
         """A run's working directory, under a root only the manager can enter; old ones are pruned."""
@@ -273,13 +338,21 @@ class FeedbackResource(ConfigurableResource):
             message = slack_message(outcome, url, notify.slack_channel, notify.secrets)
             slack_problem = SlackSink().post(notify.slack_webhook, message)
         sha = outcome.sha or (outcome.plan.sha if outcome.plan else None) or outcome.event.sha
-        if not repo or not sha:
+        items = github_items.items_for(outcome, repo, sha, pr, run_id, url, notify) if repo and sha else []
+        # A run a trigger repository started tells the application commit too.
+        items += trigger_status.items_for(outcome, url, notify.secrets)
+        if not items:
             return Published(markdown, path, DeliveryReport(), slack_problem)
-        self.outbox().add(github_items.items_for(outcome, repo, sha, pr, run_id, url, notify), run_id)
+        self.outbox().add(items, run_id)
         return Published(markdown, path, self.deliver(quick=True), slack_problem)
 
-    def started(self, repo: str, sha: str, environment: str, run_id: str) -> DeliveryReport:
-        self.outbox().add([github_items.started(repo, sha, environment, self.run_url(run_id))], run_id)
+    def started(
+        self, repo: str, sha: str, environment: str, run_id: str, event: DispatchEvent | None = None
+    ) -> DeliveryReport:
+        """``event``: the run's, when a trigger repository's commit is to hear it too."""
+        url = self.run_url(run_id)
+        items = [github_items.started(repo, sha, environment, url)]
+        self.outbox().add(items + (trigger_status.started(event, url) if event else []), run_id)
         return self.deliver(quick=True)
 
     def deliver(self, quick: bool = False) -> DeliveryReport:
@@ -358,8 +431,9 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource | IOMa
         state_bucket=settings.aws.state_bucket,
         manager_home=str(settings.home),
         endpoint_url=settings.aws.endpoint_url,
+        worker_environments=list(settings.worker_environments) if settings.worker_environments is not None else None,
     )
-    return {
+    resources: dict[str, ConfigurableResource | IOManagerDefinition] = {
         "manager": ManagerConfigResource(config_path=str(settings.config_path)),
         "github": github,
         "sources": SourcesResource(github=github),
@@ -372,6 +446,7 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource | IOMa
             provider_server=settings.provider_server,
             workdir_retention_hours=settings.workdir_retention_hours,
             lock_timeout=settings.lock_timeout,
+            artifact_bucket=settings.artifact_bucket,
         ),
         "plans": PlanStoreResource(
             root=str(settings.plans_dir),
@@ -387,7 +462,9 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource | IOMa
             database_url=settings.database_url,
             github=github,
         ),
-        # Ops hand each other their values in memory (one process runs the whole job): the
-        # variables file, which may hold a source's Slack webhook, is never pickled to disk.
-        "io_manager": mem_io_manager,
     }
+    # How ops hand each other their values: in memory (the default), or for any machine (defs/handoff.py).
+    from manager_pipeline.defs.handoff import io_manager_for
+
+    resources["io_manager"] = io_manager_for(settings, resources["plans"], resources["sources"])  # type: ignore[arg-type]
+    return resources

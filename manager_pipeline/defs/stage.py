@@ -28,6 +28,7 @@ from manager_pipeline.terraform.runner import StateLocked
 
 DEPLOY_JOB = "deploy"
 APPLY_JOB = "apply_plan"
+DESTROY_JOB = "destroy"
 WORKER_TAG = "manager/worker"
 # Plan text shown inline in the UI; the full text is always in the plan artifact.
 

@@ -1,6 +1,6 @@
 """Stage: Terraform - the working directory and init, the saved plan, and the apply of exactly that plan."""
 
-import json
+import socket
 import time
 
 from dagster import (
@@ -26,13 +26,22 @@ from manager_pipeline.terraform import (
     BackendSettings,
     Workdir,
     mask_outputs,
-    planned_outputs,
     prepare_workdir,
     state_key,
-    summarize,
 )
 from manager_pipeline.terraform.errored import keep_errored_state, push_errored_states
-from manager_pipeline.terraform.workdir import TFVARS_FILE, read_previous_state
+from manager_pipeline.terraform.workdir import portable, read_previous_state
+
+
+def _here(context: OpExecutionContext, terraform: TerraformResource, target, workdir: Workdir, stage: str) -> Workdir:
+    """The run's working directory on this machine: init's own when init ran here, else built again in
+    this machine's folder from what init handed on, and initialised (each step may run on another worker)."""
+    workdir, rebuilt = terraform.workdir_here(workdir, context.run_id)
+    if rebuilt:
+        with TerraformLines(context, stage) as lines, terraform.session(workdir.path, target, lines) as (runner, _):
+            runner.init(workdir.backend_file)
+        say(context, stage, f"working directory built on {socket.gethostname()} from what init handed on")
+    return workdir
 
 
 @op(description="Prepare the run's working directory and initialise Terraform with its state backend.")
@@ -44,7 +53,8 @@ def init(
     deploy_config: DeployConfig,
 ) -> Workdir:
     try:
-        target = aws.target()
+        # The environment's own credentials (its policy's `aws:`), when it has some.
+        target = aws.target(request.event.environment, request.policy.aws)
         target.ensure_state_bucket()
         backend = BackendSettings(
             bucket=target.state_bucket,
@@ -68,9 +78,12 @@ def init(
             runner.init(workdir.backend_file)
             # What a failed apply made but could not save goes back into the state before any plan.
             source, environment = deploy_config.source_name, deploy_config.environment
-            pushed = push_errored_states(runner, terraform.errored_states, source, environment)
+            shared = terraform.shared_states(aws.target())
+            pushed = push_errored_states(runner, terraform.errored_states, source, environment, shared)
     except ManagerError as exc:
         raise failure_for(exc, context) from None
+    # What plan and apply take, on this machine or another: the module, the files written here, no secret.
+    workdir = portable(workdir, request.terraform_dir, request.policy.aws)
     for path in pushed:
         say(context, "init", f"pushed the state a failed apply could not save ({path.name}) before planning")
     where = f"s3://{backend.bucket}/{backend.key}"
@@ -102,39 +115,26 @@ def plan(
 ) -> Plan:
     event, repo = request.event, request.repo
     try:
-        with TerraformLines(context, "plan") as lines, terraform.session(workdir.path, aws.target(), lines) as (
+        target = aws.target(event.environment, request.policy.aws)
+        workdir = _here(context, terraform, target, workdir, "plan")
+        with TerraformLines(context, "plan") as lines, terraform.session(workdir.path, target, lines) as (
             runner,
             toolchain,
         ):
-            has_changes, result = runner.plan(workdir.plan_file)
+            has_changes, result = runner.plan(workdir.plan_file, destroy=event.destroy)
             plan_json = runner.show_json(workdir.plan_file)
     except ManagerError as exc:
         raise failure_for(exc, context) from None
-    summary = summarize(plan_json)
-    facts = PlanFacts(
-        source=event.source,
-        environment=event.environment,
-        sha=document.sha,
-        branch=document.branch,
-        branch_verified=document.branch_verified,
-        pr=event.pr,
-        author=event.author,
-        repo=repo,
-        variables_digest=workdir.variables_digest,
-        module_digest=workdir.module_digest,
-        terraform_version=toolchain.version,
-        has_changes=has_changes,
-        summary=summary,
-        planned_outputs=planned_outputs(plan_json),
-        tfvars=json.loads((workdir.path / TFVARS_FILE).read_text()),
-        run_id=context.run_id,
+    facts = PlanFacts.of_plan(
+        event, document, repo, workdir, toolchain.version, has_changes, plan_json, run_id=context.run_id
     )
+    summary = facts.summary
     store = plans.plans()
     try:
         saved = store.save(workdir.plan_file, result.stdout, facts)
     except ManagerError as exc:  # e.g. no space left where plans are kept: said in one line
         raise failure_for(exc, context) from None
-    say(context, "plan", f"{summary.line()} (plan {saved.plan_id})")
+    say(context, "plan", f"{'DESTROY: ' if event.destroy else ''}{summary.line()} (plan {saved.plan_id})")
     try:
         # At most once an hour per process: the files of old plans that can never be applied again.
         pruned = store.prune_if_due()
@@ -174,6 +174,11 @@ def apply(
 ) -> Outcome:
     event = current_event(context)
     store = plans.plans()
+    try:
+        target = aws.target(event.environment, workdir.access)
+        workdir = _here(context, terraform, target, workdir, "apply")
+    except ManagerError as exc:
+        raise failure_for(exc, context) from None
     # Checked at the moment of use: the file handed to Terraform is the one that was planned.
     if sha256_file(plan.plan_file) != plan.plan_sha256:
         store.transition(plan.plan_id, PlanState.REFUSED, note="the plan file changed after it was planned")
@@ -187,7 +192,7 @@ def apply(
         )
     started = time.monotonic()
     try:
-        with TerraformLines(context, "apply") as lines, terraform.session(workdir.path, aws.target(), lines) as (
+        with TerraformLines(context, "apply") as lines, terraform.session(workdir.path, target, lines) as (
             runner,
             _,
         ):
@@ -198,8 +203,9 @@ def apply(
         failure = failure_for(exc, context)
         kept = keep_errored_state(workdir.path, terraform.errored_states, event.source, event.environment)
         if kept is not None:
+            where = terraform.share_kept_state(aws.target(), kept, event.source, event.environment)
             failure = Failure(
-                description=f"{failure.description}; the state Terraform could not save is kept in {kept}, and "
+                description=f"{failure.description}; the state Terraform could not save is kept in {where}, and "
                 "the next run of this partition pushes it before it plans"
             )
         raise failure from None

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from manager_pipeline.feedback import drift_issue
 from manager_pipeline.feedback import outbox as outbox_clock
 from manager_pipeline.feedback.outbox import FeedbackItem, Outbox
 from manager_pipeline.feedback.redact import redact
@@ -21,8 +22,8 @@ from manager_pipeline.github.client import Comment
 _PART = re.compile(r"<!-- manager-pipeline:(?P<key>[^ ]+) part (?P<index>\d+)/(?P<count>\d+)")
 
 
-class GitHubWrites(Protocol):
-    """What delivery needs of ``GitHubClient``."""
+class GitHubWrites(drift_issue.GitHubIssues, Protocol):
+    """What delivery needs of ``GitHubClient`` (the drift issue's needs included)."""
 
     def create_status(
         self, repo: str, sha: str, context: str, state: str, description: str, target_url: str
@@ -91,6 +92,8 @@ def send(github: GitHubWrites, item: FeedbackItem) -> None:
             prs = github.pulls_of_commit(item.repo, payload["sha"])
             pr = prs[0] if prs else None
         post_once(github, item.repo, pr, payload["sha"], payload["marker"], payload["body"])
+    elif item.kind in (drift_issue.OPENED, drift_issue.RESOLVED):
+        drift_issue.send(github, item.repo, item.kind, payload)
     else:
         raise ValueError(f"unknown feedback kind {item.kind!r}")
 

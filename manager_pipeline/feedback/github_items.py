@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from manager_pipeline.feedback import drift_issue
 from manager_pipeline.feedback.comments import COMMENT_LIMIT, MAX_PARTS, fit_plan, split_comment
 from manager_pipeline.feedback.outbox import FeedbackItem
 from manager_pipeline.feedback.outcome import Outcome, OutcomeStatus
@@ -53,14 +54,16 @@ def status(
     description: str,
     target_url: str,
     extra_secrets: Sequence[str] = (),
+    context: str | None = None,
 ) -> FeedbackItem:
+    """``context``: default ``manager-pipeline/<environment>``."""
     return _clean(
         FeedbackItem(
             repo,
             "status",
             {
                 "sha": sha,
-                "context": STATUS_CONTEXT.format(environment=environment),
+                "context": context or STATUS_CONTEXT.format(environment=environment),
                 "state": state,
                 "description": status_description(description, extra_secrets),
                 "target_url": target_url,
@@ -70,18 +73,19 @@ def status(
     )
 
 
-def queued(repo: str, sha: str, environment: str, runs_url: str) -> FeedbackItem:
+def queued(repo: str, sha: str, environment: str, runs_url: str, context: str | None = None) -> FeedbackItem:
     """Said by the receiver the moment a delivery is stored: a run for this environment will start."""
-    return status(repo, sha, environment, "pending", f"Queued: a {environment} run starts shortly", runs_url)
+    description = f"Queued: a {environment} run starts shortly"
+    return status(repo, sha, environment, "pending", description, runs_url, context=context)
 
 
-def started(repo: str, sha: str, environment: str, run_url: str) -> FeedbackItem:
-    return status(repo, sha, environment, "pending", f"Planning {environment}…", run_url)
+def started(repo: str, sha: str, environment: str, run_url: str, context: str | None = None) -> FeedbackItem:
+    return status(repo, sha, environment, "pending", f"Planning {environment}…", run_url, context=context)
 
 
 def _description(outcome: Outcome) -> str:
     plan = outcome.plan
-    summary = plan.summary.line().rstrip(".") if plan else ""
+    summary = ("DESTROY, " if plan.destroy else "") + plan.summary.line().rstrip(".") if plan else ""
     if outcome.status is OutcomeStatus.FAILED:
         first = (outcome.error or "").strip().splitlines()
         return f"Failed at {outcome.failed_stage}: {first[0] if first else 'see the run'}"
@@ -94,6 +98,14 @@ def _description(outcome: Outcome) -> str:
     if outcome.status is OutcomeStatus.AWAITING_APPROVAL:
         return f"Awaiting approval: plan {plan.plan_id} ({summary})" if plan else "Awaiting approval"
     return f"Plan {plan.plan_id}: {summary}" if plan else "Planned"
+
+
+def outcome_status(
+    repo: str, sha: str, outcome: Outcome, run_url: str, extra_secrets: Sequence[str] = (), context: str | None = None
+) -> FeedbackItem:
+    """The commit status a finished (or failed) run leaves."""
+    state, description = _STATE[outcome.status], _description(outcome)
+    return status(repo, sha, outcome.event.environment, state, description, run_url, extra_secrets, context)
 
 
 @dataclass(frozen=True)
@@ -167,14 +179,15 @@ def items_for(
 ) -> list[FeedbackItem]:
     """Everything a finished (or failed) run tells its repository, in the order to send it."""
     notify = notify or NotifySettings()
-    items = [
-        status(
-            repo, sha, outcome.event.environment, _STATE[outcome.status], _description(outcome), run_url, notify.secrets
-        )
-    ]
+    items = [outcome_status(repo, sha, outcome, run_url, notify.secrets)]
     if outcome.plan is not None:
         # Posted on the pull request of the event, or on those of the commit (none: nothing).
         items.append(plan_comment(Target(repo, pr, sha, run_id, run_url), outcome, notify.secrets))
     if notify.wants(outcome):
         items.append(notification(Target(repo, pr, sha, run_id, run_url), outcome, notify.secrets))
+    if outcome.status is OutcomeStatus.APPLIED:
+        # An apply leaves the resources as declared: the partition's open drift issue, if any, is closed.
+        applied = f"plan {outcome.plan.plan_id} was applied" if outcome.plan else "an apply succeeded"
+        event = outcome.event
+        items.append(drift_issue.resolved(repo, event.source, event.environment, applied, run_url))
     return [_clean(item, notify.secrets) for item in items]

@@ -69,13 +69,15 @@ def _report_lines(
     lines = [f"## {_ICONS[outcome.status]} {event.source} / {event.environment}: {outcome.status.value}", ""]
     plan = outcome.plan
     if plan is not None:
-        lines.append(f"**{plan.summary.line()}** (plan `{plan.plan_id}`)")
+        lines.append(f"**{'DESTROY: ' if plan.destroy else ''}{plan.summary.line()}** (plan `{plan.plan_id}`)")
         deletions = plan.summary.deletions
         if deletions:
-            lines += [
-                "",
-                f"> ⚠️ **This plan destroys {len(deletions)} resource(s):** " + ", ".join(f"`{a}`" for a in deletions),
-            ]
+            said = (
+                f"Destroyed {len(deletions)} resource(s)"
+                if plan.destroy and outcome.status is OutcomeStatus.APPLIED
+                else f"This plan destroys {len(deletions)} resource(s)"
+            )
+            lines += ["", f"> ⚠️ **{said}:** " + ", ".join(f"`{a}`" for a in deletions)]
         lines.append("")
     lines += [outcome.headline, ""]
     if outcome.error:

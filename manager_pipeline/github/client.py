@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 if TYPE_CHECKING:  # PyGithub is imported when GitHub is first asked, not with the code location
     from github import Auth, GithubException
@@ -69,6 +70,15 @@ class Review:
     login: str | None
     state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, ...
     commit_id: str | None  # the commit that was reviewed
+    body: str
+
+
+@dataclass(frozen=True)
+class Issue:
+    """An open issue (pull requests, which GitHub lists as issues too, left out)."""
+
+    number: int
+    title: str
     body: str
 
 
@@ -211,6 +221,14 @@ class GitHubClient:
         with _asking(f"branch `{branch}`"):
             return self._github.get_repo(repo).get_branch(branch).commit.sha
 
+    def tag_commit(self, repo: str, tag: str) -> str:
+        """The commit ``tag`` names (an annotated tag's commit, not the tag object)."""
+        with _asking(f"tag `{tag}`"):
+            # Asked directly: a lazy PyGithub commit would take the ref in its URL for the sha.
+            path = f"/repos/{repo}/commits/tags/{quote(tag, safe='')}"
+            _, data = self._github.requester.requestJsonAndCheck("GET", path)
+            return data["sha"]
+
     def pull_files(self, repo: str, number: int) -> tuple[str, ...] | None:
         """Files a pull request changes; None when GitHub cannot say."""
         from github import GithubException
@@ -298,6 +316,26 @@ class GitHubClient:
     def delete_issue_comment(self, repo: str, comment_id: int) -> None:
         with _asking(f"deletion of comment {comment_id}"):
             self._github.requester.requestJsonAndCheck("DELETE", f"/repos/{repo}/issues/comments/{comment_id}")
+
+    # --- writes: drift issues (feedback/drift_issue.py) ------------------------------------
+
+    def open_issues(self, repo: str) -> list[Issue]:
+        """The repository's open issues, every page; pull requests left out."""
+        with _asking(f"open issues of {repo}"):
+            return [
+                Issue(issue.number, issue.title or "", issue.body or "")
+                for issue in self._github.get_repo(repo).get_issues(state="open")
+                if issue.pull_request is None
+            ]
+
+    def create_issue(self, repo: str, title: str, body: str) -> int:
+        with _asking(f"new issue of {repo}"):
+            return self._github.get_repo(repo).create_issue(title=title, body=body).number
+
+    def edit_issue(self, repo: str, number: int, body: str | None = None, state: str | None = None) -> None:
+        changes = {key: value for key, value in (("body", body), ("state", state)) if value is not None}
+        with _asking(f"edit of issue #{number}"):
+            self._github.requester.requestJsonAndCheck("PATCH", f"/repos/{repo}/issues/{number}", input=changes)
 
     # --- polling: conditional requests (an unchanged answer, 304, costs no rate limit) -------
 

@@ -50,6 +50,7 @@ class GitHubSource:
             # Only the branch's head counts as on the branch: a commit that a newer push replaced,
             # or one the event merely says is there, is planned, never applied.
             branch_verified=sha == head,
+            spec=self.spec,
         )
 
     def _failure(self, what: str, exc: GitHubError) -> str:

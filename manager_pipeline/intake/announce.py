@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 
 from manager_pipeline.config import ManagerConfig
-from manager_pipeline.feedback import github_items
+from manager_pipeline.feedback import github_items, trigger_status
 from manager_pipeline.feedback.outbox import FeedbackItem
 from manager_pipeline.intake.dispatch import PrTouches, plan_dispatch
 from manager_pipeline.intake.inbox import PENDING, InboxEvent
@@ -33,6 +33,12 @@ def queued_statuses(
     if not delivery.sha or delivery.hold:
         return []
     planned = plan_dispatch([InboxEvent(row_id, delivery, PENDING)], config, touches).runs
+    if delivery.trigger_ref is not None:
+        # On the application commit, one per infra source and environment.
+        return [
+            trigger_status.queued(delivery.repo, delivery.sha, run.source, run.environment, runs_url)
+            for run in planned
+        ]
     return [github_items.queued(delivery.repo, delivery.sha, run.environment, runs_url) for run in planned]
 
 

@@ -9,6 +9,11 @@ once the sensor sees them in the instance. A run for an environment the loaded d
 not have yet (manager.yaml gained it before the code location reloaded) is not requested: the
 row stays pending with a note, and its other runs are requested (their run keys make asking
 again harmless) until the location has reloaded.
+
+A trigger repository's delivery (``Delivery.trigger_ref``) runs its infra sources as a push to
+their default branch would: the environments whose ``apply_branches`` hold that branch, the
+variables read at its head (the run resolves it), the application's repository, ref and commit
+on the run.
 """
 
 from __future__ import annotations
@@ -55,18 +60,37 @@ class PlannedRun:
         return f"{self.delivery.delivery_id}:{self.source}:{self.environment}"
 
     def tags(self) -> dict[str, str]:
+        triggered = self.delivery.trigger_ref is not None
         event = DispatchEvent(
             source=self.source,
             environment=self.environment,
-            sha=self.delivery.sha,
-            branch=self.delivery.branch,
+            # A trigger's commit is the application's: the infra source is read at its branch head.
+            sha=None if triggered else self.delivery.sha,
+            branch=None if triggered else self.delivery.branch,
             pr=self.delivery.pr,
             delivery_id=self.delivery.delivery_id,
             plan_only=self.delivery.pr is not None,
             trigger="webhook",
             author=self.delivery.author,
+            trigger_repo=self.delivery.repo if triggered else None,
+            trigger_ref=self.delivery.trigger_ref,
+            trigger_sha=self.delivery.sha if triggered else None,
         )
         return event.to_tags() | {INBOX_ID_TAG: str(self.inbox_id), REF_TAG: self.delivery.ref_key}
+
+
+def _triggered_environments(config: ManagerConfig, spec: SourceSpec, delivery: Delivery) -> tuple[list[str], str]:
+    """The environments a trigger repository's delivery runs, or why none (manager.yaml changed since)."""
+    trigger = spec.trigger_for(delivery.repo)
+    if trigger is None:
+        return [], f"{spec.name}: {delivery.repo} no longer triggers it"
+    if not trigger.matches(delivery.trigger_ref or ""):
+        return [], f"{spec.name}: {delivery.trigger_ref} no longer matches its trigger {delivery.repo}"
+    branch = spec.default_branch
+    environments = [e for e in spec.environments if branch in config.policy(e).apply_branches]
+    if not environments:
+        return [], f"{spec.name}: its default branch {branch} deploys to no environment"
+    return environments, ""
 
 
 @dataclass
@@ -93,7 +117,12 @@ def plan_dispatch(
             if spec is None:
                 reasons[event.id].append(f"{name}: no longer a source in manager.yaml")
                 continue
-            if delivery.pr is not None:
+            if delivery.trigger_ref is not None:
+                environments, reason = _triggered_environments(config, spec, delivery)
+                if reason:
+                    reasons[event.id].append(reason)
+                    continue
+            elif delivery.pr is not None:
                 if not pr_touches(delivery, spec):
                     reasons[event.id].append(f"{name}: the pull request changes nothing under {spec.variables_file}")
                     continue

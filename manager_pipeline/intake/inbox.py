@@ -54,6 +54,8 @@ inbox_table = Table(
     Column("dedupe_key", String(64)),
     # JSON [[source, environment], ...]: the runs requested for a row in state `dispatching`.
     Column("runs", Text),
+    # A trigger repository's delivery: the application's ref (`repo` is the application repository).
+    Column("trigger_ref", String(300)),
 )
 Index("ix_webhook_inbox_dedupe_key", inbox_table.c.dedupe_key, unique=True)
 
@@ -117,7 +119,7 @@ def _migrate(url: str, engine) -> None:
         return
     have = {column["name"] for column in inspect(engine).get_columns(inbox_table.name)}
     with engine.begin() as connection:
-        for name, kind in (("dedupe_key", "VARCHAR(64)"), ("runs", "TEXT")):
+        for name, kind in (("dedupe_key", "VARCHAR(64)"), ("runs", "TEXT"), ("trigger_ref", "VARCHAR(300)")):
             if name not in have:
                 connection.execute(text(f"ALTER TABLE {inbox_table.name} ADD COLUMN {name} {kind}"))
     for index in inbox_table.indexes:
@@ -139,6 +141,7 @@ def _event(row) -> InboxEvent:
             pr=row["pr"],
             author=row["author"],
             dedupe_key=row["dedupe_key"],
+            trigger_ref=row["trigger_ref"],
         ),
         state=row["state"],
         note=row["note"],
@@ -174,6 +177,7 @@ class Inbox:
                         state=WAITING if delivery.hold else PENDING,
                         note=f"pull request {delivery.hold}" if delivery.hold else None,
                         dedupe_key=delivery.dedupe_key,
+                        trigger_ref=delivery.trigger_ref,
                     )
                 )
                 row_id = result.inserted_primary_key[0]

@@ -49,6 +49,7 @@ from manager_pipeline.intake.webhooks import (
     Refused,
     claimed_repository,
     read_delivery,
+    secret_envs_for,
     sources_for,
     verify_signature,
 )
@@ -130,9 +131,10 @@ class WebhookApp:
             specs = config.current().sources.values()
         except ConfigUnavailable:
             return False
+        triggers = [t for s in specs for t in s.triggers]
         return any(
             s.auth == "oidc" or (s.webhook_secret_env and self._environ.get(s.webhook_secret_env)) for s in specs
-        )
+        ) or any(t.webhook_secret_env and self._environ.get(t.webhook_secret_env) for t in triggers)
 
     def authenticate(self, headers: Mapping[str, str], event: str, body: bytes) -> str:
         """How the delivery proved where it comes from ("oidc" or "hmac"); Refused if it did not.
@@ -160,22 +162,19 @@ class WebhookApp:
 
     def secrets_for(self, repo: str | None) -> list[bytes]:
         """The secrets that may sign a delivery naming ``repo``: the organisation's or App's hook
-        secret, and the repository's own (never another repository's)."""
+        secret, and the repository's own (never another repository's): its sources' or, for a trigger
+        repository, its triggers'."""
         secrets = [self._secret] if self._secret else []
         if repo is None:
             return secrets
-        for spec in sources_for(self.config.current(), repo):
-            if not spec.webhook_secret_env:
-                continue
-            value = self._environ.get(spec.webhook_secret_env, "")
+        for owner, name in secret_envs_for(self.config.current(), repo):
+            value = self._environ.get(name, "")
             if value:
                 secrets.append(value.encode())
-            elif spec.webhook_secret_env not in self._warned:
-                self._warned.add(spec.webhook_secret_env)
+            elif name not in self._warned:
+                self._warned.add(name)
                 log.error(
-                    "source %s names webhook_secret_env %s, which is not set: its own deliveries are refused",
-                    spec.name,
-                    spec.webhook_secret_env,
+                    "%s names webhook_secret_env %s, which is not set: its own deliveries are refused", owner, name
                 )
         return secrets
 

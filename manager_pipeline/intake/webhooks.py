@@ -13,7 +13,7 @@ from typing import Any
 from manager_pipeline.config import ManagerConfig, SourceSpec
 
 MAX_BODY_BYTES = 1024 * 1024
-SUPPORTED_EVENTS = ("push", "pull_request", "pull_request_review", "issue_comment", "ping")
+SUPPORTED_EVENTS = ("push", "pull_request", "pull_request_review", "issue_comment", "release", "ping")
 PR_ACTIONS = ("opened", "synchronize", "reopened")
 # Who GitHub says may be trusted to plan with the manager's credentials: the repository's owner,
 # members of its organisation and invited collaborators. Anyone else (CONTRIBUTOR, FIRST_TIMER,
@@ -84,10 +84,15 @@ class Delivery:
     dedupe_key: str | None = None
     # Why it waits for a maintainer's `/plan` instead of running (fork, author without write access).
     hold: str | None = None
+    # A trigger repository's push or release (``repo`` is the application repository, ``sha`` its
+    # commit when known, ``sources`` the infra sources it triggers): the full ref, `refs/tags/v1.2.0`.
+    trigger_ref: str | None = None
 
     @property
     def ref_key(self) -> str:
-        """What a newer delivery supersedes: the same pull request, or the same branch."""
+        """What a newer delivery supersedes: the same pull request, or the same branch (or trigger ref)."""
+        if self.trigger_ref is not None:
+            return f"trigger:{self.repo.lower()}:{self.trigger_ref}"
         return f"pr:{self.pr}" if self.pr is not None else f"branch:{self.branch}"
 
 
@@ -119,6 +124,17 @@ def touches_source(spec: SourceSpec, files: tuple[str, ...] | None) -> bool:
 
 def sources_for(config: ManagerConfig, repo: str) -> list[SourceSpec]:
     return list(config.sources_by_repo.get(repo.lower(), ()))
+
+
+def secret_envs_for(config: ManagerConfig, repo: str) -> list[tuple[str, str]]:
+    """(who names it, environment variable) of each secret of ``repo``'s own: its sources' and, for a
+    trigger repository, its triggers' ``webhook_secret_env``."""
+    named = [(f"source {s.name}", s.webhook_secret_env) for s in sources_for(config, repo) if s.webhook_secret_env]
+    for spec in config.sources_by_trigger.get(repo.lower(), ()):
+        trigger = spec.trigger_for(repo)
+        if trigger is not None and trigger.webhook_secret_env:
+            named.append((f"trigger {repo} of source {spec.name}", trigger.webhook_secret_env))
+    return named
 
 
 def _push_files(payload: dict[str, Any]) -> tuple[str, ...] | None:
@@ -280,6 +296,47 @@ def _approving_review(repo: str, delivery_id: str, payload: dict[str, Any]) -> A
     )
 
 
+def _trigger_delivery(
+    config: ManagerConfig, event: str, delivery_id: str, repo: str, payload: dict[str, Any]
+) -> Delivery | None:
+    """A trigger repository's push of a branch or tag, or its published release: a delivery for the
+    infra sources whose trigger patterns match the ref. Everything else it sends asks for nothing."""
+    if event == "push":
+        ref = payload.get("ref")
+        if not isinstance(ref, str) or payload.get("deleted") or payload.get("after") == ZERO_COMMIT:
+            return None
+        head = payload.get("head_commit")
+        # An annotated tag's push names the tag object in `after`; its commit is the head commit.
+        tagged = head.get("id") if ref.startswith("refs/tags/") and isinstance(head, dict) else None
+        sha = _commit(tagged or payload.get("after"))
+        action, author = None, (payload.get("pusher") or {}).get("name")
+    elif event == "release":
+        release = payload.get("release")
+        if payload.get("action") != "published" or not isinstance(release, dict):
+            return None
+        tag = release.get("tag_name")
+        if not isinstance(tag, str) or not tag:
+            raise Refused(400, "the release names no tag_name")
+        # The payload does not name the tag's commit: the run asks GitHub for it.
+        ref, sha, action, author = f"refs/tags/{tag}", None, "published", _login(release.get("author"))
+    else:
+        return None
+    specs = config.sources_by_trigger[repo.lower()]
+    sources = tuple(s.name for s in specs if s.trigger_for(repo).matches(ref))
+    if not sources:
+        return None
+    # A tag starts its runs once, whether its push or its release comes first; a branch like a source's push.
+    pushed_at = (payload.get("repository") or {}).get("pushed_at")
+    dedupe = (
+        _key("trigger-tag", repo.lower(), ref)
+        if ref.startswith("refs/tags/")
+        else _key("trigger-push", repo.lower(), ref, payload.get("before"), sha, pushed_at)
+    )
+    return Delivery(
+        delivery_id, event, action, repo, sources, sha=sha, author=author, dedupe_key=dedupe, trigger_ref=ref
+    )
+
+
 def _read_payload(
     config: ManagerConfig, event: str, delivery_id: str, payload: dict[str, Any]
 ) -> Delivery | ApprovalNote | None:
@@ -291,9 +348,11 @@ def _read_payload(
     if not isinstance(repo, str) or "/" not in repo:
         raise Refused(400, "no repository.full_name in the payload")
     specs = sources_for(config, repo)
+    if not specs and repo.lower() in config.sources_by_trigger:
+        return _trigger_delivery(config, event, delivery_id, repo, payload)
     if not specs:
         raise Refused(403, f"repository {repo} is not a source in manager.yaml")
-    if event == "ping":
+    if event in ("ping", "release"):
         return None
     if event == "issue_comment":
         return _plan_comment(specs, repo, delivery_id, payload) or _approve_comment(repo, delivery_id, payload)

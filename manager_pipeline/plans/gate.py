@@ -65,6 +65,12 @@ def decide(
             OutcomeStatus.SUPERSEDED,
             f"superseded by delivery {superseded_by}: plan {plan_id} is not applied",
         )
+    if event.destroy:
+        return GateDecision(
+            PlanState.AWAITING,
+            OutcomeStatus.AWAITING_APPROVAL,
+            f"awaiting approval: destroy plan {plan_id} (every destroy needs approval, in {policy.name} too)",
+        )
     if not policy.auto_apply:
         return GateDecision(
             PlanState.AWAITING,

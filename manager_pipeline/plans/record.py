@@ -7,13 +7,19 @@ the manager's database. Only derived facts are kept: the summary names resources
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from manager_pipeline.events import PLAN_ID_TAG, DispatchEvent
 from manager_pipeline.plans.state import PlanState
-from manager_pipeline.terraform.plan import PlanSummary
+from manager_pipeline.terraform.plan import PlanSummary, planned_outputs, summarize
+from manager_pipeline.terraform.workdir import TFVARS_FILE
+
+if TYPE_CHECKING:
+    from manager_pipeline.sources import VariablesDocument
+    from manager_pipeline.terraform.workdir import Workdir
 
 PLAN_FILE = "plan.tfplan"
 TEXT_FILE = "plan.txt"
@@ -41,6 +47,41 @@ class PlanFacts:
     # The validated variables the plan was made from (what Terraform received), to init an apply.
     tfvars: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
+    # A destroy plan (`plan -destroy`): it removes everything the partition's state holds.
+    destroy: bool = False
+
+    @classmethod
+    def of_plan(
+        cls,
+        event: DispatchEvent,
+        document: VariablesDocument,
+        repo: str | None,
+        workdir: Workdir,
+        terraform_version: str,
+        has_changes: bool,
+        plan_json: dict[str, Any],
+        run_id: str,
+    ) -> PlanFacts:
+        """The facts of a plan just made in ``workdir`` (``plan_json``: its ``show -json``; values stay out)."""
+        return cls(
+            source=event.source,
+            environment=event.environment,
+            sha=document.sha,
+            branch=document.branch,
+            branch_verified=document.branch_verified,
+            pr=event.pr,
+            author=event.author,
+            repo=repo,
+            variables_digest=workdir.variables_digest,
+            module_digest=workdir.module_digest,
+            terraform_version=terraform_version,
+            has_changes=has_changes,
+            summary=summarize(plan_json),
+            planned_outputs=planned_outputs(plan_json),
+            tfvars=json.loads((workdir.path / TFVARS_FILE).read_text()),
+            run_id=run_id,
+            destroy=event.destroy,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,5 +121,6 @@ class Plan(PlanFacts):
             pr=self.pr,
             trigger=trigger,
             author=self.author,
+            destroy=self.destroy,
         )
         return event.to_tags() | {PLAN_ID_TAG: self.plan_id}

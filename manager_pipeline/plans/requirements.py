@@ -32,7 +32,12 @@ class Refusal:
 
 
 def apply_requirements(plan: Plan, policy: EnvironmentPolicy, facts: ApplyFacts) -> list[Refusal]:
-    replan = f"re-plan with `manager-pipeline run --source {plan.source} --env {plan.environment}`"
+    if plan.destroy:
+        # Whatever the caller passed: a destroy is never applied without approval.
+        policy = policy.for_destroy()
+        replan = f"re-plan it with `manager-pipeline destroy {plan.source} {plan.environment}`"
+    else:
+        replan = f"re-plan with `manager-pipeline run --source {plan.source} --env {plan.environment}`"
     reasons = []
     if plan.state is PlanState.APPLIED:
         reasons.append(f"plan {plan.plan_id} was applied already (run {plan.apply_run_id})")

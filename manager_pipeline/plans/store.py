@@ -75,6 +75,7 @@ plans_table = Table(
     Column("changed_at", Float),
     # When the plan's files were pruned (NULL while they are kept).
     Column("files_pruned_at", Float),
+    Column("destroy", Boolean, nullable=False, default=False),
 )
 
 approvals_table = Table(
@@ -119,6 +120,11 @@ def _migrate(url: str, engine: Any) -> None:
             # When older rows last changed is not known: the retention counts from this upgrade.
             connection.execute(
                 update(plans_table).where(plans_table.c.changed_at.is_(None)).values(changed_at=time.time())
+            )
+        if "destroy" not in have:
+            # The plans of older releases were never destroy plans.
+            connection.execute(
+                text(f"ALTER TABLE {plans_table.name} ADD COLUMN destroy BOOLEAN NOT NULL DEFAULT FALSE")
             )
     _MIGRATED.add(url)
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from manager_pipeline.config import SourceSpec
 from manager_pipeline.errors import SourceError
@@ -34,6 +34,8 @@ class VariablesDocument:
     # claimed branch alone never lets a plan apply.
     branch: str | None
     branch_verified: bool = False
+    # The source as the run resolved it: where another machine reads the same bytes again (handoff.py).
+    spec: SourceSpec | None = field(default=None, compare=False, repr=False)
 
     @property
     def digest(self) -> str:

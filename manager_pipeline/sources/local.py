@@ -97,6 +97,7 @@ class LocalSource:
             sha=sha,
             branch=claimed,
             branch_verified=bool(sha and committed and on_branch(self.folder, sha, claimed)),
+            spec=self.spec,
         )
 
     def _unchanged_since(self, head: str) -> bool:

@@ -216,10 +216,24 @@ class TerraformRunner:
             self._tf.cmd("state push", str(state_file), lock_timeout=self.lock_timeout, no_color=IsFlagged),
         )
 
-    def plan(self, plan_file: Path) -> tuple[bool, CommandResult]:
-        """(has changes, result): the saved plan is written to ``plan_file``."""
+    def plan(self, plan_file: Path, destroy: bool = False) -> tuple[bool, CommandResult]:
+        """(has changes, result): the saved plan is written to ``plan_file``; with ``destroy``, a plan that
+        removes everything the state holds (`plan -destroy`)."""
+        flag = IsFlagged if destroy else None
         result = self._check(
-            "plan", self._tf.plan(out=str(plan_file), var=None, lock_timeout=self.lock_timeout), ok=(0, 2)
+            "plan",
+            self._tf.plan(out=str(plan_file), var=None, lock_timeout=self.lock_timeout, destroy=flag),
+            ok=(0, 2),
+        )
+        return result.returncode == 2, result
+
+    def plan_refresh_only(self, plan_file: Path) -> tuple[bool, CommandResult]:
+        """(AWS differs from the state, result) of `plan -refresh-only -detailed-exitcode`, saved to ``plan_file``.
+        It never waits for the state lock: a held lock is ``StateLocked`` at once, and is never forced."""
+        result = self._check(
+            "plan -refresh-only",
+            self._tf.plan(out=str(plan_file), var=None, lock_timeout="0s", refresh_only=IsFlagged),
+            ok=(0, 2),
         )
         return result.returncode == 2, result
 

@@ -8,12 +8,14 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from manager_pipeline.config import AwsAccess
 from manager_pipeline.contract import DeployConfig
 from manager_pipeline.errors import ManagerError
 
@@ -313,6 +315,12 @@ class Workdir:
     backend: BackendSettings
     module_digest: str
     variables_digest: str
+    # What another machine needs to build the same directory (``rebuild_workdir``): the module's folder
+    # (its copy is checked against module_digest), every file init wrote beside it (backend config,
+    # tfvars, overrides: no secret in any), and the environment's credentials by name.
+    module_dir: Path | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
+    access: AwsAccess | None = None
 
     @property
     def plan_file(self) -> Path:
@@ -359,3 +367,41 @@ def prune_workdirs(root: Path, older_than_s: float, keep: str | None = None) -> 
         except OSError:
             continue
     return removed
+
+
+# The files init writes beside the module copy: with the module, they are the whole working directory.
+WRITTEN_FILES = (BACKEND_FILE, TFVARS_FILE, ENDPOINT_OVERRIDE_FILE, STATE_OVERRIDE_FILE)
+
+
+def portable(workdir: Workdir, module_dir: Path, access: AwsAccess | None = None) -> Workdir:
+    """``workdir`` with what travels: the module's folder, the files init wrote, the credentials' names."""
+    files = {name: (workdir.path / name).read_text() for name in WRITTEN_FILES if (workdir.path / name).is_file()}
+    return replace(workdir, module_dir=module_dir, files=files, access=access)
+
+
+def built_at(workdir: Workdir, target: Path) -> bool:
+    """Whether ``target`` holds ``workdir``, initialised: init made it here, or an earlier step built it here."""
+    return (target / ".terraform").is_dir() and all(
+        (target / name).is_file() and (target / name).read_text() == text for name, text in workdir.files.items()
+    )
+
+
+def rebuild_workdir(workdir: Workdir, target: Path) -> Workdir:
+    """The working directory ``workdir`` describes, built again in ``target`` (on another machine than
+    init's) from what travelled; it still needs ``terraform init``. A module that is not the one init
+    copied is refused: every worker must run the same manager version."""
+    module_dir = workdir.module_dir
+    if module_dir is None or not workdir.files:
+        raise ManagerError("the working directory came without its module and files: init it again on this machine")
+    digest = module_digest(module_dir) if module_dir.is_dir() else "missing"
+    if digest != workdir.module_digest:
+        raise ManagerError(
+            f"the Terraform module {module_dir} here is not the one init used (sha256 {digest[:12]}, init's "
+            f"{workdir.module_digest[:12]}): run the same manager version on every worker; nothing was applied"
+        )
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(module_dir, target, ignore=_IGNORED)
+    for name, text in workdir.files.items():
+        (target / name).write_text(text)
+    return replace(workdir, path=target)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg2
 import pytest
@@ -31,19 +33,27 @@ def stack(tmp_path_factory, moto_endpoint, tools_dir):
 POSTGRES = "host=127.0.0.1 port=5432 user=postgres"
 
 
-@pytest.fixture
-def database():
-    """A database of its own on the machine's PostgreSQL (trust auth), dropped afterwards."""
+@contextmanager
+def own_database() -> Iterator[str]:
+    """A database of its own on the machine's PostgreSQL (trust auth), dropped afterwards; its name."""
     name = f"mp_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(f"{POSTGRES} dbname=postgres")
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {name}")
-    yield name
-    with admin.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-    admin.close()
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.close()
+
+
+@pytest.fixture
+def database():
+    with own_database() as name:
+        yield name

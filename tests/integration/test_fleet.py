@@ -89,10 +89,8 @@ def test_a_module_change_over_three_sources_gives_one_summary_with_the_right_cou
 
     # Each partition's plan is an observation of the `terraform_plan` asset, under its partition.
     instance = open_instance(settings)
-    from dagster import AssetKey, DagsterEventType, EventRecordsFilter
+    from dagster import AssetKey
 
-    records = instance.get_event_records(
-        EventRecordsFilter(DagsterEventType.ASSET_OBSERVATION, asset_key=AssetKey("terraform_plan"))
-    )
+    records = instance.fetch_observations(AssetKey("terraform_plan"), limit=100).records
     partitions = {r.event_log_entry.dagster_event.event_specific_data.asset_observation.partition for r in records}
     assert {"staging|s1", "staging|s2", "staging|s3"} <= partitions

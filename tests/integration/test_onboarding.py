@@ -264,7 +264,7 @@ def test_remove_source_refuses_without_force_and_then_removes_only_the_entry(set
 
     refused = setup.cli("remove-source", "shop")
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
-    assert "may still have infrastructure" in refused.stderr and "(`destroy`) is a separate step, not built yet" in (
+    assert "may still have infrastructure" in refused.stderr and "`manager-pipeline destroy shop staging`" in (
         refused.stderr
     )
     assert setup.config.read_bytes() == added

@@ -385,12 +385,12 @@ def test_a_local_checkout_is_registered_relative_to_manager_yaml(manager_yaml, m
 # --- remove-source ----------------------------------------------------------------------------------
 
 
-def test_remove_source_refuses_without_force_and_says_destroy_is_not_built(manager_yaml):
+def test_remove_source_refuses_without_force_and_names_the_destroys_to_run_first(manager_yaml):
     before = (manager_yaml.read_bytes(), manager_yaml.stat().st_mtime_ns)
     with pytest.raises(Refused) as caught:
         remove_source("web", manager_yaml, "state-bucket")
     message = str(caught.value)
-    assert "may still have infrastructure" in message and "(`destroy`) is a separate step, not built yet" in message
+    assert "may still have infrastructure" in message and "destroy it first (`manager-pipeline destroy web staging`" in message
     assert "s3://state-bucket/web/staging/terraform.tfstate" in message and "--force" in message
     assert untouched(manager_yaml, before)
 
@@ -416,7 +416,7 @@ def test_cli_bad_input_exits_2_with_one_line(manager_yaml, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: source `web` is already registered") and err.count("\n") == 1
     assert cli.main(["remove-source", "web"]) == cli.EXIT_FAILED
-    assert "not built yet" in capsys.readouterr().err
+    assert "`manager-pipeline destroy web staging`" in capsys.readouterr().err
     assert manager_yaml.read_text() == SPACED
     with pytest.raises(SystemExit):
         cli.main(["add-source", "shop", "--repo", "a/b", "--path", "x"])

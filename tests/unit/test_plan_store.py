@@ -232,6 +232,7 @@ def test_a_store_of_an_older_release_gets_its_new_columns(tmp_path):
     connection.close()
     store = Plans(f"sqlite:///{database}", tmp_path / "plans")
     assert store.find("0123abcd").state is PlanState.APPLIED
+    assert store.find("0123abcd").destroy is False  # older releases made no destroy plans
     # When an old row last changed is unknown: it gets the whole retention from the upgrade on.
     assert store.prune().plan_ids == []
     assert store.prune(now=time.time() + 31 * DAY).plan_ids == ["0123abcd"]
