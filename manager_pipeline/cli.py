@@ -200,6 +200,7 @@ def cmd_plans(args: argparse.Namespace) -> int:
         approvals = ", ".join(f"{a.login}{'' if a.accepted else ' (refused)'}" for a in store.approvals(row.plan_id))
         partition = f"{row.environment}|{row.source}"
         state = f"{row.state.value} (DESTROY)" if row.destroy else row.state.value
+        state += " (files pruned)" if row.files_pruned_at is not None else ""
         print(f"{row.plan_id:<13} {partition:<28} {state:<28} {(row.sha or '-')[:12]:<13} {created:<20} {approvals}")
     return EXIT_OK
 

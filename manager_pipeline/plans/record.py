@@ -95,6 +95,8 @@ class Plan(PlanFacts):
     directory: Path
     apply_run_id: str | None = None
     note: str | None = None
+    # When the plan's files were removed (MANAGER_PLAN_RETENTION); its record stays.
+    files_pruned_at: float | None = None
 
     @property
     def candidate(self) -> bool:

@@ -94,7 +94,9 @@ approvals_table = Table(
 
 _JSON_COLUMNS = ("summary", "planned_outputs", "tfvars")
 # Columns of the row that are not facts of the plan itself (kept by the store only).
-_STORE_COLUMNS = ("changed_at", "files_pruned_at")
+_STORE_COLUMNS = ("changed_at",)
+# Float columns added since the table was first created.
+_ADDED_FLOAT_COLUMNS = ("changed_at", "files_pruned_at")
 
 # States a plan never leaves: it can never be applied again, so its files may go after a while.
 TERMINAL_STATES = frozenset(PlanState) - frozenset(TRANSITIONS)
@@ -113,7 +115,7 @@ def _migrate(url: str, engine: Any) -> None:
         return
     have = {column["name"] for column in inspect(engine).get_columns(plans_table.name)}
     with engine.begin() as connection:
-        for name in _STORE_COLUMNS:
+        for name in _ADDED_FLOAT_COLUMNS:
             if name not in have:
                 connection.execute(text(f"ALTER TABLE {plans_table.name} ADD COLUMN {name} FLOAT"))
         if "changed_at" not in have:

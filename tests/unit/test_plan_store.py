@@ -144,6 +144,7 @@ def test_an_old_applied_plan_loses_its_files_and_keeps_its_row_with_a_note(tmp_p
     assert not plan.directory.exists() and not any(key[0] == plan.plan_id for key in remote.files)
     kept = store.find(plan.plan_id)
     assert kept.state is PlanState.APPLIED and kept.plan_sha256 == plan.plan_sha256
+    assert kept.files_pruned_at is not None and plan.files_pruned_at is None
     assert kept.summary.to_add == ("aws_vpc.main",)
     assert kept.note == "approved by alice; its files were pruned after 30 days (MANAGER_PLAN_RETENTION) on " + (
         time.strftime("%Y-%m-%d", time.gmtime())
@@ -280,3 +281,25 @@ def test_files_that_cannot_be_removed_leave_the_row_unmarked_for_the_next_pass(t
         f"the files of plan {plan.plan_id} could not be removed: access denied"
     ]
     assert plan.plan_file.exists() and store.get(plan.plan_id).note is None
+
+
+def test_the_plans_command_says_which_plans_lost_their_files(tmp_path, monkeypatch, capsys):
+    from manager_pipeline.cli import main
+
+    (tmp_path / "manager.yaml").write_text("sources: []\nenvironments: {staging: {}, production: {}}\n")
+    monkeypatch.setenv("MANAGER_CONFIG", str(tmp_path / "manager.yaml"))
+    monkeypatch.setenv("MANAGER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
+    monkeypatch.delenv("MANAGER_DATABASE_URL", raising=False)
+    settings = Settings.from_env()
+    settings.dagster_home.mkdir(parents=True)
+    store = Plans(settings.database_url, settings.plans_dir)
+    old, new = save(store, tmp_path, source="old"), save(store, tmp_path, source="new")
+    for plan in (old, new):
+        assert store.transition(plan.plan_id, PlanState.PREVIEW)
+    age(store, old.plan_id, 31)
+    assert store.prune().plan_ids == [old.plan_id]
+    assert main(["plans"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "preview (files pruned)" in lines[old.plan_id]
+    assert "pruned" not in lines[new.plan_id] and "preview" in lines[new.plan_id]
