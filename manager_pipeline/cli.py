@@ -345,7 +345,7 @@ def _print_destroy_steps(outcome, policy) -> None:
 
 def cmd_unlock(args: argparse.Namespace) -> int:
     from manager_pipeline.defs.resources import AwsResource
-    from manager_pipeline.terraform import BackendSettings, state_key
+    from manager_pipeline.terraform import BackendSettings
     from manager_pipeline.terraform.workdir import BACKEND_FILE, copy_module
 
     settings = _settings()
@@ -355,9 +355,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     aws: AwsResource = resources["aws"]
     target = aws.target()
     workdir = settings.workdirs / f"unlock-{args.source}-{args.env}"
-    backend = BackendSettings(
-        target.state_bucket, target.state_region, state_key(args.source, args.env), target.endpoint_url
-    )
+    backend = BackendSettings.of_partition(target, args.source, args.env)
     copy_module(workdir, config.terraform_dir, backend, target.endpoint_url)
     with resources["terraform"].session(workdir, target) as (runner, _):
         runner.init(workdir / BACKEND_FILE)

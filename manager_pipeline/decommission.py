@@ -25,7 +25,7 @@ from manager_pipeline.events import DispatchEvent
 from manager_pipeline.plans import Plan, Plans, PlanState
 from manager_pipeline.request import ResolvedRequest
 from manager_pipeline.sources import VariablesDocument
-from manager_pipeline.terraform.workdir import BackendSettings, read_state, state_key
+from manager_pipeline.terraform.workdir import BackendSettings, read_state
 
 
 def state_addresses(state: dict | None) -> tuple[str, ...]:
@@ -66,9 +66,7 @@ def partition_states(target: AwsTarget, partitions: Iterable[tuple[str, str]]) -
         if s3 is None:
             target.ensure_state_bucket()
             s3 = target.client("s3")
-        backend = BackendSettings(
-            target.state_bucket, target.state_region, state_key(source, environment), target.endpoint_url
-        )
+        backend = BackendSettings.of_partition(target, source, environment)
         state = read_state(s3, backend)
         where = f"s3://{backend.bucket}/{backend.key}"
         found.append(PartitionState(source, environment, where, state is not None, state_addresses(state)))

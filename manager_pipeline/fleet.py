@@ -29,7 +29,7 @@ from manager_pipeline.feedback.redact import redact_text, register_secret
 from manager_pipeline.plans import PlanFacts, PlanState, Plans
 from manager_pipeline.request import ResolvedRequest
 from manager_pipeline.sources import VariablesDocument
-from manager_pipeline.terraform import BackendSettings, PlanSummary, prepare_workdir, state_key
+from manager_pipeline.terraform import BackendSettings, PlanSummary, prepare_workdir
 from manager_pipeline.terraform.runner import LineSink, TerraformRunner
 from manager_pipeline.terraform.toolchain import Toolchain
 from manager_pipeline.terraform.workdir import module_digest, read_previous_state
@@ -142,12 +142,7 @@ class FleetPlanner:
         register_secret(deploy.slack_webhook)
         target = self.target_for(partition.environment)
         target.ensure_state_bucket()
-        backend = BackendSettings(
-            bucket=target.state_bucket,
-            region=target.state_region,
-            key=state_key(partition.source, partition.environment),
-            endpoint_url=target.endpoint_url,
-        )
+        backend = BackendSettings.of_partition(target, partition.source, partition.environment)
         workdir = prepare_workdir(
             self.root / f"{partition.source}-{partition.environment}",
             self.module_dir,

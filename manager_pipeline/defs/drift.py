@@ -51,7 +51,7 @@ from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.feedback import LocalReportSink, drift_issue
 from manager_pipeline.plans import Plan, Plans, PlanState
-from manager_pipeline.terraform import BackendSettings, state_key
+from manager_pipeline.terraform import BackendSettings
 from manager_pipeline.terraform.runner import StateLocked
 from manager_pipeline.terraform.workdir import BACKEND_FILE, TFVARS_FILE, copy_module, read_state, write_state_override
 
@@ -159,8 +159,7 @@ def _check(
     # The environment's own credentials (its policy's `aws:`), when it has some, as its deploys use.
     target = aws.target(environment, config.policy(environment).aws)
     target.ensure_state_bucket()
-    key = state_key(source, environment)
-    backend = BackendSettings(target.state_bucket, target.state_region, key, target.endpoint_url)
+    backend = BackendSettings.of_partition(target, source, environment)
     state = read_state(target.client("s3"), backend)
     if state is None:
         detail = f"no state object at s3://{backend.bucket}/{backend.key}"

@@ -27,7 +27,6 @@ from manager_pipeline.terraform import (
     Workdir,
     mask_outputs,
     prepare_workdir,
-    state_key,
 )
 from manager_pipeline.terraform.errored import keep_errored_state, push_errored_states
 from manager_pipeline.terraform.workdir import portable, read_previous_state
@@ -56,12 +55,7 @@ def init(
         # The environment's own credentials (its policy's `aws:`), when it has some.
         target = aws.target(request.event.environment, request.policy.aws)
         target.ensure_state_bucket()
-        backend = BackendSettings(
-            bucket=target.state_bucket,
-            region=target.state_region,
-            key=state_key(deploy_config.source_name, deploy_config.environment),
-            endpoint_url=target.endpoint_url,
-        )
+        backend = BackendSettings.of_partition(target, deploy_config.source_name, deploy_config.environment)
         workdir = prepare_workdir(
             terraform.workdir_for(context.run_id),
             request.terraform_dir,

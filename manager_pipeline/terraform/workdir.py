@@ -70,6 +70,12 @@ class BackendSettings:
     key: str
     endpoint_url: str | None = None
 
+    @classmethod
+    def of_partition(cls, target: Any, source: str, environment: str) -> BackendSettings:
+        """The state backend of (``source``, ``environment``) on ``target`` (an ``AwsTarget``: its state
+        bucket, region and endpoint)."""
+        return cls(target.state_bucket, target.state_region, state_key(source, environment), target.endpoint_url)
+
     def to_hcl(self) -> str:
         lines = [
             f"bucket       = {_hcl_string(self.bucket)}",
