@@ -179,10 +179,12 @@ def items_for(
 ) -> list[FeedbackItem]:
     """Everything a finished (or failed) run tells its repository, in the order to send it."""
     notify = notify or NotifySettings()
-    items = [outcome_status(repo, sha, outcome, run_url, notify.secrets)]
+    items = []
     if outcome.plan is not None:
-        # Posted on the pull request of the event, or on those of the commit (none: nothing).
+        # Posted on the pull request of the event, or on those of the commit (none: nothing). First:
+        # it is what a person waits for, and GitHub asks for a second between writes (PyGithub keeps it).
         items.append(plan_comment(Target(repo, pr, sha, run_id, run_url), outcome, notify.secrets))
+    items.append(outcome_status(repo, sha, outcome, run_url, notify.secrets))
     if notify.wants(outcome):
         items.append(notification(Target(repo, pr, sha, run_id, run_url), outcome, notify.secrets))
     if outcome.status is OutcomeStatus.APPLIED:

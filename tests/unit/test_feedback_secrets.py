@@ -177,3 +177,11 @@ def test_run_metadata_is_redacted():
     )
     shown = json.dumps({k: str(getattr(v, "md_str", None) or getattr(v, "data", None) or v) for k, v in metadata.items()})
     assert not leaked(WEBHOOK, shown) and metadata["count"] == 3
+
+
+def test_the_plan_comment_is_sent_before_the_status_that_says_the_run_ended(tmp_path):
+    """What a person waits for goes first: GitHub asks for a second between writes, so the status waits."""
+    plan = plan_with_text(tmp_path, "Plan: 1 to add\n")
+    outcome = Outcome(DispatchEvent("web", "staging", pr=3), OutcomeStatus.PLAN_ONLY, "plan only", plan=plan)
+    items = github_items.items_for(outcome, "acme/web", "f" * 40, 3, "run-1", "http://ui/runs/run-1")
+    assert [item.kind for item in items][:2] == ["comment", "status"]
