@@ -696,8 +696,23 @@ def cmd_remove_source(args: argparse.Namespace) -> int:
     from manager_pipeline.onboarding import OnboardingError, remove_source
 
     settings = _settings()
+    force = args.force
+    if args.destroy and not args.dry_run:
+        # Decommissioning: a destroy plan for each environment with state, as the one who removes the
+        # source (someone else approves it); the entry goes, its partitions stay until those destroys applied.
+        try:
+            environments = _config(settings).source(args.name).environments
+        except ManagerError as exc:
+            raise UsageError(str(exc)) from None
+        for environment in environments:
+            code = cmd_destroy(argparse.Namespace(source=args.name, env=environment))
+            if code != EXIT_OK:
+                print(f"error: the destroy of {args.name} in {environment} was not planned; manager.yaml is unchanged",
+                      file=sys.stderr)
+                return code
+        force = True
     try:
-        remove_source(args.name, settings.config_path, settings.aws.state_bucket, args.force, args.dry_run)
+        remove_source(args.name, settings.config_path, settings.aws.state_bucket, force, args.dry_run)
     except OnboardingError as exc:
         raise UsageError(str(exc)) from None
     return EXIT_OK
@@ -863,6 +878,11 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     remove.add_argument(
         "--force", action="store_true", help="remove the manager.yaml entry only; its state objects are kept"
+    )
+    remove.add_argument(
+        "--destroy",
+        action="store_true",
+        help="first plan the destroy of each environment with state (each then needs its approval and apply)",
     )
     remove.add_argument("--dry-run", action="store_true", help="show the manager.yaml diff only")
     remove.set_defaults(func=cmd_remove_source)

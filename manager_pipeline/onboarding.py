@@ -754,8 +754,9 @@ def remove_source(
     if not force:
         raise Refused(
             f"source `{name}` may still have infrastructure (its state: {states}); destroy it first ({destroys}, "
-            "each approved and applied). To only remove its manager.yaml entry, keeping its state objects (its "
-            "partitions stay until those destroys are applied), give --force"
+            "each approved and applied), or give --destroy to plan those destroys and remove the entry in one step. "
+            "To only remove its manager.yaml entry, keeping its state objects (its partitions stay until those "
+            "destroys are applied), give --force"
         )
     new_text = remove_entry(text, name, config_path.name)
     check_removed(new_text, config, name)

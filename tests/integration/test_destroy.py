@@ -90,16 +90,18 @@ def test_destroy_needs_approval_and_removes_the_resources_from_the_stand_in(mana
     vpc_id = deployed.output_for_node("feedback").outputs["vpc_id"]
     assert vpc_exists(manager, vpc_id)
 
-    # The source leaves manager.yaml, and its repository goes: its partition stays, reported.
-    manager.write_config(config_text(" []"))
+    # Removing the source plans the destroy of each environment with state, then its entry goes; its
+    # repository goes too: its partition stays, reported, until the destroy is applied.
+    planned = manager.cli("remove-source", "app", "--destroy")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "app/production: nothing to destroy" in planned.stdout
+    assert "removed source `app`" in planned.stdout and "name: app" not in manager.config_path.read_text()
     shutil.rmtree(source_repo)
     waiting, partitions = sync_partitions(manager)
     assert "app" in partitions
     assert "`manager-pipeline destroy app staging`" in waiting.skip_message
     assert f"s3://{manager.bucket}/{STAGING_KEY}" in waiting.skip_message
 
-    planned = manager.cli("destroy", "app", "staging")
-    assert planned.returncode == 0, planned.stderr
     plan_id = re.search(r"Destroy plan (\w+) removes \d+ resource\(s\)", planned.stdout).group(1)
     assert "  - aws_vpc.main\n" in planned.stdout and "awaiting approval: destroy plan" in planned.stdout
     record = next(plan for plan in plans_of(manager) if plan.plan_id == plan_id)
