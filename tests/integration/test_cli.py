@@ -36,6 +36,15 @@ def test_run_plan_only_prints_each_stage_and_the_ui_command(manager):
     runs = instance.get_runs()
     assert len(runs) == 1 and runs[0].tags["dagster/partition"] == "staging|app"
     assert runs[0].tags["manager/plan-only"] == "true"
+    # The embedded default: every step in this one process, on SQLite, with no broker or database server.
+    from dagster import DagsterEventType
+
+    records = instance.get_records_for_run(runs[0].run_id).records
+    engine = [r.event_log_entry.dagster_event.message for r in records if r.event_log_entry.dagster_event
+              and r.event_log_entry.dagster_event.event_type is DagsterEventType.ENGINE_EVENT]
+    assert any(message.startswith("Executing steps in process") for message in engine), engine
+    assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+    assert "MANAGER_EXECUTOR" not in manager.env and "MANAGER_DATABASE_URL" not in manager.env
 
 
 @pytest.mark.parametrize(
