@@ -125,15 +125,15 @@ class FleetPlanner:
     def __post_init__(self) -> None:
         self.digest = module_digest(self.module_dir)
 
-    def plan(self, partition: Partition, on_line: LineSink | None = None) -> PartitionPlan:
+    def plan(self, partition: Partition) -> PartitionPlan:
         started = time.monotonic()
         try:
-            summary, plan_id = self._plan(partition, on_line)
+            summary, plan_id = self._plan(partition)
         except Exception as exc:  # noqa: BLE001 - one partition's failure is its own result
             return PartitionPlan(partition, error=_first_line(exc), seconds=time.monotonic() - started)
         return PartitionPlan(partition, summary=summary, plan_id=plan_id, seconds=time.monotonic() - started)
 
-    def _plan(self, partition: Partition, on_line: LineSink | None) -> tuple[PlanSummary, str]:
+    def _plan(self, partition: Partition) -> tuple[PlanSummary, str]:
         event = DispatchEvent(partition.source, partition.environment, plan_only=True, trigger=self.trigger)
         request = ResolvedRequest.resolve(self.config, event)
         document = self.fetch(request.source, event)
@@ -151,32 +151,31 @@ class FleetPlanner:
             target.endpoint_url,
         )
         read_previous_state(workdir.path, target.client("s3"), backend)
-        with self.terraform.session(workdir.path, target, on_line) as (runner, toolchain):
+        # Many partitions at once: their Terraform lines are not streamed (each result is reported whole).
+        with self.terraform.session(workdir.path, target) as (runner, toolchain):
             runner.init(workdir.backend_file)
             has_changes, result = runner.plan(workdir.plan_file)
             plan_json = runner.show_json(workdir.plan_file)
         facts = PlanFacts.of_plan(
             event, document, request.repo, workdir, toolchain.version, has_changes, plan_json, self.run_id
         )
-        summary = facts.summary
         saved = self.plans.save(workdir.plan_file, result.stdout, facts)
         self.plans.transition(saved.plan_id, PlanState.PREVIEW, note=f"{self.trigger}: plan only")
         # The working directory holds the values Terraform was given; the plan store keeps what is needed.
         shutil.rmtree(workdir.path, ignore_errors=True)
-        return summary, saved.plan_id
+        return facts.summary, saved.plan_id
 
     def plan_all(
         self,
         partitions: list[Partition],
         parallelism: int = 0,
         on_result: Callable[[PartitionPlan], None] | None = None,
-        on_line: Callable[[Partition], LineSink | None] | None = None,
     ) -> list[PartitionPlan]:
         """Plan ``partitions``, ``parallelism`` at a time (0: one per core); results in the given order."""
         workers = max(1, min(parallelism or os.cpu_count() or 1, len(partitions) or 1))
 
         def one(partition: Partition) -> PartitionPlan:
-            result = self.plan(partition, on_line(partition) if on_line else None)
+            result = self.plan(partition)
             if on_result:
                 on_result(result)
             return result
