@@ -28,7 +28,6 @@ from manager_pipeline.defs.partitions import partition_key
 from manager_pipeline.defs.resources import (
     AwsResource,
     FeedbackResource,
-    GitHubResource,
     ManagerConfigResource,
     PlanStoreResource,
     SourcesResource,
@@ -37,12 +36,14 @@ from manager_pipeline.defs.resources import (
 from manager_pipeline.defs.stage import config_or_skip, say
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import TRIGGER_TAG
-from manager_pipeline.feedback import blast_radius
+from manager_pipeline.feedback import blast_radius, github_items
 from manager_pipeline.fleet import FleetPlanner, PartitionPlan, fleet_partitions
 from manager_pipeline.terraform.workdir import module_digest
 
 FLEET_JOB = "plan_fleet"
 MODULE_DIGEST_TAG = "manager/module-digest"
+# The key of the pull request's one summary comment (its parts, when long, are found and edited by it).
+SUMMARY_KEY = "blast-radius"
 # Every partition's plan in a fleet run is an observation of this asset, keyed by its partition.
 PLAN_ASSET = AssetKey("terraform_plan")
 _PULL = re.compile(r"(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)#(?P<number>[0-9]+)")
@@ -73,7 +74,6 @@ def plan_partitions(
     terraform: TerraformResource,
     plans: PlanStoreResource,
     feedback: FeedbackResource,
-    github: GitHubResource,
 ) -> str:
     pull = _PULL.fullmatch(config.comment_on) if config.comment_on else None
     if config.comment_on and not pull:
@@ -106,8 +106,14 @@ def plan_partitions(
     results = planner.plan_all(partitions, config.parallelism, on_result=reported)
     markdown = blast_radius.render(results, label, feedback.run_url(context.run_id))
     if pull:
-        where = _comment(github, pull["repo"], int(pull["number"]), markdown)
-        say(context, "fleet", f"summary {where} on {config.comment_on}")
+        if not feedback.github.configured:
+            raise Failure("GitHub is not configured (GITHUB_TOKEN or a GitHub App): the summary was not posted")
+        # The pull request's sticky comment, through the outbox like all feedback: a GitHub outage loses nothing.
+        item = github_items.summary_comment(pull["repo"], int(pull["number"]), SUMMARY_KEY, markdown)
+        feedback.outbox().add([item], context.run_id)
+        delivery = feedback.deliver(quick=True)
+        where = "queued for GitHub (the delivery sensor sends it)" if delivery.pending else "sent"
+        say(context, "fleet", f"summary {where} to {config.comment_on}")
     totals = blast_radius.counts(results)
     say(context, "fleet", blast_radius.headline(results))
     context.add_output_metadata(
@@ -138,19 +144,6 @@ def _report(context: OpExecutionContext, result: PartitionPlan, digest: str) -> 
             metadata={**metadata, "module_digest": digest[:12], "seconds": round(result.seconds, 1)},
         )
     )
-
-
-def _comment(github: GitHubResource, repo: str, number: int, markdown: str) -> str:
-    """Post the summary on the pull request, or edit the one posted before: one comment, ever."""
-    if not github.configured:
-        raise Failure("GitHub is not configured (GITHUB_TOKEN or a GitHub App): the summary was not posted")
-    client = github.client()
-    for comment in client.issue_comments(repo, number):
-        if blast_radius.MARKER in (comment.body or ""):
-            client.edit_issue_comment(repo, comment.id, markdown)
-            return "edited"
-    client.create_issue_comment(repo, number, markdown)
-    return "posted"
 
 
 @job(

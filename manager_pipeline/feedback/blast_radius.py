@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from manager_pipeline.feedback.redact import redact_text
 from manager_pipeline.fleet import PartitionPlan, ordered
 
-# The one comment a pull request on the manager repository gets (edited on a re-run, never a second).
+# Names the summary wherever it lands (a pull request's comment, the run's metadata, a report).
 MARKER = "<!-- manager-pipeline: blast radius -->"
 MAX_ADDRESSES = 10
 

@@ -138,6 +138,12 @@ def plan_comment(target: Target, outcome: Outcome, extra_secrets: Sequence[str] 
     return _clean(FeedbackItem(repo, "comment", {"pr": pr, "sha": sha, "key": key, "parts": parts}), extra_secrets)
 
 
+def summary_comment(repo: str, pr: int, key: str, markdown: str) -> FeedbackItem:
+    """A sticky comment of the pull request found by ``key`` (split into parts if long), e.g. the blast radius
+    of a module change on the manager's own pull request."""
+    return _clean(FeedbackItem(repo, "comment", {"pr": pr, "sha": None, "key": key, "parts": split_comment(markdown, key)}))
+
+
 def notification(target: Target, outcome: Outcome, extra_secrets: Sequence[str] = ()) -> FeedbackItem:
     """The success or failure note of a run, once per run and outcome (its marker)."""
     repo, pr, sha, run_id, run_url = target.repo, target.pr, target.sha, target.run_id, target.run_url
