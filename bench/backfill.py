@@ -35,11 +35,11 @@ from pathlib import Path
 
 from harness import (
     BIN,
-    in_workspace,
     REPO,
     Bare,
     Services,
     TreeSampler,
+    in_workspace,
     median,
     mib,
     start_daemon,
@@ -53,7 +53,7 @@ from harness import (
 from manager_pipeline.config import load_config
 from manager_pipeline.defs.partitions import sync_source_partitions
 from manager_pipeline.instance import open_instance
-from tests.support import EXAMPLE_VARIABLES, build_manager, make_source_repo, wait_until
+from tests.support import EXAMPLE_VARIABLES, build_manager, make_source_repo, plan_only_backfill, wait_until
 
 TERMINAL = ("SUCCESS", "FAILURE", "CANCELED")
 
@@ -218,21 +218,7 @@ def launch_fleet(args, manager, instance, daemon, log, parallelism):
 def launch_backfill(args, manager, instance, daemon, log, names):
     from dagster import RunsFilter
 
-    partitions = ",".join(f"staging|{name}" for name in names)
-    argv = [
-        str(BIN / "dagster"),
-        "job",
-        "backfill",
-        "-w",
-        str(manager.root / "workspace.yaml"),
-        "-j",
-        "deploy",
-        "--partitions",
-        partitions,
-        "--noprompt",
-        "--tags",
-        json.dumps({"manager/plan-only": "true"}),
-    ]
+    argv = plan_only_backfill(manager.root, [f"staging|{name}" for name in names])
     with TreeSampler(daemon.pid, is_run_worker) as sampler:
         launched = time.time()
         done = subprocess.run(argv, cwd=manager.root, env=manager.env, capture_output=True, text=True, timeout=600)

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
-from dagster import DagsterInstance
+from dagster import DagsterInstance, build_sensor_context
 
 from manager_pipeline.config import load_config
 from manager_pipeline.defs.jobs import DEPLOY_JOB
 from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
-from manager_pipeline.events import DispatchEvent
+from manager_pipeline.events import PLAN_ONLY_TAG, DispatchEvent
 from manager_pipeline.instance import open_instance
 from manager_pipeline.local_aws import endpoint_answers, free_port, moto_server_command
 from manager_pipeline.settings import Settings
@@ -241,6 +241,39 @@ def run_partition(
         run_config=QUIET,
         raise_on_error=False,
     )
+
+
+def sensor_tick(manager: Manager, name: str, *resources: str, instance: DagsterInstance | None = None):
+    """One evaluation of sensor ``name`` on the manager's instance, as the daemon does it, given the named resources."""
+    definitions = build_definitions(manager.settings())
+    sensor = definitions.resolve_sensor_def(name)
+    given = {key: definitions.resources[key] for key in resources}
+    with build_sensor_context(instance=instance or open_instance(manager.settings()), resources=given) as context:
+        return sensor(context)
+
+
+def approval_requests(manager: Manager) -> list:
+    """One tick of the approval sensor: the apply runs it asks for."""
+    return list(getattr(sensor_tick(manager, "approve_plans", "plans", "github"), "run_requests", None) or [])
+
+
+def plan_only_backfill(root: Path, partitions: list[str]) -> list[str]:
+    """The command an operator types for a plan-only backfill of the deploy job over ``partitions``
+    (keys such as `staging|alpha`), with the workspace in ``root``."""
+    return [
+        str(BIN / "dagster"),
+        "job",
+        "backfill",
+        "-w",
+        str(root / "workspace.yaml"),
+        "-j",
+        DEPLOY_JOB,
+        "--partitions",
+        ",".join(partitions),
+        "--noprompt",
+        "--tags",
+        json.dumps({PLAN_ONLY_TAG: "true"}),
+    ]
 
 
 def dagster_launch(manager: Manager, partition: str, **tags: str) -> subprocess.Popen:

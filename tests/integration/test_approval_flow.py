@@ -14,14 +14,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from dagster import build_sensor_context
 from github import Auth, Github
 
-from manager_pipeline.plans import Plans, PlanState
-from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.instance import open_instance
-
-from tests.support import BIN, EXAMPLE_VARIABLES, REPO, approve_as, commit_all, run_partition
+from manager_pipeline.plans import Plans, PlanState
+from tests.support import BIN, EXAMPLE_VARIABLES, REPO, approval_requests, approve_as, commit_all, run_partition
 
 pytestmark = pytest.mark.integration
 
@@ -56,15 +53,6 @@ def plan_production(manager, **event) -> str:
     return result.output_for_node("plan").plan_id
 
 
-def tick(manager) -> list:
-    definitions = build_definitions(manager.settings())
-    sensor = definitions.resolve_sensor_def("approve_plans")
-    resources = {"plans": definitions.resources["plans"], "github": definitions.resources["github"]}
-    with build_sensor_context(instance=open_instance(manager.settings()), resources=resources) as context:
-        result = sensor(context)
-    return list(getattr(result, "run_requests", None) or [])
-
-
 def audit_messages(manager, run_id: str) -> list[str]:
     instance = open_instance(manager.settings())
     return [entry.message for entry in instance.all_logs(run_id) if "approval of plan" in (entry.message or "")]
@@ -75,7 +63,7 @@ def test_an_unapproved_plan_stays_unapplied_and_refusals_are_recorded(gated):
     assert planned.returncode == 0, planned.stderr
     plan_id = re.search(r"awaiting approval: plan (\w+)", planned.stdout).group(1)
     for _ in range(5):
-        assert tick(gated) == []
+        assert approval_requests(gated) == []
     assert records_of(gated).find(plan_id).state is PlanState.AWAITING
 
     refused = approve_as(gated, "mallory", plan_id, "--reason", "lgtm")
@@ -138,11 +126,11 @@ def test_two_approvals_and_many_ticks_apply_once(gated, source_repo):
     plan_id = plan_production(gated, author="alice")
     first = approve_as(gated, "bob", plan_id, "--reason", "checked the VPC")
     assert first.returncode == 0 and "1 of 2" in first.stdout
-    assert tick(gated) == []
+    assert approval_requests(gated) == []
     assert approve_as(gated, "carol", plan_id, "--reason", "ok").returncode == 0
     # Each tick asks again for an approved plan's apply until it starts (a tick that crashed after
     # approving must not strand it); the one run key makes Dagster launch it once.
-    requests = [request for _ in range(4) for request in tick(gated)]
+    requests = [request for _ in range(4) for request in approval_requests(gated)]
     assert {(r.run_key, r.tags["manager/plan-id"], r.partition_key) for r in requests} == {
         (f"apply:{plan_id}", plan_id, "production|app")
     }
@@ -160,7 +148,7 @@ def test_a_new_commit_after_approval_means_the_old_plan_is_never_applied(gated, 
     new = plan_production(gated)
     assert records_of(gated).find(old).state == "superseded"
     for _ in range(3):
-        assert tick(gated) == []
+        assert approval_requests(gated) == []
     refused = gated.cli("apply", old)
     assert refused.returncode == 1
     assert f"plan {new} is newer for app/production; approvals do not carry over" in refused.stderr
@@ -221,7 +209,7 @@ def github_gated(manager, github_standin, monkeypatch):
 
 def test_a_team_member_approves_by_comment_and_a_stranger_is_refused(manager, github_standin, github_gated):
     plan_id = plan_production(manager, sha=github_gated["head"], branch="main")
-    assert tick(manager) == []
+    assert approval_requests(manager) == []
 
     def as_user(login):
         return Github(base_url=github_standin.url, auth=Auth.Token(github_gated["tokens"][login]), lazy=True)
@@ -229,11 +217,11 @@ def test_a_team_member_approves_by_comment_and_a_stranger_is_refused(manager, gi
     as_user("dave").get_repo(github_gated["name"]).get_commit(github_gated["head"]).create_comment(
         "/approve production looks good to me"
     )
-    assert tick(manager) == []
+    assert approval_requests(manager) == []
     as_user("carol").get_repo(github_gated["name"]).get_commit(github_gated["head"]).create_comment(
         "/approve production reviewed with the DBA"
     )
-    requests = tick(manager)
+    requests = approval_requests(manager)
     assert [r.run_key for r in requests] == [f"apply:{plan_id}"]
     decisions = {(a.login, a.accepted, a.via) for a in records_of(manager).approvals(plan_id)}
     assert decisions == {("dave", False, "commit-comment"), ("carol", True, "commit-comment")}
@@ -307,7 +295,7 @@ def test_a_killed_apply_leaves_a_lock_that_the_next_run_reports(gated, tmp_path)
     gated.env = env
     again = gated.cli("apply", plan_id)
     assert again.returncode == 1 and f"plan {plan_id} is being applied by run" in again.stderr, again.stderr
-    assert tick(gated) == []
+    assert approval_requests(gated) == []
     # State intact: whatever Terraform had written before the kill is a whole state document.
     try:
         state = json.loads(gated.s3().get_object(Bucket=gated.bucket, Key="app/staging/terraform.tfstate")["Body"].read())
@@ -380,9 +368,9 @@ def test_a_review_of_the_plans_own_commit_approves_it(manager, github_standin, g
         },
     )
     # A review of another commit counts for nothing; the author's own review is refused.
-    assert tick(manager) == []
+    assert approval_requests(manager) == []
     github_standin.update(github_gated["name"], reviews={"7": [review | {"id": 3, "commit_id": github_gated["head"]}]})
-    assert [r.run_key for r in tick(manager)] == [f"apply:{plan_id}"]
+    assert [r.run_key for r in approval_requests(manager)] == [f"apply:{plan_id}"]
     decisions = [(a.login, a.accepted, a.via) for a in records_of(manager).approvals(plan_id)]
     assert decisions == [("erin", False, "review"), ("zoe", True, "review")]
     assert "erin is the author of the change" in records_of(manager).approvals(plan_id)[0].reason

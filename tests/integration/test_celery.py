@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import json
 import os
 import random
 import signal
@@ -24,7 +23,16 @@ from manager_pipeline.config import load_config
 from manager_pipeline.defs.partitions import sync_source_partitions
 from manager_pipeline.plans import Plans
 from tests.integration.conftest import POSTGRES, own_database
-from tests.support import BIN, EXAMPLE_VARIABLES, Manager, build_manager, run_partition, stop_process, wait_until
+from tests.support import (
+    BIN,
+    EXAMPLE_VARIABLES,
+    Manager,
+    build_manager,
+    plan_only_backfill,
+    run_partition,
+    stop_process,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -340,9 +348,7 @@ def test_a_plan_only_backfill_of_twenty_partitions_spreads_over_both_workers(clu
     try:
         launched = time.time()
         done = subprocess.run(
-            [str(BIN / "dagster"), "job", "backfill", "-w", str(cluster.manager.root / "workspace.yaml")]
-            + ["-j", "deploy", "--partitions", ",".join(f"staging|{name}" for name in names), "--noprompt"]
-            + ["--tags", json.dumps({"manager/plan-only": "true"})],
+            plan_only_backfill(cluster.manager.root, [f"staging|{name}" for name in names]),
             cwd=cluster.manager.root,
             env=cluster.env,
             capture_output=True,

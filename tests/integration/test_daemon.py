@@ -24,6 +24,7 @@ from tests.support import (
     commit_all,
     dagster_launch,
     make_source_repo,
+    plan_only_backfill,
     stop_process,
     wait_for_http,
     wait_until,
@@ -210,20 +211,7 @@ def test_a_backfill_of_two_partitions_runs_both(daemon_manager):
     manager = daemon_manager
     instance = instance_of(manager)
     done = subprocess.run(
-        [
-            str(BIN / "dagster"),
-            "job",
-            "backfill",
-            "-w",
-            str(manager.root / "workspace.yaml"),
-            "-j",
-            "deploy",
-            "--partitions",
-            "staging|alpha,staging|beta",
-            "--noprompt",
-            "--tags",
-            json.dumps({"manager/plan-only": "true"}),
-        ],
+        plan_only_backfill(manager.root, ["staging|alpha", "staging|beta"]),
         cwd=manager.root,
         env=manager.env,
         capture_output=True,

@@ -11,12 +11,11 @@ import shutil
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from dagster import DeleteDynamicPartitionsRequest, build_sensor_context
+from dagster import DeleteDynamicPartitionsRequest
 
-from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.instance import open_instance
 from manager_pipeline.plans import Plans, PlanState
-from tests.support import REPO, approve_as, run_partition
+from tests.support import REPO, approve_as, run_partition, sensor_tick
 
 pytestmark = pytest.mark.integration
 
@@ -54,18 +53,9 @@ def plans_of(manager) -> list:
     return Plans(settings.database_url, settings.plans_dir).list_plans(source="app")
 
 
-def tick(manager, name: str, *resources: str):
-    """One evaluation of sensor ``name`` on the manager's instance, as the daemon does it."""
-    definitions = build_definitions(manager.settings())
-    sensor = definitions.resolve_sensor_def(name)
-    given = {key: definitions.resources[key] for key in resources}
-    with build_sensor_context(instance=open_instance(manager.settings()), resources=given) as context:
-        return sensor(context)
-
-
 def sync_partitions(manager):
     """One tick of the partition sync sensor against the stand-in; (its result, the source partitions after)."""
-    result = tick(manager, "sync_source_partitions", "aws")
+    result = sensor_tick(manager, "sync_source_partitions", "aws")
     instance = open_instance(manager.settings())
     # What the daemon does with the tick's requests.
     for request in getattr(result, "dynamic_partitions_requests", None) or []:
@@ -116,7 +106,7 @@ def test_destroy_needs_approval_and_removes_the_resources_from_the_stand_in(mana
     approved = approve_as(manager, "alice", plan_id, "--reason", "decommission app")
     assert approved.returncode == 0, approved.stderr
     # The daemon would start its apply, although the source left manager.yaml.
-    requests = tick(manager, "approve_plans", "plans", "github").run_requests
+    requests = sensor_tick(manager, "approve_plans", "plans", "github").run_requests
     assert [(r.run_key, r.tags["manager/destroy"]) for r in requests] == [(f"apply:{plan_id}", "true")]
     applied = manager.cli("apply", plan_id)
     assert applied.returncode == 0, applied.stderr

@@ -28,10 +28,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from dagster import RunsFilter, build_sensor_context
+from dagster import RunsFilter
 
 from manager_pipeline.config import load_config
-from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.instance import open_instance
 from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.intake.webhooks import read_delivery, signature_for
@@ -42,6 +41,7 @@ from tests.support import (
     INTAKE_CONFIG,
     REPO,
     WEBHOOK_SECRET,
+    approval_requests,
     build_manager,
     manager_config,
     moto_server,
@@ -257,16 +257,6 @@ def plans_of(manager) -> Plans:
     return Plans(settings.database_url, settings.plans_dir)
 
 
-def approval_tick(manager) -> list:
-    """One evaluation of the approval sensor, as the daemon does it: the apply runs it asks for."""
-    definitions = build_definitions(manager.settings())
-    sensor = definitions.resolve_sensor_def("approve_plans")
-    resources = {"plans": definitions.resources["plans"], "github": definitions.resources["github"]}
-    with build_sensor_context(instance=open_instance(manager.settings()), resources=resources) as context:
-        result = sensor(context)
-    return list(getattr(result, "run_requests", None) or [])
-
-
 STATE_KEY = "app/staging/terraform.tfstate"
 
 
@@ -300,7 +290,7 @@ def test_aws_down_during_the_plan_fails_the_run_in_one_line_and_a_later_run_succ
     # Nothing to approve or apply later: no plan was kept, and nothing was written to AWS.
     assert plans_of(manager).list_plans() == []
     assert "no plans" in manager.cli("plans").stdout
-    assert approval_tick(manager) == []
+    assert approval_requests(manager) == []
     assert state_of(own_moto, manager.bucket, STATE_KEY) is None and vpcs_of(own_moto, "outage-plan") == []
 
     forwarder.up()
@@ -359,7 +349,7 @@ def apply_outage(tmp_path_factory, own_moto, tools_dir, source_repo_template, qu
     facts["plan_id"] = re.search(r"\(plan (\w+)\)", facts["stdout"]).group(1)
     facts["plans_after"] = plans_of(manager).list_plans()
     facts["apply_again"] = manager.cli("apply", facts["plan_id"])
-    facts["ticks"] = [request for _ in range(2) for request in approval_tick(manager)]
+    facts["ticks"] = [request for _ in range(2) for request in approval_requests(manager)]
     facts["state_before"] = state_of(own_moto, manager.bucket, STATE_KEY)
 
     forwarder.up()
@@ -503,7 +493,7 @@ def test_a_full_plan_folder_fails_the_run_clearly_and_nothing_half_written_is_ke
     assert left == "", f"a plan cut short was left in the plan folder:\n{left}"
     # No record to approve or apply, no state, no resources.
     assert plans_of(manager).list_plans() == [] and "no plans" in manager.cli("plans").stdout
-    assert approval_tick(manager) == []
+    assert approval_requests(manager) == []
     assert state_of(own_moto, manager.bucket, STATE_KEY) is None and vpcs_of(own_moto, "disk-full") == []
 
     # With room again, the next run saves a whole plan: the file is the one its record vouches for.

@@ -1,31 +1,25 @@
 """Dispatch meets runs: pull request files asked of GitHub, queued runs and running applies superseded."""
-
 from __future__ import annotations
 
 import hashlib
 import uuid
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, build_sensor_context
+from dagster import DagsterInstance, DagsterRunStatus
 
-from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.feedback import OutcomeStatus
 from manager_pipeline.instance import open_instance
 from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG
 from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.intake.webhooks import Delivery
-from tests.support import EXAMPLE_VARIABLES, dagster_launch, run_partition
+from tests.support import EXAMPLE_VARIABLES, dagster_launch, run_partition, sensor_tick
 
 pytestmark = pytest.mark.integration
 
 
 def dispatch_tick(manager):
-    definitions = build_definitions(manager.settings())
-    sensor = definitions.resolve_sensor_def("dispatch_webhooks")
-    resources = {"inbox": definitions.resources["inbox"], "github": definitions.resources["github"]}
     instance = open_instance(manager.settings())
-    with build_sensor_context(instance=instance, resources=resources) as context:
-        return sensor(context), instance
+    return sensor_tick(manager, "dispatch_webhooks", "inbox", "github", instance=instance), instance
 
 
 def test_pull_requests_are_checked_against_their_files_on_github(manager, github_standin, github_source):
