@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 
 # The install steps live in scripts/install.sh, shared with deploy/Containerfile (which passes --no-test):
 # a venv, `pip install -e '.[test]'`, `manager-pipeline setup` (Terraform launcher, provider mirror).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml manager_pipeline/policy/install.py
 	PYTHON='$(PYTHON)' sh scripts/install.sh --venv '$(VENV)'
 	touch $(STAMP)
 
@@ -39,7 +39,7 @@ ui: env
 stop:
 	@if [ -x $(BIN)/manager-pipeline ]; then $(BIN)/manager-pipeline stop; fi
 
-# terraform/sections.tf, schema/variables.schema.json and the README's field table, from the schema.
+# terraform/sections.tf, schema/variables.schema.json and docs/contract.md's field table, from the schema.
 generate: env
 	$(BIN)/python -m manager_pipeline.contract.generated
 

@@ -8,7 +8,7 @@ Sets up a manager with N sources (local git repositories with the example variab
 tests/support.py makes them), the AWS stand-in (moto) and `dagster-daemon run`. Once the daemon
 has loaded the code location and idled a few seconds (its resident memory is sampled then), it
 launches `dagster job backfill -j deploy --partitions staging|s000,... --tags
-{"manager/plan-only": "true"}` (as tests/integration/test_daemon.py does) and times from the
+{".dagster/manager/plan-only": "true"}` (as tests/integration/test_daemon.py does) and times from the
 launch to the end of the last run (run records' end_time). While the runs go, /proc is sampled
 for the peak resident set of each run's process (a `multiprocessing` spawned interpreter the code
 server starts per run) alone and with what runs below it (Terraform, the provider, log tails).
@@ -50,9 +50,9 @@ from harness import (
     wait_for_sensor_tick,
 )
 
-from manager_pipeline.config import load_config
+from manager_pipeline.config.file import load_config
 from manager_pipeline.defs.partitions import sync_source_partitions
-from manager_pipeline.instance import open_instance
+from manager_pipeline.defs.instance import open_instance
 from tests.support import EXAMPLE_VARIABLES, build_manager, make_source_repo, plan_only_backfill, wait_until
 
 TERMINAL = ("SUCCESS", "FAILURE", "CANCELED")

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from manager_pipeline.local_aws import endpoint_answers, free_port, moto_server_command  # noqa: E402
+from manager_pipeline.aws.standin import endpoint_answers, free_port, moto_server_command  # noqa: E402
 from manager_pipeline.settings import AwsSettings, Settings  # noqa: E402
 from manager_pipeline.terraform import Toolchain, ensure_toolchain  # noqa: E402
 from tests.support import BIN, GitHubStandIn, Manager, stop_process, wait_until  # noqa: E402
@@ -209,7 +209,7 @@ class Bare:
     scratch: Path
 
     def __post_init__(self) -> None:
-        from manager_pipeline.aws import STAND_IN_CREDENTIALS, AwsTarget
+        from manager_pipeline.aws.target import STAND_IN_CREDENTIALS, AwsTarget
 
         aws = AwsSettings(mode="endpoint", endpoint_url=self.endpoint, region="us-east-1", state_bucket=self.bucket)
         self.target = AwsTarget(settings=aws, endpoint_url=self.endpoint, credentials=dict(STAND_IN_CREDENTIALS))

@@ -31,12 +31,12 @@ sys.path.insert(0, str(REPO))
 
 from dagster import DagsterInstance, build_sensor_context  # noqa: E402
 
-from manager_pipeline.config import load_config  # noqa: E402
-from manager_pipeline.defs.resources import GitHubResource, InboxResource  # noqa: E402
+from manager_pipeline.config.file import load_config  # noqa: E402
+from manager_pipeline.defs.resources import GitHubResource, InboxResource, ManagerConfigResource  # noqa: E402
 from manager_pipeline.defs.intake import dispatch_sensor  # noqa: E402
 from manager_pipeline.intake.inbox import Inbox  # noqa: E402
 from manager_pipeline.intake.webhooks import read_delivery  # noqa: E402
-from manager_pipeline.local_aws import free_port  # noqa: E402
+from manager_pipeline.aws.standin import free_port  # noqa: E402
 
 SECRET = b"bench-secret"
 
@@ -138,8 +138,12 @@ def dispatch_tick(work: Path, events: int) -> tuple[float, int]:
         inbox.add(read_delivery(config, event, f"tick-{index}", body))
     (work / "dagster-tick").mkdir()
     instance = DagsterInstance.from_config(str(work / "dagster-tick"))
-    resources = {"inbox": InboxResource(database_url=url), "github": GitHubResource()}
-    sensor = dispatch_sensor(work / "manager.yaml")
+    resources = {
+        "manager": ManagerConfigResource(config_path=str(work / "manager.yaml")),
+        "inbox": InboxResource(database_url=url),
+        "github": GitHubResource(),
+    }
+    sensor = dispatch_sensor()
     started = time.perf_counter()
     with build_sensor_context(instance=instance, resources=resources) as context:
         result = sensor(context)

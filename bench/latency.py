@@ -50,9 +50,9 @@ from harness import (
     wait_for_sensor_tick,
 )
 
-from manager_pipeline.instance import open_instance
+from manager_pipeline.defs.instance import open_instance
 from manager_pipeline.intake.webhooks import signature_for
-from manager_pipeline.local_aws import free_port
+from manager_pipeline.aws.standin import free_port
 from tests.support import EXAMPLE_VARIABLES, build_manager, pull_request_payload, wait_for_http, wait_until
 
 SECRET = "bench-latency-webhook-secret"
@@ -143,7 +143,7 @@ def run_stages(instance, delivery_id: str) -> dict[str, float] | None:
     and launched (RUN_STARTING), started executing in its own process (RUN_START) and ended (epoch s)."""
     from dagster import DagsterEventType, RunsFilter
 
-    records = instance.get_run_records(RunsFilter(tags={"manager/delivery": delivery_id}))
+    records = instance.get_run_records(RunsFilter(tags={".dagster/manager/delivery": delivery_id}))
     if not records:
         return None
     stages: dict[str, float] = {}

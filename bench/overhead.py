@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from manager_pipeline.local_aws import LocalAws  # noqa: E402
+from manager_pipeline.aws.standin import LocalAws  # noqa: E402
 from manager_pipeline.settings import Settings  # noqa: E402
 
 
@@ -79,14 +79,14 @@ def measure(args: argparse.Namespace, work: Path, source: Path, env_home: Path, 
     os.environ.pop("TERRAFORM_BIN", None)
     os.environ["MANAGER_PROVIDER_SERVER"] = "off" if args.no_provider_server else "on"
 
-    from manager_pipeline.aws import STAND_IN_CREDENTIALS, AwsTarget
-    from manager_pipeline.config import load_config
+    from manager_pipeline.aws.target import STAND_IN_CREDENTIALS, AwsTarget
+    from manager_pipeline.config.file import load_config
     from manager_pipeline.contract import load_variables, resolve
     from manager_pipeline.defs.jobs import DEPLOY_JOB
     from manager_pipeline.defs.location import build_definitions
     from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
     from manager_pipeline.events import DispatchEvent
-    from manager_pipeline.instance import open_instance
+    from manager_pipeline.defs.instance import open_instance
     from manager_pipeline.terraform import BackendSettings, ensure_toolchain, prepare_workdir, state_key
 
     settings = Settings.from_env()
@@ -138,7 +138,7 @@ def measure(args: argparse.Namespace, work: Path, source: Path, env_home: Path, 
         assert done.returncode == 0, done.stdout + done.stderr
         return elapsed
 
-    imports = "import manager_pipeline.cli, manager_pipeline.instance, manager_pipeline.defs.location"
+    imports = "import manager_pipeline.cli, manager_pipeline.defs.instance, manager_pipeline.defs.location"
 
     def run_imports() -> float:
         started = time.perf_counter()

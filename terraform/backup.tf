@@ -37,14 +37,36 @@ provider "aws" {
 resource "aws_backup_vault" "backup" {
   count = local.backup_enabled ? 1 : 0
 
-  name = local.name
+  name        = local.name
+  kms_key_arn = local.kms_key_arn
+}
+
+# KMS keys are regional: the copy vault's is a key of its own in the copy region.
+resource "aws_kms_key" "backup_copy" {
+  count    = local.backup_copy_region != null && local.encryption_enabled ? 1 : 0
+  provider = aws.backup_copy
+
+  description             = "Backup copies of ${local.name}"
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "AccountAdministers"
+      Effect    = "Allow"
+      Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${local.account_id}:root" }
+      Action    = "kms:*"
+      Resource  = "*"
+    }]
+  })
 }
 
 resource "aws_backup_vault" "backup_copy" {
   count    = local.backup_copy_region != null ? 1 : 0
   provider = aws.backup_copy
 
-  name = "${local.name}-copy"
+  name        = "${local.name}-copy"
+  kms_key_arn = one(aws_kms_key.backup_copy[*].arn)
 
   lifecycle {
     # One provider configuration cannot destroy the vault in one region and create one in another:

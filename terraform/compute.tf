@@ -21,6 +21,22 @@ locals {
   # HTTPS on the load balancer when security names a certificate.
   https_certificate_arn = var.security == null ? null : var.security.ssl_certificate_arn
   compute_https         = local.compute_lb && local.https_certificate_arn != null
+  # TLS 1.3 and 1.2 only unless security.ssl_policy names another of AWS's policies.
+  https_ssl_policy = var.security == null ? "ELBSecurityPolicy-TLS13-1-2-2021-06" : coalesce(var.security.ssl_policy, "ELBSecurityPolicy-TLS13-1-2-2021-06")
+
+  # A production load balancer refuses deletion unless compute.deletion_protection says otherwise.
+  lb_deletion_protection = local.compute_enabled ? coalesce(var.compute.deletion_protection, var.environment == "production") : null
+
+  # Where the application may connect: anywhere inside the VPC, and HTTPS and HTTP anywhere, unless
+  # security.unrestricted_egress opens every port.
+  unrestricted_egress = var.security == null ? false : coalesce(var.security.unrestricted_egress, false)
+  app_egress = local.unrestricted_egress ? [
+    { description = "Anywhere", protocol = "-1", from_port = 0, to_port = 0, cidr = "0.0.0.0/0" },
+    ] : [
+    { description = "Inside the VPC", protocol = "-1", from_port = 0, to_port = 0, cidr = var.vpc_cidr },
+    { description = "HTTPS anywhere", protocol = "tcp", from_port = 443, to_port = 443, cidr = "0.0.0.0/0" },
+    { description = "HTTP anywhere", protocol = "tcp", from_port = 80, to_port = 80, cidr = "0.0.0.0/0" },
+  ]
 
   # Who may reach the load balancer: security.allowed_cidr_blocks, else anyone.
   ingress_cidrs = coalescelist(var.security == null ? [] : coalesce(var.security.allowed_cidr_blocks, []), ["0.0.0.0/0"])
@@ -88,12 +104,15 @@ resource "aws_security_group" "compute_app" {
     }
   }
 
-  egress {
-    description = "Anywhere"
-    from_port   = 0
-    to_port     = 0
-    protocol    = "-1"
-    cidr_blocks = ["0.0.0.0/0"]
+  dynamic "egress" {
+    for_each = local.app_egress
+    content {
+      description = egress.value.description
+      from_port   = egress.value.from_port
+      to_port     = egress.value.to_port
+      protocol    = egress.value.protocol
+      cidr_blocks = [egress.value.cidr]
+    }
   }
 
   tags = {
@@ -109,6 +128,18 @@ resource "aws_lb" "compute" {
   load_balancer_type = "application"
   security_groups    = [aws_security_group.compute_alb[0].id]
   subnets            = aws_subnet.public[*].id
+
+  enable_deletion_protection = local.lb_deletion_protection
+  drop_invalid_header_fields = true
+
+  access_logs {
+    bucket  = aws_s3_bucket.logs[0].id
+    prefix  = local.logs_elb_prefix
+    enabled = true
+  }
+
+  # Elastic Load Balancing checks that it may write to the bucket when access logs are switched on.
+  depends_on = [aws_s3_bucket_policy.logs]
 }
 
 resource "aws_lb_target_group" "compute" {
@@ -170,7 +201,7 @@ resource "aws_lb_listener" "compute_https" {
   load_balancer_arn = aws_lb.compute[0].arn
   port              = 443
   protocol          = "HTTPS"
-  ssl_policy        = "ELBSecurityPolicy-2016-08"
+  ssl_policy        = local.https_ssl_policy
   certificate_arn   = local.https_certificate_arn
 
   default_action {
@@ -193,6 +224,14 @@ resource "aws_launch_template" "compute" {
 
   monitoring {
     enabled = var.instances.enable_monitoring
+  }
+
+  # IMDSv2 only: a token from a PUT, which a request forwarded through the application cannot get
+  # (one hop: not from inside a container on the instance either).
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
   }
 
   tags = {
@@ -293,6 +332,8 @@ resource "aws_ecs_task_definition" "compute" {
       name      = local.container_name
       image     = var.compute.image
       essential = true
+      # compute.read_only_root_filesystem (default true): the image cannot be changed at run time.
+      readonlyRootFilesystem = coalesce(var.compute.read_only_root_filesystem, true)
       portMappings = [{
         containerPort = local.container_port
         hostPort      = local.container_port
@@ -327,6 +368,8 @@ resource "aws_ecs_service" "compute" {
   task_definition = aws_ecs_task_definition.compute[0].arn
   desired_count   = local.desired_count
   launch_type     = "FARGATE"
+  # Fargate's newest platform (security patches land there first).
+  platform_version = "LATEST"
 
   network_configuration {
     subnets          = aws_subnet.private[*].id
@@ -400,6 +443,7 @@ resource "aws_cloudwatch_log_group" "compute_lambda" {
 
   name              = local.lambda_log_group_name
   retention_in_days = local.monitoring_enabled ? coalesce(var.monitoring.log_retention_days, 30) : null
+  kms_key_id        = local.kms_key_arn
 }
 
 resource "aws_lambda_function" "compute" {

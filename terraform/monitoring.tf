@@ -29,12 +29,15 @@ resource "aws_cloudwatch_log_group" "monitoring" {
 
   name              = local.log_group_name
   retention_in_days = coalesce(var.monitoring.log_retention_days, 30)
+  kms_key_id        = local.kms_key_arn
 }
 
 resource "aws_sns_topic" "monitoring_alarms" {
   count = local.alarm_email != null ? 1 : 0
 
   name = "${local.name}-alarms"
+  # The key's policy lets CloudWatch alarms publish to it (security.tf).
+  kms_master_key_id = local.kms_key_arn
 }
 
 resource "aws_sns_topic_subscription" "monitoring_alarm_email" {

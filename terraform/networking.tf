@@ -21,6 +21,16 @@ resource "aws_vpc" "main" {
   }
 }
 
+# The VPC's default security group, which AWS opens to its own members, admits and sends nothing:
+# every resource of the module has a group of its own.
+resource "aws_default_security_group" "main" {
+  vpc_id = aws_vpc.main.id
+
+  tags = {
+    Name = "${local.name}-default"
+  }
+}
+
 resource "aws_internet_gateway" "main" {
   vpc_id = aws_vpc.main.id
 
@@ -32,10 +42,12 @@ resource "aws_internet_gateway" "main" {
 resource "aws_subnet" "public" {
   count = var.availability_zones
 
-  vpc_id                  = aws_vpc.main.id
-  cidr_block              = local.public_cidrs[count.index]
-  availability_zone       = local.azs[count.index]
-  map_public_ip_on_launch = true
+  vpc_id            = aws_vpc.main.id
+  cidr_block        = local.public_cidrs[count.index]
+  availability_zone = local.azs[count.index]
+  # Only the load balancer and the NAT gateway live here, and neither needs it (the NAT gateway has
+  # its Elastic IP); instances run in the private subnets.
+  map_public_ip_on_launch = false
 
   tags = {
     Name = "${local.name}-public-${local.azs[count.index]}"

@@ -9,7 +9,8 @@ locals {
 resource "aws_sns_topic" "notifications" {
   count = length(local.notification_emails) > 0 ? 1 : 0
 
-  name = "${local.name}-deployments"
+  name              = "${local.name}-deployments"
+  kms_master_key_id = local.kms_key_arn
 }
 
 resource "aws_sns_topic_subscription" "notifications_email" {

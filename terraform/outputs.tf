@@ -138,11 +138,6 @@ output "kms_key_arn" {
   value       = local.kms_key_arn
 }
 
-output "allowed_security_group_id" {
-  description = "Security group admitting the allowed networks (security.allowed_cidr_blocks)."
-  value       = one(aws_security_group.security_app[*].id)
-}
-
 output "web_acl_arn" {
   description = "ARN of the WAFv2 web ACL (security.enable_waf)."
   value       = one(aws_wafv2_web_acl.security[*].arn)
@@ -188,11 +183,21 @@ output "dead_letter_queue_url" {
 }
 
 output "cache_endpoint" {
-  description = "Address of the Redis node (features.enable_cache)."
-  value       = one(flatten(aws_elasticache_cluster.features[*].cache_nodes[*].address))
+  description = "Address of the Redis node (features.enable_cache); clients connect with TLS and its AUTH token."
+  value       = local.cache_address
 }
 
 output "cache_port" {
   description = "Port of the Redis node (features.enable_cache)."
-  value       = one(aws_elasticache_cluster.features[*].port)
+  value       = local.feature_cache ? 6379 : null
+}
+
+output "cache_secret_arn" {
+  description = "ARN of the Secrets Manager secret holding the Redis AUTH token (features.enable_cache)."
+  value       = one(aws_secretsmanager_secret.features_cache[*].arn)
+}
+
+output "access_log_bucket_name" {
+  description = "Name of the bucket flow logs, load balancer and bucket access logs go to."
+  value       = one(aws_s3_bucket.logs[*].bucket)
 }

@@ -4,24 +4,26 @@
 variable "compute" {
   description = "How the application runs: behind a load balancer (ec2, ecs), or as a Lambda function."
   type        = object({
-    type              = optional(string)
-    instance_type     = optional(string)
-    ami_id            = optional(string)
-    key_name          = optional(string)
-    user_data_script  = optional(string)
-    container_port    = optional(number)
-    cpu               = optional(number)
-    memory            = optional(number)
-    timeout           = optional(number)
-    desired_count     = optional(number)
-    health_check_path = optional(string)
-    image             = optional(string)
+    type                      = optional(string)
+    instance_type             = optional(string)
+    ami_id                    = optional(string)
+    key_name                  = optional(string)
+    user_data_script          = optional(string)
+    container_port            = optional(number)
+    cpu                       = optional(number)
+    memory                    = optional(number)
+    timeout                   = optional(number)
+    desired_count             = optional(number)
+    health_check_path         = optional(string)
+    deletion_protection       = optional(bool)
+    read_only_root_filesystem = optional(bool)
+    image                     = optional(string)
   })
   default     = null
 }
 
 variable "database" {
-  description = "A relational database in the private subnets; its master password is generated and kept in Secrets Manager, never in variables or outputs."
+  description = "A relational database in the private subnets; its master password is generated and kept in Secrets Manager, never in variables or outputs. IAM database authentication is on beside it, the engine's logs go to CloudWatch Logs, PostgreSQL logs schema changes and statements slower than 1 s (with engine_version given), and with the environment's enable_monitoring it reports enhanced monitoring every 60 s."
   type        = object({
     engine                = optional(string)
     engine_version        = optional(string)
@@ -35,7 +37,7 @@ variable "database" {
 }
 
 variable "storage" {
-  description = "Object storage: the main bucket and any extra ones, encrypted."
+  description = "Object storage: the main bucket and any extra ones, encrypted, TLS only, their access logged to the bucket `<project_name>-<environment>-access-logs`."
   type        = object({
     bucket_name     = optional(string)
     versioning      = optional(bool)
@@ -77,6 +79,8 @@ variable "security" {
     allowed_cidr_blocks = optional(list(string))
     enable_waf          = optional(bool)
     ssl_certificate_arn = optional(string)
+    ssl_policy          = optional(string)
+    unrestricted_egress = optional(bool)
     enable_encryption   = optional(bool)
   })
   default     = null

@@ -1,5 +1,6 @@
 # storage: the main bucket `<project>-<environment>-<bucket_name>` with versioning, encryption,
-# lifecycle rules and a public access block, and any extra buckets. Absent: nothing.
+# lifecycle rules and a public access block, and any extra buckets; each refuses requests without
+# TLS and logs its access to the access-log bucket (logging.tf). Absent: nothing.
 # aws provider 3.x: versioning, encryption and lifecycle rules are blocks of aws_s3_bucket.
 
 locals {
@@ -23,7 +24,7 @@ locals {
     },
   )
   storage_main_suffix = local.storage_enabled ? coalesce(var.storage.bucket_name, "storage") : null
-  storage_encryption  = local.storage_enabled ? coalesce(var.storage.encryption, "AES256") : null
+  storage_encryption  = local.storage_enabled ? coalesce(var.storage.encryption, "aws:kms") : null
   storage_lifecycle   = local.storage_enabled ? coalesce(var.storage.lifecycle_rules, []) : []
 }
 
@@ -32,6 +33,14 @@ resource "aws_s3_bucket" "storage" {
 
   bucket = "${local.name}-${each.key}"
   tags   = local.backup_selection_tags
+
+  logging {
+    target_bucket = aws_s3_bucket.logs[0].id
+    target_prefix = "${local.logs_s3_prefix}/${each.key}/"
+  }
+
+  # S3 checks that it may write the access logs when logging is switched on.
+  depends_on = [aws_s3_bucket_policy.logs]
 
   versioning {
     enabled = each.value.versioning
@@ -87,4 +96,38 @@ resource "aws_s3_bucket_public_access_block" "storage" {
   block_public_policy     = true
   ignore_public_acls      = true
   restrict_public_buckets = true
+}
+
+data "aws_iam_policy_document" "storage" {
+  for_each = local.storage_buckets
+
+  statement {
+    sid     = "TlsOnly"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    resources = [
+      "arn:${data.aws_partition.current.partition}:s3:::${local.name}-${each.key}",
+      "arn:${data.aws_partition.current.partition}:s3:::${local.name}-${each.key}/*",
+    ]
+    # {"AWS": "*"}: every principal, as "*" is (the stand-in cannot read a bare "*").
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "storage" {
+  for_each = local.storage_buckets
+
+  bucket = aws_s3_bucket.storage[each.key].id
+  policy = data.aws_iam_policy_document.storage[each.key].json
+
+  # S3 refuses a policy while the bucket's public access block is being written.
+  depends_on = [aws_s3_bucket_public_access_block.storage]
 }

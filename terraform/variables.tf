@@ -47,6 +47,12 @@ variable "enable_vpn" {
   default     = false
 }
 
+variable "flow_logs" {
+  description = "VPC flow logs (all traffic) to the partition's access-log bucket."
+  type        = bool
+  default     = true
+}
+
 variable "instances" {
   description = "Instance settings of this environment (environments.<name> in variables.yml)."
   type = object({

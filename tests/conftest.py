@@ -4,6 +4,7 @@ stopped by its own pid. Helpers and constants live in tests/support.py."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from manager_pipeline.local_aws import free_port
+from manager_pipeline.aws.standin import free_port
 from manager_pipeline.settings import Settings
 from manager_pipeline.terraform import ensure_toolchain
 from tests.support import (
@@ -24,11 +25,26 @@ from tests.support import (
     GitHubStandIn,
     Manager,
     build_manager,
+    describe_violations,
     make_source_repo,
     moto_server,
     stop_process,
     wait_until,
 )
+
+
+def pytest_sessionfinish(session):
+    """The policy engine's server (started by the first scan, shared by every worker) ends with the run
+    of the tests, by its own pid, in the process that started the workers."""
+    if hasattr(session.config, "workerinput"):
+        return
+    from manager_pipeline.policy import installed_checkov
+    from manager_pipeline.policy.server import stop
+
+    settings = Settings.from_env({k: v for k, v in os.environ.items() if k != "TERRAFORM_BIN"})
+    checkov = installed_checkov(settings.tools_dir)
+    if checkov is not None:
+        stop(checkov)
 
 
 @pytest.fixture(scope="session")
@@ -59,9 +75,14 @@ def source_repo(tmp_path, source_repo_template) -> Path:
 
 
 @pytest.fixture
-def manager(tmp_path, moto_endpoint, tools_dir, source_repo, monkeypatch) -> Manager:
-    """A manager whose one source, `app`, is a fresh git repo with the example variables."""
+def manager(request, tmp_path, moto_endpoint, tools_dir, source_repo, monkeypatch) -> Manager:
+    """A manager whose one source, `app`, is a fresh git repo with the example variables; it plans
+    terraform/, or the test module's ``TERRAFORM_DIR`` where what terraform/ builds is not under test."""
     setup = build_manager(tmp_path / "manager", moto_endpoint, tools_dir, {"app": source_repo})
+    module = getattr(request.module, "TERRAFORM_DIR", None)
+    if module is not None:
+        setup.module = module
+        setup.write_config(setup.config_path.read_text())
     for key in list(os.environ):
         if key.startswith(SCOPED_PREFIXES):
             monkeypatch.delenv(key)
@@ -89,8 +110,62 @@ def github_standin(tmp_path_factory) -> GitHubStandIn:
         wait_until(lambda: standin.answers_or_ended(process), 30, "the GitHub stand-in", log_path, interval=0.1)
         assert process.poll() is None, log_path.read_text(errors="replace")
         yield standin
+        # Checked against GitHub's description: the counts for the run's summary, and any violation
+        # that came after the last test's call (a background process, a teardown) fails here.
+        report = standin.conformance()
+        (log_path.parent / CONFORMANCE_REPORT).write_text(json.dumps(report, indent=1))
+        late = report["violations"][standin.violations_seen :]
+        assert not late, describe_violations(late)
     finally:
         stop_process(process)
+
+
+CONFORMANCE_REPORT = "github-conformance.json"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A test that made the GitHub stand-in see a request or reply GitHub's description does not
+    allow fails, naming the operation and the JSON path of the bad field."""
+    outcome = yield
+    standin = getattr(item, "funcargs", {}).get("github_standin")
+    if not isinstance(standin, GitHubStandIn):
+        return
+    violations = standin.new_violations()
+    if violations:
+        message = describe_violations(violations)
+        if outcome.exception is not None:
+            message += f"\n(and the test failed: {type(outcome.exception).__name__}: {outcome.exception})"
+        outcome.force_exception(pytest.fail.Exception(message, pytrace=False))
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """One line: how many requests and replies the GitHub stand-ins checked (every xdist worker's)."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None or hasattr(config, "workerinput"):
+        return
+    try:
+        root = factory.getbasetemp()
+    except OSError:
+        return
+    reports = []
+    # The session's stand-in folder (github0/, not the githubcurrent link), or each xdist worker's.
+    for pattern in (f"github[0-9]*/{CONFORMANCE_REPORT}", f"popen-gw*/github[0-9]*/{CONFORMANCE_REPORT}"):
+        try:
+            reports += [json.loads(path.read_text()) for path in root.glob(pattern)]
+        except OSError:  # another pytest session pruning old base folders under the same temp root
+            continue
+    if not reports:
+        return
+    operations = {op for report in reports for op in report["operations"]}
+    source = reports[0]["source"]
+    terminalreporter.write_line(
+        f"GitHub conformance ({source['package']}@{source['version']}): "
+        f"{sum(r['requests_checked'] for r in reports)} requests and {sum(r['replies_checked'] for r in reports)} "
+        f"replies checked, {len(operations)} of {reports[0]['operations_vendored']} vendored operations used, "
+        f"violations recorded: {sum(len(r['violations']) for r in reports)} "
+        f"(each fails its test; reports: {root}/[popen-gw*/]github*/{CONFORMANCE_REPORT})"
+    )
 
 
 @pytest.fixture
@@ -107,7 +182,8 @@ def github_source(manager, github_standin, monkeypatch, tmp_path):
         pulls=[{"number": 7, "head_sha": head}],
     )
     module = tmp_path / "terraform"
-    shutil.copytree(REPO / "terraform", module, ignore=shutil.ignore_patterns(".terraform*"))
+    # terraform/, or the test module's TERRAFORM_DIR (the manager fixture's module).
+    shutil.copytree(manager.module or REPO / "terraform", module, ignore=shutil.ignore_patterns(".terraform*"))
     (module / "secret_outputs.tf").write_text(SECRET_OUTPUT)
     manager.write_config(
         f"sources:\n  - name: app\n    repo: {name}\n"

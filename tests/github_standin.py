@@ -18,6 +18,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -49,6 +50,304 @@ class State:
 
 STATE = State()
 
+# --- conformance: every request and reply checked against GitHub's description --------------
+
+SPEC_FILE = Path(__file__).resolve().parent / "github_spec" / "rest-operations.json"
+# A placeholder time for fields the manager never reads (fixed, so an unchanged resource keeps its ETag).
+PLACEHOLDER_TIME = "2026-01-01T00:00:00Z"
+_MISSING = object()
+
+
+def _literal_length(template: str) -> int:
+    return len(re.sub(r"\{[^}]+\}", "", template))
+
+
+def _template_pattern(template: str) -> tuple[re.Pattern[str], list[str]]:
+    """A path template as a regular expression, and its parameters' names in order."""
+    # A last `{path}` (a file's path in contents) or `{ref}` (documented as a sha, `heads/BRANCH` or
+    # `tags/TAG`) may hold slashes; every other parameter is one segment.
+    parts = [part for part in re.split(r"(\{[^}]+\})", template) if part]
+    regex = "".join(
+        ("(.+)" if part in ("{path}", "{ref}") and index == len(parts) - 1 else "([^/]+)")
+        if part.startswith("{")
+        else re.escape(part)
+        for index, part in enumerate(parts)
+    )
+    return re.compile(regex + "$"), [part[1:-1] for part in parts if part.startswith("{")]
+
+
+def closed(schema: Any) -> Any:
+    """The schema with every object that lists its properties closed to others (GitHub's schemas
+    leave them open, which would let a field GitHub does not take, or never sends, pass)."""
+    if isinstance(schema, list):
+        return [closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    schema = dict(schema)
+    members = schema.get("allOf")
+    if members and all(isinstance(m, dict) and set(m) <= {"type", "properties", "required"} for m in members):
+        # An allOf of plain objects: one object with all their properties (closing each would refuse the others').
+        schema.pop("allOf")
+        properties: dict[str, Any] = dict(schema.get("properties", {}))
+        required = list(schema.get("required", []))
+        for member in members:
+            for name, sub in member.get("properties", {}).items():
+                properties[name] = {"allOf": [properties[name], sub]} if name in properties else sub
+            required += [r for r in member.get("required", []) if r not in required]
+        schema.update(type="object", properties=properties, required=required)
+    out = {}
+    for key, value in schema.items():
+        if key in ("properties", "patternProperties"):
+            out[key] = {name: closed(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties", "not", "anyOf", "oneOf"):
+            out[key] = closed(value)
+        elif key == "allOf":
+            # Members that could not be merged stay open: each sees only its own properties.
+            out[key] = [{**closed(m), "additionalProperties": m.get("additionalProperties", True)}
+                        if isinstance(m, dict) and "properties" in m else closed(m) for m in value]
+        else:
+            out[key] = value
+    if "properties" in out and "additionalProperties" not in out and "patternProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+def _types(schema: dict[str, Any]) -> list[str]:
+    kind = schema.get("type")
+    return kind if isinstance(kind, list) else [kind] if kind else []
+
+
+class Conformance:
+    """GitHub's REST description (tests/github_spec/rest-operations.json): which operation a request
+    is, whether the request and its reply are as the description says, and replies completed with the
+    fields GitHub always sends.
+
+    Violations are kept (``/_standin/conformance``); the fixtures fail the test that caused one."""
+
+    def __init__(self, spec_path: Path = SPEC_FILE) -> None:
+        spec = json.loads(spec_path.read_text())
+        self.source = spec["source"]
+        self.operations: dict[str, dict[str, Any]] = spec["operations"]
+        self.routes = sorted(
+            ((method, template, op_id, _template_pattern(template)) for method, template, op_id in spec["index"]),
+            key=lambda route: -_literal_length(route[1]),
+        )
+        self._validators: dict[tuple[str, str], Any] = {}
+        self._closed: dict[tuple[str, str], Any] = {}
+        # Its own lock: replies are checked while a handler holds STATE.lock.
+        self.lock = threading.Lock()
+        self.violations: list[dict[str, Any]] = []
+        self.requests_checked = 0
+        self.replies_checked = 0
+        self.by_operation: dict[str, int] = {}
+
+    def _validator(self, key: tuple[str, str], schema: dict[str, Any]):
+        from jsonschema import Draft4Validator
+
+        if key not in self._validators:
+            self._validators[key] = Draft4Validator(self._closed_schema(key, schema))
+        return self._validators[key]
+
+    def _closed_schema(self, key: tuple[str, str], schema: dict[str, Any]) -> dict[str, Any]:
+        if key not in self._closed:
+            self._closed[key] = closed(schema)
+        return self._closed[key]
+
+    def _violate(self, op_id: str | None, method: str, path: str, where: str, pointer: str, message: str) -> None:
+        self.violations.append(
+            {"operation": op_id, "method": method, "path": path, "where": where, "pointer": pointer,
+             "message": message[:400], "time": time.time()}
+        )
+
+    def _errors(self, op_id, method, path, where, key, schema, instance) -> int:
+        from jsonschema.exceptions import best_match
+
+        errors = list(self._validator(key, schema).iter_errors(instance))
+        for error in errors:
+            leaf = best_match([error]) or error
+            self._violate(op_id, method, path, where, leaf.json_path, leaf.message)
+        return len(errors)
+
+    def operation_of(self, method: str, path: str) -> tuple[str | None, dict[str, str]]:
+        """(operation id, path parameters) of a request; a violation (and None) when GitHub has none."""
+        templates = []
+        for route_method, template, op_id, (pattern, names) in self.routes:
+            found = pattern.match(path)
+            if found:
+                if route_method == method:
+                    return op_id, {name: unquote(value) for name, value in zip(names, found.groups(), strict=True)}
+                templates.append(template)
+        if templates:
+            message = f"GitHub has no {method} operation for {templates[0]} (only other methods)"
+        else:
+            message = f"GitHub has no operation at this path ({method} {path})"
+        self._violate(None, method, path, "request", "$", message)
+        return None, {}
+
+    @staticmethod
+    def _coerced(schema: dict[str, Any], value: str) -> Any:
+        kinds = _types(schema)
+        if "integer" in kinds and re.fullmatch(r"-?\d+", value):
+            return int(value)
+        if "boolean" in kinds and value in ("true", "false"):
+            return value == "true"
+        return value
+
+    def check_request(self, method: str, path: str, query: str, raw: bytes) -> tuple[str | None, int]:
+        """(operation id, body violations) of a request; every violation is recorded."""
+        with self.lock:
+            self.requests_checked += 1
+            op_id, path_values = self.operation_of(method, path)
+            if op_id is None:
+                return None, 0
+            self.by_operation[op_id] = self.by_operation.get(op_id, 0) + 1
+            op = self.operations.get(op_id)
+            if op is None:
+                self._violate(op_id, method, path, "request", "$",
+                              f"{op_id} is not vendored: add it to OPERATIONS in scripts/vendor_github_spec.py")
+                return op_id, 0
+            declared = {(p["in"], p["name"]): p for p in op["parameters"]}
+            for name, value in path_values.items():
+                parameter = declared.get(("path", name))
+                if parameter is not None:
+                    self._errors(op_id, method, path, f"path parameter {name}", (op_id, f"path:{name}"),
+                                 parameter["schema"], self._coerced(parameter["schema"], value))
+            for name, values in parse_qs(query, keep_blank_values=True).items():
+                parameter = declared.get(("query", name))
+                if parameter is None:
+                    self._violate(op_id, method, path, "query", f"$.{name}",
+                                  f"query parameter {name!r} is not declared for {op_id}")
+                    continue
+                for value in values:
+                    self._errors(op_id, method, path, f"query parameter {name}", (op_id, f"query:{name}"),
+                                 parameter["schema"], self._coerced(parameter["schema"], value))
+            body = op["request_body"]
+            if not raw:
+                if body and body["required"]:
+                    self._violate(op_id, method, path, "request body", "$", f"{op_id} requires a JSON body")
+                return op_id, 0
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                self._violate(op_id, method, path, "request body", "$", "the body is not JSON")
+                return op_id, 1
+            if body is None or body["schema"] is None:
+                self._violate(op_id, method, path, "request body", "$", f"{op_id} takes no body (sent {raw[:80]!r})")
+                return op_id, 0
+            return op_id, self._errors(op_id, method, path, "request body", (op_id, "request"), body["schema"], data)
+
+    def check_reply(self, op_id: str, method: str, path: str, status: int, payload: Any) -> None:
+        op = self.operations.get(op_id)
+        if op is None:
+            return
+        with self.lock:
+            self.replies_checked += 1
+            responses = op["responses"]
+            if str(status) not in responses:
+                if 200 <= status < 300:
+                    self._violate(op_id, method, path, f"reply {status}", "$",
+                                  f"GitHub answers {op_id} with {', '.join(responses)}, never {status}")
+                return  # an injected fault (5xx, 403, 429): GitHub may send those anywhere
+            schema = responses[str(status)]
+            if schema is None:
+                if payload is not None:
+                    self._violate(op_id, method, path, f"reply {status}", "$", f"GitHub sends no body with {status}")
+                return
+            if payload is None:
+                self._violate(op_id, method, path, f"reply {status}", "$", f"GitHub sends a body with {status}")
+                return
+            self._errors(op_id, method, path, f"reply {status}", (op_id, str(status)), schema, payload)
+
+    # Replies completed with what GitHub always sends: the stand-in sets what the manager reads, and
+    # every other field the description requires gets a placeholder of its type (null where it may be).
+
+    def completed(self, op_id: str | None, status: int, payload: Any) -> Any:
+        op = self.operations.get(op_id or "")
+        schema = op and op["responses"].get(str(status))
+        if not schema or payload is None:
+            return payload
+        with self.lock:
+            return self._fill(self._closed_schema((op_id, str(status)), schema), payload)
+
+    def _fill(self, schema: dict[str, Any], value: Any = _MISSING) -> Any:
+        from jsonschema import Draft4Validator
+
+        for key in ("oneOf", "anyOf"):
+            if key in schema:
+                branches = [b for b in schema[key] if _types(b) != ["null"]]
+                if value is _MISSING and len(branches) < len(schema[key]):
+                    return None
+                for branch in branches:
+                    merged = {**{k: v for k, v in schema.items() if k != key}, **branch}
+                    candidate = self._fill(merged, json.loads(json.dumps(value)) if value is not _MISSING else _MISSING)
+                    if Draft4Validator(merged).is_valid(candidate):
+                        return candidate
+                return value if value is not _MISSING else self._fill(branches[0])
+        if "allOf" in schema:
+            for member in schema["allOf"]:
+                value = self._fill(member, value)
+            return value
+        kinds = _types(schema)
+        if value is _MISSING:
+            if "null" in kinds:
+                return None
+            if "enum" in schema:
+                return schema.get("default", schema["enum"][0])
+            if "default" in schema:
+                return schema["default"]
+            if "object" in kinds or "properties" in schema:
+                value = {}
+            elif "array" in kinds:
+                return []
+            elif "string" in kinds:
+                return {"date-time": PLACEHOLDER_TIME, "uri": "https://github.example/placeholder",
+                        "email": "placeholder@github.example"}.get(schema.get("format"), "")
+            elif "integer" in kinds or "number" in kinds:
+                return schema.get("minimum", 1)
+            elif "boolean" in kinds:
+                return False
+            else:
+                return None
+        if isinstance(value, dict):
+            properties = schema.get("properties", {})
+            for name in schema.get("required", []):
+                if name not in value and name in properties:
+                    value[name] = self._fill(properties[name])
+            for name, sub in list(value.items()):
+                if name in properties and isinstance(sub, (dict, list)):
+                    value[name] = self._fill(properties[name], sub)
+        elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+            value = [self._fill(schema["items"], item) for item in value]
+        return value
+
+
+    def report(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "source": self.source,
+                "stand_in": str(Path(__file__).resolve()),
+                "operations_vendored": len(self.operations),
+                "requests_checked": self.requests_checked,
+                "replies_checked": self.replies_checked,
+                "operations": dict(sorted(self.by_operation.items())),
+                "violations": list(self.violations),
+            }
+
+
+CONFORMANCE = Conformance()
+
+
+def user_json(login: str, kind: str = "User") -> dict[str, Any]:
+    """A user as GitHub nests one in its objects (the rest of its fields: placeholders)."""
+    return {"login": login, "id": 1 + sum(map(ord, login)), "type": kind, "html_url": f"https://github.example/{login}"}
+
+
+def repo_ref(base: str, full_name: str) -> dict[str, Any]:
+    """A repository as GitHub nests one in a pull request's head and base."""
+    owner, name = full_name.split("/", 1)
+    return {"full_name": full_name, "name": name, "owner": user_json(owner, "Organization"),
+            "url": f"{base}/repos/{full_name}", "html_url": f"https://github.example/{full_name}"}
+
 
 def repo_json(base: str, full_name: str, repo: dict[str, Any]) -> dict[str, Any]:
     owner, name = full_name.split("/")
@@ -56,7 +355,7 @@ def repo_json(base: str, full_name: str, repo: dict[str, Any]) -> dict[str, Any]
         "id": repo["id"],
         "name": name,
         "full_name": full_name,
-        "owner": {"login": owner, "id": 1, "type": "Organization"},
+        "owner": user_json(owner, "Organization"),
         "private": True,
         "default_branch": repo["default_branch"],
         "url": f"{base}/repos/{full_name}",
@@ -81,6 +380,9 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
+        operation = getattr(self, "_operation", None)
+        if operation:
+            payload = CONFORMANCE.completed(operation, status, payload)
         body = b"" if payload is None else json.dumps(payload).encode()
         headers = dict(headers or {})
         if self.command == "GET" and status == 200 and not self.path.startswith("/_standin/"):
@@ -88,7 +390,9 @@ class Handler(BaseHTTPRequestHandler):
             etag = 'W/"' + hashlib.sha1(body).hexdigest() + '"'
             headers["ETag"] = etag
             if self.headers.get("If-None-Match") == etag:
-                status, body = 304, b""
+                status, body, payload = 304, b"", None
+        if operation:
+            CONFORMANCE.check_reply(operation, self.command, urlparse(self.path).path, status, payload)
         if getattr(self, "_record", None) is not None:
             self._record["status"] = status
         self.send_response(status)
@@ -103,6 +407,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, {"message": message, "documentation_url": "https://docs.github.com/rest"}, headers)
 
     def _handle(self, method: str) -> None:
+        self._operation = self._record = None  # the handler lives as long as a keep-alive connection
         url = urlparse(self.path)
         raw = self._body()
         if url.path.startswith("/_standin/"):
@@ -115,6 +420,9 @@ class Handler(BaseHTTPRequestHandler):
             "body": raw.decode("utf-8", "replace"),
             "time": time.time(),
         }
+        # What GitHub would say of the request (recorded as violations); a body that its schema refuses
+        # gets GitHub's 422, after any injected fault (an outage answers before validation does).
+        self._operation, refused = CONFORMANCE.check_request(method, url.path, url.query, raw)
         with STATE.lock:
             STATE.requests.append(self._record)
             fault = self._take_fault(method, url.path)
@@ -126,18 +434,22 @@ class Handler(BaseHTTPRequestHandler):
             if "X-RateLimit-Reset-In" in headers:
                 headers["X-RateLimit-Reset"] = str(int(time.time()) + int(headers.pop("X-RateLimit-Reset-In")))
             return self._error(int(fault["status"]), fault.get("message", "injected fault"), headers)
+        if refused:
+            return self._error(422, "Invalid request. The body does not match GitHub's schema (/_standin/conformance).")
         if url.path.startswith("/app/installations/"):
             return self._installation_token(url.path)
+        if url.path == "/app" and method == "GET":  # the App itself, asked with its JWT
+            return self._app()
         if not self._authorized():
             return self._error(401, "Bad credentials")
         if url.path == "/user" and method == "GET":  # who the token belongs to
             return self._send(200, {"login": self._login(), "id": 1, "type": "User"})
-        team = re.fullmatch(r"/orgs/([^/]+)/teams/([^/]+)/members/([^/]+)", url.path)
+        team = re.fullmatch(r"/orgs/([^/]+)/teams/([^/]+)/memberships/([^/]+)", url.path)
         if team and method == "GET":
             members = STATE.teams.get(f"{team.group(1)}/{team.group(2)}")
-            if members is None:
-                return self._error(404, "Not Found")
-            return self._send(204) if team.group(3) in members else self._error(404, "Not Found")
+            if members is None or unquote(team.group(3)) not in members:
+                return self._send(404)  # GitHub's description: a bodiless 404 for "not a member"
+            return self._send(200, {"url": f"{self.base}{url.path}", "role": "member", "state": "active"})
         try:
             self._route(method, url.path, parse_qs(url.query), json.loads(raw) if raw else {})
         except KeyError as exc:
@@ -159,9 +471,32 @@ class Handler(BaseHTTPRequestHandler):
         return token in STATE.tokens or token in STATE.installation_tokens
 
     def _login(self) -> str:
+        """Who GitHub shows as the writer: the token's user, or an installation token's App bot."""
         header = self.headers.get("Authorization", "")
         token = header.split(" ", 1)[1] if " " in header else ""
+        if token in STATE.installation_tokens and STATE.app:
+            return f"{STATE.app.get('slug', 'manager-app')}[bot]"
         return STATE.tokens.get(token, "manager-bot")
+
+    def _app_claims(self) -> dict[str, Any] | None:
+        header = self.headers.get("Authorization", "")
+        if not STATE.app or not header.startswith("Bearer "):
+            return None
+        try:
+            return jwt.decode(header.split(" ", 1)[1], STATE.app["public_key"], algorithms=["RS256"])
+        except jwt.PyJWTError:
+            return None
+
+    def _app(self) -> None:
+        claims = self._app_claims()
+        if claims is None or str(claims.get("iss")) != str(STATE.app["app_id"]):
+            return self._error(401, "A JSON web token could not be decoded")
+        slug = STATE.app.get("slug", "manager-app")
+        self._send(200, {
+            "id": int(STATE.app["app_id"]), "slug": slug, "name": slug, "owner": user_json("acme", "Organization"),
+            "html_url": f"https://github.example/apps/{slug}", "permissions": STATE.app.get("permissions", {}),
+            "events": [],
+        })
 
     def _installation_token(self, path: str) -> None:
         match = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
@@ -177,7 +512,12 @@ class Handler(BaseHTTPRequestHandler):
         token = f"ghs_installation{STATE.new_id()}"
         STATE.installation_tokens.add(token)
         expires = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self._send(201, {"token": token, "expires_at": expires, "permissions": {}, "repository_selection": "all"})
+        # The installation's permissions, as a token asked without narrowing them carries (doctor reads them);
+        # a test sets them with the app (`/_standin/app`, key `permissions`).
+        permissions = STATE.app.get("permissions", {})
+        self._send(
+            201, {"token": token, "expires_at": expires, "permissions": permissions, "repository_selection": "all"}
+        )
 
     # --- REST -----------------------------------------------------------------------
 
@@ -192,7 +532,7 @@ class Handler(BaseHTTPRequestHandler):
         base = f"{self.base}/repos/{full_name}"
         routes = [
             ("GET", r"", lambda m: self._send(200, repo_json(self.base, full_name, repo))),
-            ("GET", r"/branches/(?P<branch>[^/]+)", lambda m: self._branch(repo, m["branch"], base)),
+            ("GET", r"/branches/(?P<branch>[^/]+)", lambda m: self._branch(repo, unquote(m["branch"]), base)),
             ("GET", r"/commits/(?P<sha>[0-9a-f]{7,40})", lambda m: self._commit(repo, m["sha"], base)),
             (
                 "GET",
@@ -241,6 +581,18 @@ class Handler(BaseHTTPRequestHandler):
                 r"/commits/(?P<sha>[0-9a-f]{40})/comments",
                 lambda m: self._commit_comment(repo, m["sha"], body, base),
             ),
+            ("POST", r"/check-runs", lambda m: self._create_check_run(repo, body, base)),
+            ("PATCH", r"/check-runs/(?P<id>\d+)", lambda m: self._update_check_run(repo, int(m["id"]), body, base)),
+            (
+                "GET",
+                r"/commits/(?P<ref>[^/]+)/check-runs",
+                lambda m: self._list_check_runs(repo, m["ref"], query, base),
+            ),
+            (
+                "GET",
+                r"/collaborators/(?P<login>[^/]+)/permission",
+                lambda m: self._permission(repo, unquote(m["login"])),
+            ),
             ("GET", r"/hooks", lambda m: self._list_hooks(repo, query, base)),
             ("POST", r"/hooks", lambda m: self._create_hook(repo, body, base)),
         ]
@@ -267,7 +619,7 @@ class Handler(BaseHTTPRequestHandler):
                 "url": f"{base}/commits/{full}",
                 "commit": {"message": "commit"},
                 "files": [],
-                "author": {"login": author, "id": 9} if author else None,
+                "author": user_json(author) if author else None,
             },
         )
 
@@ -299,12 +651,13 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(422, "No commit found for SHA")
         if len(body.get("description") or "") > 140:
             return self._error(422, "description is too long (maximum is 140 characters)")
-        status = {"id": STATE.new_id(), "sha": sha, "url": f"{base}/statuses/{sha}", "created_at": now_iso(), **body}
-        repo["statuses"].append(status)
+        status = {"id": STATE.new_id(), "url": f"{base}/statuses/{sha}", "created_at": now_iso(), **body}
+        repo["statuses"].append({**status, "sha": sha})  # tests look statuses up by commit
         self._send(201, status)
 
     def _pull_json(self, repo, number, base):
         pull = repo["pulls"][number]
+        own = base.split("/repos/", 1)[1]
         return {
             "id": number + 5000,
             "number": number,
@@ -315,10 +668,15 @@ class Handler(BaseHTTPRequestHandler):
             "head": {
                 "sha": pull["head_sha"],
                 "ref": pull.get("head_ref", "feature"),
-                "repo": {"full_name": pull.get("head_repo", base.split("/repos/", 1)[1])},
+                # A fork that was deleted since: GitHub sends `head.repo: null`.
+                "repo": repo_ref(self.base, head_repo) if (head_repo := pull.get("head_repo", own)) else None,
             },
-            "base": {"ref": pull.get("base_ref", "main")},
-            "user": {"login": pull.get("author", "dev")},
+            "base": {
+                "ref": pull.get("base_ref", "main"),
+                "sha": repo["branches"].get(pull.get("base_ref", "main"), "0" * 40),
+                "repo": repo_ref(self.base, own),
+            },
+            "user": user_json(pull.get("author", "dev")),
             "author_association": pull.get("author_association", "MEMBER"),
         }
 
@@ -367,7 +725,7 @@ class Handler(BaseHTTPRequestHandler):
             "url": f"{base}/issues/{number}",
             "comments_url": f"{base}/issues/{number}/comments",
             "pull_request": {"url": f"{base}/pulls/{number}"},
-            "user": {"login": pull.get("author", "dev")},
+            "user": user_json(pull.get("author", "dev")),
         }
 
     def _issue(self, repo, number, base):
@@ -386,7 +744,7 @@ class Handler(BaseHTTPRequestHandler):
             "state": issue["state"],
             "state_reason": issue.get("state_reason"),
             "labels": [],
-            "user": {"login": issue["user"]},
+            "user": user_json(issue["user"]),
             "url": f"{base}/issues/{issue['number']}",
             "html_url": f"https://github.example/issues/{issue['number']}",
             "comments_url": f"{base}/issues/{issue['number']}/comments",
@@ -436,7 +794,7 @@ class Handler(BaseHTTPRequestHandler):
         return {
             "id": comment["id"],
             "body": comment["body"],
-            "user": {"login": comment.get("user", "manager-bot")},
+            "user": user_json(comment.get("user", "manager-bot")),
             "url": f"{base}/issues/comments/{comment['id']}",
             "html_url": f"https://github.example/comment/{comment['id']}",
             "created_at": comment["created_at"],
@@ -468,6 +826,7 @@ class Handler(BaseHTTPRequestHandler):
             "id": STATE.new_id(),
             "issue": number,
             "body": body["body"],
+            "user": self._login(),
             "created_at": now_iso(),
             "updated_at": now_iso(),
             "edits": 0,
@@ -498,7 +857,7 @@ class Handler(BaseHTTPRequestHandler):
             "id": STATE.new_id(),
             "commit_id": sha,
             "body": body["body"],
-            "user": {"login": self._login()},
+            "user": user_json(self._login()),
             "url": f"{base}/comments/{STATE.next_id}",
             "html_url": "https://github.example/c",
             "created_at": now_iso(),
@@ -506,6 +865,102 @@ class Handler(BaseHTTPRequestHandler):
         }
         repo["commit_comments"].append(comment)
         self._send(201, comment)
+
+    # Check runs, as GitHub keeps them: a GitHub App's only (a token gets 403), annotations added to those a
+    # check run has at each write, 50 at most per request (the description's maxItems: 422 past it).
+    def _check_run_json(self, run, base):
+        app = STATE.app or {}
+        output = run["output"]
+        return {
+            "id": run["id"],
+            "name": run["name"],
+            "head_sha": run["head_sha"],
+            "external_id": run.get("external_id"),
+            "status": run["status"],
+            "conclusion": run.get("conclusion"),
+            "details_url": run.get("details_url"),
+            "started_at": run["started_at"],
+            "completed_at": run.get("completed_at"),
+            "url": f"{base}/check-runs/{run['id']}",
+            "html_url": f"https://github.example/runs/{run['id']}",
+            "check_suite": {"id": 1},
+            "output": {"title": output.get("title"), "summary": output.get("summary"), "text": output.get("text"),
+                       "annotations_count": len(run["annotations"]),
+                       "annotations_url": f"{base}/check-runs/{run['id']}/annotations"},
+            "app": {"id": int(app.get("app_id", 1)), "slug": app.get("slug", "manager-app"),
+                    "name": app.get("slug", "manager-app"), "owner": user_json("acme", "Organization"),
+                    "permissions": app.get("permissions", {}), "events": []},
+            "pull_requests": [],
+        }
+
+    def _checks_refused(self):
+        """403 unless an installation token of an App that may write checks (a token may never)."""
+        header = self.headers.get("Authorization", "")
+        token = header.split(" ", 1)[1] if " " in header else ""
+        permissions = (STATE.app or {}).get("permissions")
+        if token not in STATE.installation_tokens or (permissions is not None and permissions.get("checks") != "write"):
+            self._error(403, "Resource not accessible by integration")
+            return True
+        return False
+
+    def _write_check_run(self, run, body):
+        if body.get("status") == "completed" and not body.get("conclusion") and not run.get("conclusion"):
+            return "Validation Failed: conclusion is required when status is completed"
+        for key in ("name", "external_id", "details_url", "status", "conclusion", "actions"):
+            if key in body:
+                run[key] = body[key]
+        if body.get("conclusion"):
+            run.update(status="completed", completed_at=now_iso())
+        output = body.get("output") or {}
+        run["output"].update({k: output[k] for k in ("title", "summary", "text") if k in output})
+        run["annotations"] += output.get("annotations") or []
+        run["requests"] += 1
+        return None
+
+    def _create_check_run(self, repo, body, base):
+        if self._checks_refused():
+            return None
+        if body.get("head_sha") not in repo["commits"]:
+            return self._error(422, "No commit found for SHA")
+        run = {"id": STATE.new_id(), "head_sha": body["head_sha"], "name": body["name"], "status": "queued",
+               "started_at": now_iso(), "output": {}, "annotations": [], "requests": 0}
+        problem = self._write_check_run(run, body)
+        if problem:
+            return self._error(422, problem)
+        repo.setdefault("check_runs", []).append(run)
+        self._send(201, self._check_run_json(run, base))
+
+    def _update_check_run(self, repo, run_id, body, base):
+        if self._checks_refused():
+            return None
+        run = next((r for r in repo.setdefault("check_runs", []) if r["id"] == run_id), None)
+        if run is None:
+            return self._error(404, "Not Found")
+        problem = self._write_check_run(run, body)
+        if problem:
+            return self._error(422, problem)
+        self._send(200, self._check_run_json(run, base))
+
+    def _list_check_runs(self, repo, ref, query, base):
+        if self._checks_refused():
+            return None
+        sha = repo["branches"].get(ref, ref)
+        runs = [r for r in repo.setdefault("check_runs", []) if r["head_sha"] == sha]
+        if query.get("check_name"):
+            runs = [r for r in runs if r["name"] == query["check_name"][0]]
+        if query.get("app_id"):  # the stand-in has one App: another App's id finds none of its check runs
+            runs = [r for r in runs if str((STATE.app or {}).get("app_id", 1)) == query["app_id"][0]]
+        runs = sorted(runs, key=lambda r: -r["id"])
+        if (query.get("filter") or ["latest"])[0] == "latest":
+            runs = [r for i, r in enumerate(runs) if r["name"] not in {o["name"] for o in runs[:i]}]
+        chunk, headers = self._paginate(runs, query, f"{base}/commits/{ref}/check-runs")
+        self._send(200, {"total_count": len(runs), "check_runs": [self._check_run_json(r, base) for r in chunk]},
+                   headers)
+
+    def _permission(self, repo, login):
+        """A collaborator's permission as GitHub states it (`permissions` of the repository: login -> level)."""
+        permission = repo.setdefault("permissions", {}).get(login, "none")
+        self._send(200, {"permission": permission, "role_name": permission, "user": user_json(login)})
 
     # Webhooks, as GitHub shows them: the secret is kept (tests read it from the request log) but
     # answered as "********". A token that may not manage hooks is a fault on `/hooks` (403 or 404).
@@ -577,6 +1032,9 @@ class Handler(BaseHTTPRequestHandler):
                     "commit_authors": data.get("commit_authors", {}),
                     # tag name -> commit (GET /commits/tags/NAME resolves it, as GitHub's commits endpoint does)
                     "tags": data.get("tags", {}),
+                    # login -> admin, write, read (GET /collaborators/{login}/permission)
+                    "permissions": data.get("permissions", {}),
+                    "check_runs": [],
                     "statuses": [],
                     "issue_comments": {},
                     "commit_comments": [],
@@ -588,6 +1046,8 @@ class Handler(BaseHTTPRequestHandler):
             if method == "DELETE" and path == "/_standin/faults":
                 STATE.faults.clear()
                 return self._send(200, {})
+            if method == "GET" and path == "/_standin/conformance":
+                return self._send(200, CONFORMANCE.report())
             if method == "GET" and path == "/_standin/requests":
                 return self._send(200, STATE.requests)
             if method == "DELETE" and path == "/_standin/requests":
@@ -603,7 +1063,23 @@ class Handler(BaseHTTPRequestHandler):
                 repo["reviews"].update({str(k): v for k, v in data.get("reviews", {}).items()})
                 repo["commit_authors"].update(data.get("commit_authors", {}))
                 repo["tags"].update(data.get("tags", {}))
+                repo.setdefault("permissions", {}).update(data.get("permissions", {}))
                 return self._send(200, {})
+            # Written by someone else (another user's comment or issue), as GitHub would show it.
+            match = re.fullmatch(r"/_standin/repos/([^/]+/[^/]+)/comments", path)
+            if method == "POST" and match:
+                comment = {"id": STATE.new_id(), "issue": int(data["issue"]), "body": data["body"],
+                           "user": data["user"], "created_at": now_iso(), "updated_at": now_iso(), "edits": 0}
+                STATE.repos[match.group(1)]["issue_comments"][comment["id"]] = comment
+                return self._send(200, {"id": comment["id"]})
+            match = re.fullmatch(r"/_standin/repos/([^/]+/[^/]+)/issues", path)
+            if method == "POST" and match:
+                repo = STATE.repos[match.group(1)]
+                issues = repo.setdefault("issues", {})
+                number = max([0, *repo["pulls"], *issues]) + 1
+                issues[number] = {"number": number, "title": data["title"], "body": data["body"], "state": "open",
+                                  "user": data["user"], "created_at": now_iso(), "updated_at": now_iso(), "edits": 0}
+                return self._send(200, {"number": number})
             match = re.fullmatch(r"/_standin/repos/([^/]+/[^/]+)", path)
             if method == "GET" and match:
                 repo = STATE.repos[match.group(1)]
@@ -614,6 +1090,7 @@ class Handler(BaseHTTPRequestHandler):
                         "issue_comments": list(repo["issue_comments"].values()),
                         "commit_comments": repo["commit_comments"],
                         "issues": list(repo.setdefault("issues", {}).values()),
+                        "check_runs": repo.setdefault("check_runs", []),
                     },
                 )
         self._error(404, "unknown stand-in control")

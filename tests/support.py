@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -20,14 +24,15 @@ from pathlib import Path
 import boto3
 from dagster import DagsterInstance, build_sensor_context
 
-from manager_pipeline.config import load_config
+from manager_pipeline.config.file import load_config
 from manager_pipeline.defs.jobs import DEPLOY_JOB
 from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
-from manager_pipeline.events import PLAN_ONLY_TAG, DispatchEvent
-from manager_pipeline.instance import open_instance
-from manager_pipeline.local_aws import endpoint_answers, free_port, moto_server_command
+from manager_pipeline.events import PLAN_ONLY_TAG, DispatchEvent, sign_author
+from manager_pipeline.defs.instance import open_instance
+from manager_pipeline.aws.standin import endpoint_answers, free_port, moto_server_command
 from manager_pipeline.settings import Settings
+from manager_pipeline.signing import run_tag_key
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_VARIABLES = REPO / "examples" / "source_monorepo" / "infra" / "variables.yml"
@@ -38,6 +43,63 @@ SECRET_OUTPUT = 'output "admin_password" {\n  value     = "s3cr3t-${var.project_
 
 
 # --- processes and waiting ----------------------------------------------------------------
+
+_cli_server: subprocess.Popen | None = None
+_cli_socket: Path | None = None
+
+
+def _cli_forkserver() -> Path | None:
+    """This test process's `manager-pipeline` fork server (tests/cli_forkserver.py), started on first use and
+    stopped by its own pid when the process ends; None where it cannot run (then each command is a process)."""
+    global _cli_server, _cli_socket
+    if os.environ.get("MANAGER_TESTS_CLI_FORKSERVER") == "0":
+        return None
+    if _cli_server is not None and _cli_server.poll() is None:
+        return _cli_socket
+    folder = Path(tempfile.mkdtemp(prefix="mp-cli-"))
+    os.chmod(folder, 0o700)
+    _cli_socket = folder / "cli.sock"
+    _cli_server = subprocess.Popen(
+        [str(BIN / "python"), "-m", "tests.cli_forkserver", str(_cli_socket)],
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if not k.startswith(SCOPED_PREFIXES)} | {"PYTHONPATH": str(REPO)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    if _cli_server.stdout.readline().strip() != b"ready":
+        _cli_server.kill()
+        _cli_server = None
+        return None
+    atexit.register(stop_process, _cli_server, 10)
+    return _cli_socket
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`manager-pipeline *args` in ``cwd`` with exactly ``env``: a fork of the tests' fork server (the CLI's
+    imports paid once; the command is a fresh process of its own), else a process started for it."""
+    argv = [str(BIN / "manager-pipeline"), *args]
+    path = _cli_forkserver()
+    if path is not None:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(str(path))
+            conn.settimeout(timeout)
+            reader = conn.makefile("rb")
+            pid = json.loads(reader.readline())["pid"]
+            conn.sendall((json.dumps({"argv": argv, "env": dict(env), "cwd": str(cwd)}) + "\n").encode())
+            try:
+                answer = json.loads(reader.readline())
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                raise subprocess.TimeoutExpired(argv, timeout) from None
+            return subprocess.CompletedProcess(argv, answer["code"], answer["stdout"], answer["stderr"])
+        finally:
+            conn.close()
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
@@ -99,6 +161,30 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
             time.sleep(0.2)
 
 
+@contextmanager
+def serving_ui(manager: Manager, argv: list[str], log_name: str, timeout: float = 90) -> Iterator[str]:
+    """A Dagster UI served by ``argv`` (the webserver, or `manager-pipeline ui`) for ``manager``; its base URL once
+    it answers, with the first-visit tour dismissed; stopped by its own process id afterwards."""
+    log_path = manager.root / log_name
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            argv, cwd=manager.root, env=manager.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            port = argv[argv.index("--port" if "--port" in argv else "-p") + 1]
+            base = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{base}/server_info", process, log_path, timeout=timeout)
+            request = urllib.request.Request(
+                f"{base}/graphql",
+                data=json.dumps({"query": "mutation { setNuxSeen }"}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            urllib.request.urlopen(request, timeout=30).close()
+            yield base
+        finally:
+            stop_process(process, timeout=30)
+
+
 # --- source repositories ------------------------------------------------------------------
 
 
@@ -134,6 +220,8 @@ class Manager:
     endpoint: str | None
     # The GitHub stand-in that vouches for approvers' tokens (approve_as), when a test has one.
     github: GitHubStandIn | None = None
+    # The module its manager.yaml plans in place of terraform/ (a test module's TERRAFORM_DIR: LIGHT_MODULE).
+    module: Path | None = None
 
     @property
     def config_path(self) -> Path:
@@ -151,6 +239,8 @@ class Manager:
         return Settings.from_env(self.env)
 
     def write_config(self, text: str) -> None:
+        if self.module is not None:
+            text = text.replace(f"terraform_dir: {REPO / 'terraform'}", f"terraform_dir: {self.module}")
         self.config_path.write_text(text)
 
     def client(self, service: str):
@@ -167,14 +257,12 @@ class Manager:
         return self.client("s3")
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(BIN / "manager-pipeline"), *args],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        return run_cli(list(args), env=self.env, cwd=self.root, timeout=timeout)
+
+
+# terraform/ builds a VPC and more; LIGHT_MODULE builds nothing in AWS (tests/modules/light/main.tf): for the
+# tests of what the manager decides around Terraform, where what the module builds is not under test.
+LIGHT_MODULE = REPO / "tests" / "modules" / "light"
 
 
 def manager_config(sources: dict[str, Path], staging_auto_apply: bool = True) -> str:
@@ -233,7 +321,10 @@ def run_partition(
     instance = instance or open_instance(settings)
     sync_source_partitions(instance, load_config(settings.config_path))
     job = build_definitions(settings).resolve_job_def(DEPLOY_JOB)
-    tags = DispatchEvent(source=source, environment=environment, trigger="test", **event).to_tags() | (extra_tags or {})
+    # Signed as the CLI signs what it launches (an author given here is the manager's word); ``extra_tags`` as a
+    # launchpad sets them, unsigned.
+    own = DispatchEvent(source=source, environment=environment, trigger="test", **event).to_tags()
+    tags = sign_author(own, run_tag_key(settings)) | (extra_tags or {})
     return job.execute_in_process(
         partition_key=partition_key(source, environment),
         instance=instance,
@@ -247,7 +338,8 @@ def sensor_tick(manager: Manager, name: str, *resources: str, instance: DagsterI
     """One evaluation of sensor ``name`` on the manager's instance, as the daemon does it, given the named resources."""
     definitions = build_definitions(manager.settings())
     sensor = definitions.resolve_sensor_def(name)
-    given = {key: definitions.resources[key] for key in resources}
+    # Every sensor reads manager.yaml through the `manager` resource.
+    given = {key: definitions.resources[key] for key in ("manager", *resources)}
     with build_sensor_context(instance=instance or open_instance(manager.settings()), resources=given) as context:
         return sensor(context)
 
@@ -313,6 +405,8 @@ class GitHubStandIn:
 
     def __init__(self, url: str):
         self.url = url
+        # Conformance violations already reported to a test (the stand-in keeps them all).
+        self.violations_seen = 0
 
     def _call(self, method: str, path: str, payload=None):
         data = None if payload is None else json.dumps(payload).encode()
@@ -329,8 +423,17 @@ class GitHubStandIn:
     def team(self, org: str, slug: str, members: list[str]) -> None:
         self._call("POST", "teams", {"org": org, "slug": slug, "members": members})
 
-    def app(self, app_id: int, public_key: str, installation_id: int) -> None:
-        self._call("POST", "app", {"app_id": app_id, "public_key": public_key, "installation_id": installation_id})
+    def app(self, app_id: int, public_key: str, installation_id: int, slug: str = "manager-app") -> None:
+        app = {"app_id": app_id, "public_key": public_key, "installation_id": installation_id, "slug": slug}
+        self._call("POST", "app", app)
+
+    def comment_by(self, full_name: str, issue: int, user: str, body: str) -> int:
+        """A comment ``user`` wrote on issue or pull request ``issue`` (not the manager)."""
+        return self._call("POST", f"repos/{full_name}/comments", {"issue": issue, "user": user, "body": body})["id"]
+
+    def issue_by(self, full_name: str, user: str, title: str, body: str) -> int:
+        """An open issue ``user`` opened (not the manager)."""
+        return self._call("POST", f"repos/{full_name}/issues", {"user": user, "title": title, "body": body})["number"]
 
     def repo(self, full_name: str, commits: dict, branches: dict, pulls: list | None = None, **extra) -> None:
         self._call(
@@ -368,6 +471,29 @@ class GitHubStandIn:
 
     def state(self, full_name: str) -> dict:
         return self._call("GET", f"repos/{full_name}")
+
+    def conformance(self) -> dict:
+        """What the stand-in checked against GitHub's description (tests/github_spec/): counts, and
+        every request or reply that did not conform."""
+        return self._call("GET", "conformance")
+
+    def new_violations(self) -> list[dict]:
+        """Violations since the last call: each names its operation and the JSON path of the bad field."""
+        violations = self.conformance()["violations"]
+        new, self.violations_seen = violations[self.violations_seen :], len(violations)
+        return new
+
+
+def describe_violations(violations: list[dict]) -> str:
+    lines = [
+        f"  {v['operation'] or '(no operation)'} ({v['method']} {v['path']}): {v['where']} {v['pointer']}: "
+        f"{v['message']}"
+        for v in violations
+    ]
+    return (
+        f"the GitHub stand-in saw {len(violations)} request(s) or reply(ies) that GitHub's REST description "
+        "(tests/github_spec/rest-operations.json) does not allow:\n" + "\n".join(lines)
+    )
 
 
 # --- webhook deliveries (tests/unit/test_intake.py and tests/integration/test_intake.py) --
@@ -444,6 +570,11 @@ def plan_comment_payload(repo="acme/web", number=12, body="/plan", association="
     ).encode()
 
 
+def github_time(at: float | None = None) -> str:
+    """A time as GitHub writes it (whole seconds, UTC; a review's `submitted_at`); default: now."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at))
+
+
 def approve_as(manager, login: str, plan_id: str, *args: str, github: GitHubStandIn | None = None):
     """`manager-pipeline approve` by ``login``, who proves it with a GitHub token of their own that the
     stand-in ``github`` (default: ``manager.github``) vouches for (console approvals name who runs them)."""
@@ -451,14 +582,7 @@ def approve_as(manager, login: str, plan_id: str, *args: str, github: GitHubStan
     token = f"ghp_approver_{login}_{uuid.uuid4().hex[:8]}"
     github.token(token, login)
     env = dict(manager.env, MANAGER_APPROVER_TOKEN=token, GITHUB_API_URL=github.url, GITHUB_THROTTLE="off")
-    return subprocess.run(
-        [str(BIN / "manager-pipeline"), "approve", plan_id, *args],
-        cwd=manager.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(["approve", plan_id, *args], env=env, cwd=manager.root, timeout=300)
 
 
 def review_payload(repo="acme/web", number=12, state="approved", commit="a" * 40, login="alice", review_id=7001,

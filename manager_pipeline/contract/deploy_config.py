@@ -30,6 +30,7 @@ class DeployConfig:
     enable_nat_gateway: bool
     enable_vpn: bool
     instances: InstanceSettings
+    flow_logs: bool = True
     tags: dict[str, str] = field(default_factory=dict)
     # The optional sections (compute, database, ...) under canonical names, defaults filled;
     # None where absent or switched off.
@@ -52,7 +53,8 @@ class DeployConfig:
     def from_tfvars(cls, values: dict[str, Any]) -> DeployConfig:
         """The config a plan was made from, as its artifact keeps it (``to_tfvars``'s inverse)."""
         own = ("instances", "sections", "slack_webhook", "origin")
-        fields = {name: values[name] for name in cls.__dataclass_fields__ if name not in own}
+        # A field with a default may be missing from an artifact written before it existed.
+        fields = {name: values[name] for name in cls.__dataclass_fields__ if name not in own and name in values}
         sections = {k: v for k, v in values.items() if k not in cls.__dataclass_fields__}
         return cls(**fields, instances=InstanceSettings(**values["instances"]), sections=sections)
 

@@ -1,5 +1,5 @@
 """What is generated from the schema, so that it cannot drift from it:
-the Terraform declarations of the optional sections, and the field reference in the README.
+the Terraform declarations of the optional sections, and the field reference in docs/contract.md.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def write_generated(root: Path) -> None:
     (root / "terraform" / "sections.tf").write_text(terraform_sections())
     (root / "schema").mkdir(exist_ok=True)
     (root / "schema" / "variables.schema.json").write_text(json.dumps(SCHEMA, indent=2) + "\n")
-    readme = root / "README.md"
+    readme = root / "docs" / "contract.md"
     text = readme.read_text()
     start, end = text.index(README_START), text.index(README_END) + len(README_END)
     readme.write_text(text[:start] + markdown_reference() + text[end:])

@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Iterator
 
-from manager_pipeline.contract.schema import ALIAS_OF, SCHEMA, SECRET, SUPPORTED_VALUES, UNSUPPORTED
+from manager_pipeline.contract.schema import ALIAS_OF, COPY_REGIONS, SCHEMA, SECRET, SUPPORTED_VALUES, UNSUPPORTED
 
 Path = tuple[Any, ...]
 Report = Callable[[Path, str, bool], None]
 
 S3_NAME_LIMIT = 63
+# The bucket the module's access logs go to (terraform/logging.tf): `<project>-<environment>-access-logs`.
+LOGS_BUCKET_SUFFIX = "access-logs"
 # Fargate's task sizes: memory (MiB) a CPU value allows, from the smallest to the largest.
 FARGATE_MEMORY = {
     256: (512, 2048),
@@ -49,6 +51,8 @@ COMPUTE_FIELDS: dict[str, tuple[str, ...]] = {
     "container_port": ("ec2", "ecs"),
     "health_check_path": ("ec2", "ecs"),
     "desired_count": ("ec2", "ecs"),
+    "deletion_protection": ("ec2", "ecs"),
+    "read_only_root_filesystem": ("ecs",),
 }
 NEEDS_COMPUTE = "needs a compute section (there is nothing to {what} without one)"
 
@@ -186,6 +190,17 @@ def cross_field_problems(data: dict[str, Any], environments: list[str], report: 
             report(("database", "allocated_storage"), "Aurora grows its storage by itself; remove allocated_storage", True)
     if storage is not None:
         _storage_problems(storage, data.get("project_name"), environments, report)
+    project = data.get("project_name")
+    for environment in environments if isinstance(project, str) else ():
+        logs_bucket = f"{project}-{environment}-{LOGS_BUCKET_SUFFIX}"
+        if len(logs_bucket) > S3_NAME_LIMIT:
+            report(
+                ("project_name",),
+                f"`{logs_bucket}` (the access-log bucket in {environment}) is {len(logs_bucket)} characters; S3 "
+                f"allows {S3_NAME_LIMIT}: shorten project_name or the environment's name",
+                False,
+            )
+            break
     if monitoring is not None:
         _switched_off(monitoring, "monitoring", report)
         if compute is None and "alarm_cpu_threshold" in monitoring:
@@ -198,7 +213,15 @@ def cross_field_problems(data: dict[str, Any], environments: list[str], report: 
         _switched_off(backup, "backup", report)
         copy = backup.get("cross_region_copy")
         if copy is True:
-            report(("backup", "cross_region_copy"), "name the region to copy backups to (or false for no copy)", False)
+            for name, region in regions.items():
+                if isinstance(region, str) and region not in COPY_REGIONS:
+                    report(
+                        ("backup", "cross_region_copy"),
+                        f"{name}'s region {region} has no paired region to copy backups to: name the region "
+                        "(or false for no copy)",
+                        False,
+                    )
+                    break
         for name, region in regions.items():
             if isinstance(copy, str) and copy == region:
                 report(("backup", "cross_region_copy"), f"{copy} is {name}'s own region; name another region", False)
@@ -206,6 +229,19 @@ def cross_field_problems(data: dict[str, Any], environments: list[str], report: 
     notifications = _get(data, "notifications")
     if notifications is not None and "slack_channel" in notifications and "slack_webhook" not in notifications:
         report(("notifications", "slack_channel"), "needs notifications.slack_webhook (the webhook posts to it)", True)
+    webhook = (notifications or {}).get("slack_webhook")
+    if isinstance(webhook, str) and not is_slack_webhook(webhook):
+        report(("notifications", "slack_webhook"), f"{SLACK_WEBHOOK_RULE} (value hidden)", False)
+
+
+# The worker posts to the webhook: any other host or port would be a request from inside the network
+# to wherever a source's variables point (and the sink follows no redirect either).
+SLACK_WEBHOOK_RULE = "is not a Slack incoming webhook: only https://hooks.slack.com/... (port 443) is posted to"
+_SLACK_WEBHOOK = re.compile(r"https://hooks\.slack\.com(?::443)?/[A-Za-z0-9/_-]+")
+
+
+def is_slack_webhook(url: str) -> bool:
+    return _SLACK_WEBHOOK.fullmatch(url) is not None
 
 
 def _switched_off(section: dict[str, Any], name: str, report: Report) -> None:
@@ -298,10 +334,14 @@ def _storage_problems(storage: dict[str, Any], project: Any, environments: list[
     main = storage.get("bucket_name", "storage")
     if isinstance(main, str):
         names[main] = ("storage", "bucket_name")
+        if main == LOGS_BUCKET_SUFFIX:
+            report(names[main], f"`{LOGS_BUCKET_SUFFIX}` names the manager's access-log bucket; pick another name", False)
     for index, bucket in enumerate(storage.get("buckets") or []):
         if isinstance(bucket, dict) and isinstance(bucket.get("name"), str):
             path = ("storage", "buckets", index, "name")
-            if bucket["name"] in names:
+            if bucket["name"] == LOGS_BUCKET_SUFFIX:
+                report(path, f"`{LOGS_BUCKET_SUFFIX}` names the manager's access-log bucket; pick another name", False)
+            elif bucket["name"] in names:
                 report(path, f"`{bucket['name']}` names another bucket of this section too", False)
             names[bucket["name"]] = path
     if isinstance(project, str):

@@ -101,6 +101,31 @@ _LIFECYCLE_RULE = _obj(
     "One S3 lifecycle rule of the main bucket.",
 )
 _BUCKET_SUFFIX = "^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$"
+# Where `backup.cross_region_copy: true` copies backups: the nearest region of the same geography,
+# else the nearest other one (a fixed table, so a plan never depends on anything but the file).
+COPY_REGIONS = {
+    "us-east-1": "us-west-2",
+    "us-east-2": "us-west-2",
+    "us-west-1": "us-east-1",
+    "us-west-2": "us-east-1",
+    "ca-central-1": "us-east-1",
+    "sa-east-1": "us-east-1",
+    "eu-west-1": "eu-central-1",
+    "eu-west-2": "eu-west-1",
+    "eu-west-3": "eu-central-1",
+    "eu-central-1": "eu-west-1",
+    "eu-north-1": "eu-central-1",
+    "eu-south-1": "eu-central-1",
+    "ap-south-1": "ap-southeast-1",
+    "ap-southeast-1": "ap-southeast-2",
+    "ap-southeast-2": "ap-southeast-1",
+    "ap-northeast-1": "ap-northeast-3",
+    "ap-northeast-2": "ap-northeast-1",
+    "ap-northeast-3": "ap-northeast-1",
+    "ap-east-1": "ap-southeast-1",
+    "me-south-1": "eu-central-1",
+    "af-south-1": "eu-west-1",
+}
 
 SECTIONS: dict[str, dict[str, Any]] = {
     "compute": _obj(
@@ -140,6 +165,15 @@ SECTIONS: dict[str, dict[str, Any]] = {
             "health_check_path": _str(
                 "HTTP path of the load balancer's health check (ec2, ecs).", pattern="^/", default="/"
             ),
+            "deletion_protection": {
+                "type": "boolean",
+                "description": "Refuse deletion of the load balancer (ec2, ecs; default: true in the environment "
+                "named production, false elsewhere).",
+            },
+            "read_only_root_filesystem": _bool(
+                "Run the container with a read-only root file system (ecs); false for an image that writes to it.",
+                default=True,
+            ),
             "image": _str(
                 "Container image reference (ecs, lambda; required there). For lambda an Amazon ECR image in the "
                 "environment's region: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> (or @sha256:...).",
@@ -166,7 +200,10 @@ SECTIONS: dict[str, dict[str, Any]] = {
             "deletion_protection": _bool("Refuse deletion of the database.", default=True),
         },
         "A relational database in the private subnets; its master password is generated and kept in "
-        "Secrets Manager, never in variables or outputs.",
+        "Secrets Manager, never in variables or outputs. IAM database authentication is on beside it, the "
+        "engine's logs go to CloudWatch Logs, PostgreSQL logs schema changes and statements slower than 1 s "
+        "(with engine_version given), and with the environment's enable_monitoring it reports enhanced "
+        "monitoring every 60 s.",
     ),
     "storage": _obj(
         {
@@ -177,8 +214,9 @@ SECTIONS: dict[str, dict[str, Any]] = {
             "versioning_enabled": _alias("versioning", {"type": "boolean"}),
             "encryption": {
                 "enum": ["AES256", "aws:kms"],
-                "default": "AES256",
-                "description": "Server-side encryption of every bucket (aws:kms: the security section's key).",
+                "default": "aws:kms",
+                "description": "Server-side encryption of every bucket (aws:kms: the security section's key, "
+                "else AWS's managed key for S3).",
             },
             "public": _bool("Allow public reads of the main bucket (otherwise a public access block)."),
             "buckets": {
@@ -202,7 +240,8 @@ SECTIONS: dict[str, dict[str, Any]] = {
                 "items": _LIFECYCLE_RULE,
             },
         },
-        "Object storage: the main bucket and any extra ones, encrypted.",
+        "Object storage: the main bucket and any extra ones, encrypted, TLS only, their access logged to "
+        "the bucket `<project_name>-<environment>-access-logs`.",
     ),
     "monitoring": _obj(
         {
@@ -233,6 +272,17 @@ SECTIONS: dict[str, dict[str, Any]] = {
             "ssl_certificate_arn": _str(
                 "ACM certificate of the load balancer's HTTPS listener (ec2, ecs).", pattern="^arn:aws[a-z-]*:acm:"
             ),
+            "ssl_policy": _str(
+                "TLS policy of the HTTPS listener, one of Elastic Load Balancing's ELBSecurityPolicy-* names. The "
+                "default allows TLS 1.3 and 1.2 only; ELBSecurityPolicy-TLS-1-2-2017-01 adds older TLS 1.2 ciphers. "
+                "One that allows TLS 1.0 or 1.1 (ELBSecurityPolicy-2016-08) fails the policy check in production.",
+                pattern="^ELBSecurityPolicy-[A-Za-z0-9-]+$",
+                default="ELBSecurityPolicy-TLS13-1-2-2021-06",
+            ),
+            "unrestricted_egress": _bool(
+                "Let the application reach any port anywhere; otherwise anything inside the VPC and HTTPS and "
+                "HTTP outside it."
+            ),
             "enable_encryption": _bool("A KMS key for the storage, database and secret of this source.", default=True),
         },
         "Network access and encryption.",
@@ -240,7 +290,10 @@ SECTIONS: dict[str, dict[str, Any]] = {
     "features": _obj(
         {
             "enable_queue": _bool("An SQS queue with a dead-letter queue."),
-            "enable_cache": _bool("An ElastiCache Redis cluster in the private subnets."),
+            "enable_cache": _bool(
+                "An ElastiCache Redis node in the private subnets, TLS in transit and an AUTH token only (the "
+                "token and the endpoint in a Secrets Manager secret)."
+            ),
             "enable_cdn": _unsupported("A CloudFront distribution."),
             "enable_search": _unsupported("An OpenSearch domain."),
         },
@@ -269,7 +322,12 @@ SECTIONS: dict[str, dict[str, Any]] = {
             "cross_region_copy": {
                 "type": ["string", "boolean"],
                 "pattern": _REGION,
-                "description": "Region to copy backups to, or false for none.",
+                "description": (
+                    "Region to copy backups to, false for none, or true (the original pipeline's switch) for the "
+                    "environment's paired region: "
+                    + ", ".join(f"{home} -> {paired}" for home, paired in COPY_REGIONS.items())
+                    + ". A region without a pair needs its copy region named."
+                ),
             },
         },
         "AWS Backup of this source's resources (vault, plan, selection by tags).",
@@ -323,6 +381,10 @@ SCHEMA: dict[str, Any] = {
                 "availability_zones": _int("Availability zones to spread subnets over.", 1, 6, default=2),
                 "enable_nat_gateway": _bool("Give private subnets a NAT gateway."),
                 "enable_vpn": _bool("Attach a VPN gateway."),
+                "flow_logs": _bool(
+                    "VPC flow logs (all traffic) to the bucket `<project_name>-<environment>-access-logs`.",
+                    default=True,
+                ),
             },
             "The VPC.",
         ),

@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 
 from manager_pipeline.contract import rules
 from manager_pipeline.contract.deploy_config import DeployConfig, InstanceSettings
-from manager_pipeline.contract.schema import ENVIRONMENT_SETTINGS, PLACEHOLDER, SCHEMA, SECRET, SECTIONS
+from manager_pipeline.contract.schema import COPY_REGIONS, ENVIRONMENT_SETTINGS, PLACEHOLDER, SCHEMA, SECRET, SECTIONS
 from manager_pipeline.errors import ContractError, Problem
 from manager_pipeline.yamlfile import YamlDocument, YamlError, parse_yaml, suggest
 
@@ -70,7 +70,10 @@ def _schema_message(error) -> list[tuple[tuple[Any, ...], str, bool]]:
             ]
         return [((*path, key), f"unknown key `{key}`{suggest(key, known)}", True) for key in extra]
     if kind == "required":
-        return [(path, f"`{key}` is required", False) for key in rule if key not in value]
+        # One error per missing key, each carrying the whole list: name only its own key.
+        missing = [key for key in rule if key not in value]
+        own = next((key for key in missing if error.message.startswith(repr(key))), None)
+        return [(path, f"`{key}` is required", False) for key in ([own] if own else missing)]
     if kind == "type":
         wanted = " or ".join(rule) if isinstance(rule, list) else rule
         hint = f' (quote it: "{value}")' if rule == "string" and _kind(value) == "a number" else ""
@@ -257,6 +260,8 @@ def _resolve_sections(data: dict[str, Any], settings: dict[str, Any]) -> dict[st
             backup["retention_days"] = retention or None
         if backup.get("cross_region_copy") is False:
             backup["cross_region_copy"] = None
+        elif backup.get("cross_region_copy") is True:
+            backup["cross_region_copy"] = COPY_REGIONS[settings["region"]]
         if not backup["enabled"] or not backup["retention_days"]:
             sections["backup"] = None
     if sections["monitoring"] is not None and not sections["monitoring"]["enabled"]:
@@ -295,6 +300,7 @@ def resolve(data: dict[str, Any], environment: str, source_name: str, origin: st
         availability_zones=networking["availability_zones"],
         enable_nat_gateway=networking["enable_nat_gateway"],
         enable_vpn=networking["enable_vpn"],
+        flow_logs=networking["flow_logs"],
         instances=InstanceSettings(
             instance_type=settings["instance_type"],
             min_instances=settings["min_instances"],

@@ -1,49 +1,61 @@
-"""dagster-celery, with each step of a run in its environment's queue (defs/executor.py), and the
-Celery app of ``manager-pipeline worker``."""
+"""dagster-celery, with each step of a run in its environment's queue, and the Celery app of
+``manager-pipeline worker``. The queue names are this module's: a worker listens by environment."""
 
 from __future__ import annotations
 
-import os
 import warnings
-from dataclasses import replace
 
 from celery.exceptions import DuplicateTaskNameWarning
-from dagster import executor, multiple_process_executor_requirements
-from dagster._core.execution.retries import RetryMode
-from dagster_celery.config import dict_wrapper
-from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor
-from dagster_celery.make_app import make_app
-from dagster_celery.tasks import create_task
+from dagster import build_reconstructable_job, execute_job, executor, multiple_process_executor_requirements
+from dagster_celery import celery_executor
+from dagster_celery.executor import CeleryExecutor  # beyond dagster-celery's exports: see EnvironmentQueues
 
-from manager_pipeline.config import ManagerConfig
-from manager_pipeline.defs.executor import DEFAULT_QUEUE, queue_for
+from manager_pipeline.config.model import ManagerConfig
 from manager_pipeline.defs.partitions import partition_key, split_partition_key
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.settings import Settings
+from manager_pipeline.settings import Settings, hand_down_worker
+
+# Runs of no deploy partition (none today): dagster-celery's own queue.
+DEFAULT_QUEUE = "dagster"
 
 
+def queue_for(environment: str) -> str:
+    """The Celery queue of an environment's steps: its name (workers listen by environment)."""
+    return environment
+
+
+# dagster-celery 0.29.27 exports `celery_executor` only. Its queue is fixed by its config (`config_source:
+# task_default_queue`) or per op (the `dagster-celery/queue` tag); neither knows a run's partition, and a
+# run's steps must go to the queue of the run's environment. Dagster's public way to vary the executor's
+# config by partition is a PartitionedConfig on every partitioned job, valid only with this executor, so
+# the job definitions would depend on MANAGER_EXECUTOR. The choice is made here instead, at the one place
+# that leans on dagster-celery beyond its exports: its CeleryExecutor class (its constructor's arguments,
+# its `config_source`, which its execution loop makes the run's Celery app from, and `execute`).
+# pyproject pins dagster-celery==0.29.27; tests/integration/test_celery.py sees a step on the wrong queue.
 class EnvironmentQueues(CeleryExecutor):
-    """The Celery executor, sending a run's steps to the queue of the run's environment (its partition)."""
+    """dagster-celery's executor, sending a run's steps to the queue of the run's environment (its partition)."""
 
     def execute(self, plan_context, execution_plan):
-        key = plan_context.dagster_run.tags.get("dagster/partition")
-        queue = queue_for(split_partition_key(key)[1]) if key else DEFAULT_QUEUE
+        key = plan_context.get_tag("dagster/partition")
         # dagster-celery sends a step without its own queue tag to the app's default queue.
-        self.config_source = dict_wrapper({**vars(self.config_source), "task_default_queue": queue})
+        self.config_source.task_default_queue = queue_for(split_partition_key(key)[1]) if key else DEFAULT_QUEUE
         # dagster-celery registers its one task again for every step it sends: harmless, and said each time.
         warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
         return super().execute(plan_context, execution_plan)
 
 
-@executor(name="celery", config_schema=CELERY_CONFIG, requirements=multiple_process_executor_requirements())
+@executor(
+    name="celery", config_schema=celery_executor.config_schema, requirements=multiple_process_executor_requirements()
+)
 def celery_environment_executor(init_context):
-    config = init_context.executor_config
+    # dagster-celery's public executor reads its own config (broker, backend, retries); only the queue is ours.
+    made = celery_executor.executor_creation_fn(init_context)
     return EnvironmentQueues(
-        broker=config.get("broker"),
-        backend=config.get("backend"),
-        config_source=config.get("config_source"),
-        include=config.get("include"),
-        retries=RetryMode.from_config(config["retries"]),
+        retries=made.retries,
+        broker=made.broker,
+        backend=made.backend,
+        include=made.include,
+        config_source=vars(made.config_source),
     )
 
 
@@ -55,11 +67,11 @@ WORKER_SETTINGS = {"task_acks_late": True, "task_reject_on_worker_lost": True, "
 
 
 def worker_app(broker: str, backend: str):
-    """The Celery app of a worker: the executor's broker and result backend, dagster-celery's task, and
-    the acknowledgement of a step when it is done (WORKER_SETTINGS)."""
-    app = make_app(CeleryExecutor.for_cli(broker=broker, backend=backend).app_args())
-    app.conf.update(WORKER_SETTINGS)
-    create_task(app)
+    """The Celery app of a worker: dagster-celery's worker app (the module its docs give to ``celery -A``, with
+    its one task), on the executor's broker and result backend, acknowledging a step when it is done."""
+    from dagster_celery.app import app
+
+    app.conf.update(broker_url=broker, result_backend=backend, **WORKER_SETTINGS)
     return app
 
 
@@ -74,7 +86,7 @@ def check_worker(settings: Settings, config: ManagerConfig, environments: list[s
         )
     from manager_pipeline.defs.resources import build_resources
 
-    aws = build_resources(replace(settings, worker_environments=tuple(environments)))["aws"]
+    aws = build_resources(settings.for_worker(environments))["aws"]
     for environment in environments:
         aws.target(environment, config.policy(environment).aws)
 
@@ -82,7 +94,7 @@ def check_worker(settings: Settings, config: ManagerConfig, environments: list[s
 def run_worker(settings: Settings, environments: list[str], concurrency: int, name: str) -> None:
     """Take the steps of ``environments`` (their queues) until stopped; this process is the worker. Its
     pool processes act for those environments only (MANAGER_WORKER_ENVIRONMENTS, AwsResource)."""
-    os.environ["MANAGER_WORKER_ENVIRONMENTS"] = ",".join(environments)
+    hand_down_worker(environments)
     app = worker_app(settings.celery_broker, settings.celery_backend)
     app.worker_main(
         [
@@ -101,17 +113,13 @@ def run_worker(settings: Settings, environments: list[str], concurrency: int, na
 def execute_on_workers(job_name: str, instance, source: str, environment: str, tags: dict[str, str], run_config: dict):
     """Run ``job_name`` for one partition, this process orchestrating and the steps on the workers of
     the environment's queue. The instance must be one every worker reaches (PostgreSQL)."""
-    from dagster import execute_job
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
-
     if type(instance.run_storage).__name__.startswith("Sqlite"):
         raise ManagerError(
             f"MANAGER_EXECUTOR=celery: the Dagster instance in {instance.root_directory} keeps runs in SQLite, which "
-            "workers on other machines cannot reach; give it PostgreSQL storage (README, Deploying at scale)"
+            "workers on other machines cannot reach; give it PostgreSQL storage (docs/scale.md)"
         )
-    job = ReconstructableRepository.for_module("manager_pipeline.defs.definitions", "defs").get_reconstructable_job(
-        job_name
-    )
+    # Named, not imported: each worker rebuilds the job from the code location (defs/definitions.py) itself.
+    job = build_reconstructable_job("manager_pipeline.defs.definitions", "location_job", (job_name,))
     key = partition_key(source, environment)
     partition = {"dagster/partition": str(key)} | {
         f"dagster/partition/{dimension}": value for dimension, value in key.keys_by_dimension.items()

@@ -7,13 +7,13 @@ from dataclasses import replace
 
 from dagster import OpExecutionContext, Out, Output, op
 
+from manager_pipeline.config.request import ResolvedRequest
 from manager_pipeline.contract import DeployConfig
-from manager_pipeline.decommission import check_state_versioned, destroy_inputs
 from manager_pipeline.defs.resources import AwsResource, ManagerConfigResource, PlanStoreResource
 from manager_pipeline.defs.stage import WORKER_TAG, current_event, failure_for, say
+from manager_pipeline.destroy.inputs import check_state_versioned, destroy_inputs
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.events import BRANCH_TAG, DESTROY_TAG, SHA_TAG
-from manager_pipeline.request import ResolvedRequest
+from manager_pipeline.events import BRANCH_TAG, COMMIT_TAG, DESTROY_TAG, SHA_TAG
 from manager_pipeline.sources import VariablesDocument
 
 
@@ -26,8 +26,8 @@ def load_destroy(
     context: OpExecutionContext, manager: ManagerConfigResource, plans: PlanStoreResource, aws: AwsResource
 ):
     # A run of this job destroys, whatever tags it was launched with (the UI's launchpad sets none).
-    event = replace(current_event(context), destroy=True)
     try:
+        event = replace(current_event(context, manager.run_tag_key()), destroy=True)
         # The one read of manager.yaml in a destroy run.
         inputs = destroy_inputs(manager.load(), plans.plans(), event)
         target = aws.target()
@@ -36,7 +36,12 @@ def load_destroy(
     except ManagerError as exc:
         raise failure_for(exc) from None
     built_by = inputs.built_by
-    tags = {SHA_TAG: built_by.sha, BRANCH_TAG: built_by.branch, DESTROY_TAG: "true"}
+    tags = {
+        SHA_TAG: built_by.sha,
+        COMMIT_TAG: built_by.sha[:12] if built_by.sha else None,
+        BRANCH_TAG: built_by.branch,
+        DESTROY_TAG: "true",
+    }
     tags = {key: value for key, value in tags.items() if value and key not in context.run.tags}
     tags[WORKER_TAG] = f"{socket.gethostname()}:{os.getpid()}"
     context.instance.add_run_tags(context.run_id, tags)

@@ -15,14 +15,11 @@ daily check of a hundred partitions never crowds out a deploy.
 """
 
 import hashlib
-import json
 import re
 from pathlib import Path
 
 from dagster import (
-    AssetKey,
     AssetObservation,
-    AssetSpec,
     DefaultScheduleStatus,
     JobDefinition,
     MetadataValue,
@@ -36,7 +33,9 @@ from dagster import (
     schedule,
 )
 
-from manager_pipeline.config import ManagerConfig
+from manager_pipeline.config.model import ManagerConfig
+from manager_pipeline.defs.assets import DRIFT, INFRASTRUCTURE
+from manager_pipeline.defs.assets import check as asset_check
 from manager_pipeline.defs.partitions import SOURCE, deploy_partitions, partition_key, split_partition_key
 from manager_pipeline.defs.resources import (
     AwsResource,
@@ -46,47 +45,17 @@ from manager_pipeline.defs.resources import (
     TerraformResource,
 )
 from manager_pipeline.defs.stage import TerraformLines, config_or_skip, failure_for, redacted_metadata, say
-from manager_pipeline.drift import DriftCheck, DriftReport, DriftStatus, drift_report, report_markdown
+from manager_pipeline.drift import issue as drift_issue
+from manager_pipeline.drift.check import check_partition, last_applied, unchecked
+from manager_pipeline.drift.report import DriftCheck, DriftStatus, report_markdown
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.events import DispatchEvent
-from manager_pipeline.feedback import LocalReportSink, drift_issue
-from manager_pipeline.plans import Plan, Plans, PlanState
-from manager_pipeline.terraform import BackendSettings
+from manager_pipeline.events import KIND_TAG, OUTCOME_TAG, DispatchEvent
+from manager_pipeline.feedback import LocalReportSink
 from manager_pipeline.terraform.runner import StateLocked
-from manager_pipeline.terraform.workdir import BACKEND_FILE, TFVARS_FILE, copy_module, read_state, write_state_override
 
 DRIFT_JOB = "drift_check"
-DRIFT_TAG = "manager/drift"
-KIND_TAG = "manager/kind"
-INFRASTRUCTURE = AssetKey("infrastructure")
-DRIFT_PLAN_FILE = "drift.tfplan"
-
-
-def infrastructure_asset(environments) -> AssetSpec:
-    return AssetSpec(
-        INFRASTRUCTURE,
-        partitions_def=deploy_partitions(environments),
-        description="What Terraform manages for each source and environment. Each drift check records an "
-        "observation of its partition: drift, no drift, locked (not checked) or no state.",
-        kinds={"terraform", "aws"},
-    )
-
-
-def last_applied(store: Plans, source: str, environment: str) -> Plan | None:
-    """The partition's newest applied plan: its variables are what the manager last gave Terraform."""
-    applied = store.list_plans(state=PlanState.APPLIED, source=source, environment=environment)
-    return applied[-1] if applied else None
-
-
-def unchecked(source: str, environment: str, plan: Plan | None) -> DriftCheck | None:
-    """Why a partition whose last applied plan is ``plan`` has no state to check (never applied, or
-    destroyed); None when it has."""
-    if plan is None:
-        return DriftCheck(source, environment, DriftStatus.NO_STATE, detail="never applied by the manager")
-    if plan.destroy:
-        detail = f"its infrastructure was destroyed (plan {plan.plan_id})"
-        return DriftCheck(source, environment, DriftStatus.NO_STATE, detail=detail, plan_id=plan.plan_id)
-    return None
+# A drift check says what it found where every run says its outcome (`manager/outcome=drift`).
+DRIFT_TAG = OUTCOME_TAG
 
 
 def _locked(context: OpExecutionContext, exc: StateLocked) -> str:
@@ -112,7 +81,25 @@ def check_drift(
     try:
         config = manager.load()
         spec = config.check_partition(source, environment)
-        check = _check(context, config, plans, aws, terraform, source, environment)
+        try:
+            with TerraformLines(context, "drift") as lines:
+                check = check_partition(
+                    terraform,
+                    # The environment's own credentials (its policy's `aws:`), when it has some, as its deploys use.
+                    aws.target(environment, config.policy(environment).aws),
+                    plans.plans(),
+                    config.terraform_dir,
+                    terraform.workdir_for(context.run_id),
+                    source,
+                    environment,
+                    shared_target=aws.target(),
+                    on_line=lines,
+                )
+        except StateLocked as exc:
+            plan = last_applied(plans.plans(), source, environment)
+            check = DriftCheck(
+                source, environment, DriftStatus.LOCKED, detail=_locked(context, exc), plan_id=plan and plan.plan_id
+            )
     except ManagerError as exc:
         raise failure_for(exc) from None
     url = feedback.run_url(context.run_id)
@@ -128,6 +115,11 @@ def check_drift(
     context.log_event(
         AssetObservation(INFRASTRUCTURE, partition=context.partition_key, metadata=redacted_metadata(metadata))
     )
+    if check.status in (DriftStatus.DRIFT, DriftStatus.NO_DRIFT):
+        drifted = check.status is DriftStatus.DRIFT
+        context.log_event(
+            asset_check(DRIFT, context.partition_key, not drifted, check.line().split(": ", 1)[1], warn=True)
+        )
     say(context, "drift", check.line().split(": ", 1)[1])
     if spec.repo and check.status in (DriftStatus.DRIFT, DriftStatus.NO_DRIFT):
         item = (
@@ -140,43 +132,6 @@ def check_drift(
         say(context, "drift", f"GitHub {spec.repo}: {len(delivery.delivered)} sent, {delivery.pending} queued")
     context.add_output_metadata(redacted_metadata(metadata | {"report_file": MetadataValue.path(str(report))}))
     return check
-
-
-def _check(
-    context: OpExecutionContext,
-    config: ManagerConfig,
-    plans: PlanStoreResource,
-    aws: AwsResource,
-    terraform: TerraformResource,
-    source: str,
-    environment: str,
-) -> DriftCheck:
-    """The refresh-only plan of the partition, with the variables of its last applied plan."""
-    plan = last_applied(plans.plans(), source, environment)
-    skipped = unchecked(source, environment, plan)
-    if skipped is not None:
-        return skipped
-    # The environment's own credentials (its policy's `aws:`), when it has some, as its deploys use.
-    target = aws.target(environment, config.policy(environment).aws)
-    target.ensure_state_bucket()
-    backend = BackendSettings.of_partition(target, source, environment)
-    state = read_state(target.client("s3"), backend)
-    if state is None:
-        detail = f"no state object at s3://{backend.bucket}/{backend.key}"
-        return DriftCheck(source, environment, DriftStatus.NO_STATE, detail=detail, plan_id=plan.plan_id)
-    workdir = terraform.workdir_for(context.run_id)
-    copy_module(workdir, config.terraform_dir, backend, target.endpoint_url)
-    (workdir / TFVARS_FILE).write_text(json.dumps(plan.tfvars, indent=2, sort_keys=True) + "\n")
-    write_state_override(workdir, state)
-    try:
-        with TerraformLines(context, "drift") as lines, terraform.session(workdir, target, lines) as (runner, _):
-            runner.init(workdir / BACKEND_FILE)
-            differs, _ = runner.plan_refresh_only(workdir / DRIFT_PLAN_FILE)
-            report = drift_report(runner.show_json(workdir / DRIFT_PLAN_FILE)) if differs else DriftReport()
-    except StateLocked as exc:
-        return DriftCheck(source, environment, DriftStatus.LOCKED, detail=_locked(context, exc), plan_id=plan.plan_id)
-    status = DriftStatus.DRIFT if report.drifted else DriftStatus.NO_DRIFT
-    return DriftCheck(source, environment, status, report, plan_id=plan.plan_id)
 
 
 @graph(description="Check one source and environment for drift: what changed in AWS outside the manager.")
@@ -201,7 +156,7 @@ def _schedule_name(environment: str) -> str:
     return f"drift_{name}"
 
 
-def drift_schedule(config_path: Path, environment: str, cron: str) -> ScheduleDefinition:
+def drift_schedule(environment: str, cron: str) -> ScheduleDefinition:
     @schedule(
         name=_schedule_name(environment),
         cron_schedule=cron,
@@ -209,8 +164,8 @@ def drift_schedule(config_path: Path, environment: str, cron: str) -> ScheduleDe
         default_status=DefaultScheduleStatus.RUNNING,
         description=f"Checks every {environment} partition with state for drift (drift_schedule in manager.yaml).",
     )
-    def _drift(context: ScheduleEvaluationContext, plans: PlanStoreResource):
-        config = config_or_skip(config_path)
+    def _drift(context: ScheduleEvaluationContext, manager: ManagerConfigResource, plans: PlanStoreResource):
+        config = config_or_skip(manager)
         if isinstance(config, SkipReason):
             return config
         known = set(context.instance.get_dynamic_partitions(SOURCE))
@@ -237,10 +192,10 @@ def drift_schedule(config_path: Path, environment: str, cron: str) -> ScheduleDe
     return _drift
 
 
-def drift_schedules(config_path: Path, config: ManagerConfig) -> list[ScheduleDefinition]:
+def drift_schedules(config: ManagerConfig) -> list[ScheduleDefinition]:
     """One schedule per environment whose policy has a `drift_schedule` (not `off`)."""
     return [
-        drift_schedule(config_path, name, policy.drift_schedule)
+        drift_schedule(name, policy.drift_schedule)
         for name, policy in config.environments.items()
         if policy.drift_schedule
     ]

@@ -1,20 +1,12 @@
 """Where a run's steps execute: in the run's own process (the default), or on Celery workers
 (MANAGER_EXECUTOR=celery), each step of a run in the queue of its environment, so production's steps
-go only to the workers that hold production's credentials (``manager-pipeline worker``)."""
+go only to the workers that hold production's credentials (``manager-pipeline worker``, defs/celery.py)."""
 
 from __future__ import annotations
 
 from dagster import ExecutorDefinition, in_process_executor
 
 from manager_pipeline.settings import Settings
-
-# Runs of no deploy partition (none today): dagster-celery's own queue.
-DEFAULT_QUEUE = "dagster"
-
-
-def queue_for(environment: str) -> str:
-    """The Celery queue of an environment's steps: its name (workers listen by environment)."""
-    return environment
 
 
 def executor_for(settings: Settings) -> ExecutorDefinition:

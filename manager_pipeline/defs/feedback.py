@@ -2,6 +2,7 @@
 sensor that delivers what GitHub did not take."""
 
 from dataclasses import replace
+from pathlib import Path
 
 from dagster import (
     DefaultSensorStatus,
@@ -16,21 +17,24 @@ from dagster import (
     sensor,
 )
 
+from manager_pipeline.config.request import ResolvedRequest
 from manager_pipeline.contract import DeployConfig
-from manager_pipeline.defs.resources import FeedbackResource
-from manager_pipeline.defs.stage import current_event, redacted_metadata, say
+from manager_pipeline.defs.resources import FeedbackResource, PlanStoreResource
+from manager_pipeline.defs.stage import current_event, failure_annotations, redacted_metadata, say
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.feedback import Outcome, OutcomeStatus
-from manager_pipeline.feedback.redact import redact_text
+from manager_pipeline.events import OUTCOME_TAG
+from manager_pipeline.feedback import LocalReportSink, Outcome, OutcomeStatus
+from manager_pipeline.plans import PlanState
 from manager_pipeline.feedback.slack import NotifySettings
 from manager_pipeline.feedback.trigger_status import with_trigger
-from manager_pipeline.request import ResolvedRequest
+from manager_pipeline.redact import redact_text
 
 
 @op(description="Report the outcome: run metadata in the UI, a report file, GitHub and Slack as the source asks.")
 def feedback(
     context: OpExecutionContext,
     feedback: FeedbackResource,
+    plans: PlanStoreResource,
     request: ResolvedRequest,
     deploy_config: DeployConfig,
     outcomes: list[Outcome],
@@ -42,6 +46,9 @@ def feedback(
     # Registers the webhook in this op's process too (ops may run in processes of their own).
     notify = NotifySettings.of(deploy_config.sections.get("notifications"), deploy_config.slack_webhook)
     published = feedback.publish(outcome, context.run_id, repo, outcome.event.pr, notify)
+    # What came of the run, on its row in the Runs page (not a plain green "Success").
+    context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: outcome.status.value})
+    _note_earlier_reports(feedback, plans, outcome, context.run_id)
     say(context, "feedback", f"{outcome.status.value}: report {published.report_file}")
     if published.slack_problem:
         say(context, "feedback", f"Slack notification not sent: {published.slack_problem}")
@@ -58,7 +65,24 @@ def feedback(
     return outcome
 
 
-@failure_hook(required_resource_keys={"feedback", "manager"})
+def _note_earlier_reports(feedback: FeedbackResource, plans: PlanStoreResource, outcome: Outcome, run_id: str) -> None:
+    """The reports of earlier runs whose plan this run changed say so: the plan applied (or failed) by this
+    apply run, and the waiting plans this run's newer plan superseded."""
+    plan = outcome.plan
+    if plan is None:
+        return
+    sink = LocalReportSink(Path(feedback.reports_dir))
+    here = f"run [{run_id[:8]}]({feedback.run_url(run_id)})"
+    if plan.run_id and plan.run_id != run_id:
+        sink.note(plan.source, plan.environment, plan.run_id, f"plan `{plan.plan_id}` is {outcome.status.value} in {here}.")
+    superseded = f"superseded by plan {plan.plan_id}"
+    for older in plans.plans().list_plans(state=PlanState.SUPERSEDED, source=plan.source, environment=plan.environment):
+        if older.note == superseded and older.run_id and older.run_id != run_id:
+            line = f"plan `{older.plan_id}` was superseded by the newer plan `{plan.plan_id}` of {here}."
+            sink.note(older.source, older.environment, older.run_id, line)
+
+
+@failure_hook(required_resource_keys={"feedback", "manager", "plans"})
 def report_failure(context: HookContext) -> None:
     """A failed op still leaves a report: which stage failed and the error that says what to fix."""
     error = context.op_exception
@@ -69,17 +93,29 @@ def report_failure(context: HookContext) -> None:
         event = current_event(context)
     except Failure:
         return
+    # A plan its policy refused is reported with the plan: the pull request's comment shows both.
+    made = []
+    if context.op.name == "policy":
+        try:
+            store = context.resources.plans.plans()
+            made = [p for p in store.list_plans(source=event.source, environment=event.environment)
+                    if p.run_id == context.run_id]
+        except ManagerError:
+            made = []
     outcome = Outcome(
         event=event,
         status=OutcomeStatus.FAILED,
         headline=f"The run failed at {context.op.name}.",
+        plan=made[-1] if made else None,
         failed_stage=context.op.name,
         error=message,
+        annotations=failure_annotations(error),
     )
     try:
         repo = context.resources.manager.load().source(event.source).repo
     except ManagerError:
         repo = None
+    context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: OutcomeStatus.FAILED.value})
     published = context.resources.feedback.publish(outcome, context.run_id, repo, event.pr)
     context.log.error(redact_text(f"failure report: {published.report_file}"))
 

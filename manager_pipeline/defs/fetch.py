@@ -12,13 +12,13 @@ from dagster import (
     op,
 )
 
-from manager_pipeline.contract import DeployConfig, load_variables, resolve
+from manager_pipeline.config.request import ResolvedRequest
+from manager_pipeline.contract import DeployConfig
 from manager_pipeline.defs.resources import FeedbackResource, ManagerConfigResource, SourcesResource
 from manager_pipeline.defs.stage import WORKER_TAG, current_event, failure_for, redacted_metadata, say
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.events import BRANCH_TAG, SHA_TAG, TRIGGER_SHA_TAG
-from manager_pipeline.feedback.redact import register_secret
-from manager_pipeline.request import ResolvedRequest
+from manager_pipeline.events import BRANCH_TAG, COMMIT_TAG, SHA_TAG, TRIGGER_SHA_TAG
+from manager_pipeline.pipeline import read_config
 from manager_pipeline.sources import VariablesDocument
 
 
@@ -32,7 +32,7 @@ def fetch_variables(
 ):
     try:
         # The one read of manager.yaml in a deploy run: later stages decide on this snapshot.
-        request = ResolvedRequest.resolve(manager.load(), current_event(context))
+        request = ResolvedRequest.resolve(manager.load(), current_event(context, manager.run_tag_key()))
         spec, event = request.source, request.event
         document = sources.fetch(spec, event)
     except ManagerError as exc:
@@ -45,7 +45,12 @@ def fetch_variables(
             # The infra plan does not depend on it: only the application commit's status is lost.
             say(context, "fetch", f"{exc}; no status for the application commit")
     # The commit actually read, on the run itself: the UI shows it and later stages report on it.
-    resolved = {SHA_TAG: document.sha, BRANCH_TAG: document.branch, TRIGGER_SHA_TAG: event.trigger_sha}
+    resolved = {
+        SHA_TAG: document.sha,
+        COMMIT_TAG: document.sha[:12] if document.sha else None,
+        BRANCH_TAG: document.branch,
+        TRIGGER_SHA_TAG: event.trigger_sha,
+    }
     tags = {k: v for k, v in resolved.items() if v and k not in context.run.tags}
     # Which process works on the run: a run whose process is gone (killed) holds nothing any more.
     tags[WORKER_TAG] = f"{socket.gethostname()}:{os.getpid()}"
@@ -74,12 +79,10 @@ def fetch_variables(
 def validate(context: OpExecutionContext, request: ResolvedRequest, document: VariablesDocument) -> DeployConfig:
     event = request.event
     try:
-        data = load_variables(document.text, list(request.environments), document.location)
-        # With its document: another machine reads the webhook from it again (handoff.py).
-        config = replace(resolve(data, event.environment, event.source, document.location), origin=document)
+        # With its document: another machine reads the webhook from it again (handoff/).
+        config = read_config(document, request.environments, event.environment, event.source)
     except ManagerError as exc:
         raise failure_for(exc) from None
-    register_secret(config.slack_webhook)  # a source's own secret: masked by every sink from now on
     say(context, "validate", f"{config.project_name} for {config.environment} in {config.region}")
     context.add_output_metadata(
         redacted_metadata({"resolved": MetadataValue.json(config.to_tfvars()), "digest": config.digest})

@@ -2,18 +2,18 @@
 that starts it when the manager's Terraform module changes."""
 
 
-import re
 import threading
-from pathlib import Path
+from contextlib import ExitStack
 
 from dagster import (
-    AssetKey,
     AssetObservation,
     Config,
     DefaultSensorStatus,
     Failure,
     MetadataValue,
     OpExecutionContext,
+    Out,
+    Output,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
@@ -24,6 +24,7 @@ from dagster import (
     sensor,
 )
 
+from manager_pipeline.defs.assets import TERRAFORM_PLAN as PLAN_ASSET
 from manager_pipeline.defs.partitions import partition_key
 from manager_pipeline.defs.resources import (
     AwsResource,
@@ -35,18 +36,19 @@ from manager_pipeline.defs.resources import (
 )
 from manager_pipeline.defs.stage import config_or_skip, say
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.events import TRIGGER_TAG
-from manager_pipeline.feedback import blast_radius, github_items
-from manager_pipeline.fleet import FleetPlanner, PartitionPlan, fleet_partitions
+from manager_pipeline.events import HIDDEN_PREFIX, KIND_TAG, OUTCOME_TAG, TRIGGER_TAG
+from manager_pipeline.feedback import github_items
+from manager_pipeline.fleet import summary as blast_radius
+from manager_pipeline.fleet.planner import FleetPlanner, PartitionPlan, fleet_partitions
+from manager_pipeline.fleet.preview import fleet_module
+from manager_pipeline.settings import GitHubSettings
 from manager_pipeline.terraform.workdir import module_digest
 
 FLEET_JOB = "plan_fleet"
-MODULE_DIGEST_TAG = "manager/module-digest"
+MODULE_DIGEST_TAG = HIDDEN_PREFIX + "module-digest"
 # The key of the pull request's one summary comment (its parts, when long, are found and edited by it).
 SUMMARY_KEY = "blast-radius"
 # Every partition's plan in a fleet run is an observation of this asset, keyed by its partition.
-PLAN_ASSET = AssetKey("terraform_plan")
-_PULL = re.compile(r"(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)#(?P<number>[0-9]+)")
 
 
 class FleetConfig(Config):
@@ -54,8 +56,9 @@ class FleetConfig(Config):
 
     sources: list[str] = []
     environments: list[str] = []
-    # A folder holding the module to plan with (a branch's checkout); empty: manager.yaml's terraform_dir.
-    module_dir: str = ""
+    # The manager repository's branch, tag or commit whose module to plan with (checked out by the
+    # manager); empty: manager.yaml's terraform_dir. Never a folder: see fleet/preview.py.
+    ref: str = ""
     # How the summary names the module ("branch feature-x"); empty: its digest.
     module_label: str = ""
     # Partitions planned at once; 0: one per core.
@@ -64,7 +67,10 @@ class FleetConfig(Config):
     comment_on: str = ""
 
 
-@op(description="Plan every chosen partition with one module, side by side, as previews; one summary of them all.")
+@op(
+    description="Plan every chosen partition with one module, side by side, as previews; one summary of them all.",
+    out={"summary": Out(str), "failed": Out(list)},
+)
 def plan_partitions(
     context: OpExecutionContext,
     config: FleetConfig,
@@ -74,14 +80,19 @@ def plan_partitions(
     terraform: TerraformResource,
     plans: PlanStoreResource,
     feedback: FeedbackResource,
-) -> str:
-    pull = _PULL.fullmatch(config.comment_on) if config.comment_on else None
-    if config.comment_on and not pull:
-        raise Failure(f"comment_on `{config.comment_on[:80]}` is not a pull request: give `owner/name#NUMBER`")
+):
+    try:
+        # From the worker's own environment: run config, which names the pull request, cannot widen it.
+        own = GitHubSettings.from_env().manager_repository
+        pull = blast_radius.comment_target(config.comment_on, own) if config.comment_on else None
+    except ManagerError as exc:
+        raise Failure(str(exc)) from None
+    # The checkout of a ref lives until the partitions are planned with it.
+    stack = ExitStack()
     try:
         manager_config = manager.load()
         partitions = fleet_partitions(manager_config, config.sources, config.environments)
-        module_dir = Path(config.module_dir) if config.module_dir else manager_config.terraform_dir
+        module_dir = stack.enter_context(fleet_module(manager_config.terraform_dir, config.ref))
         planner = FleetPlanner(
             config=manager_config,
             fetch=sources.fetch,
@@ -91,10 +102,14 @@ def plan_partitions(
             module_dir=module_dir,
             root=terraform.workdir_for(context.run_id),
             run_id=context.run_id,
+            shared_target=aws.target(),
+            # Every preview is checked too: the summary says which checks the module change newly fails.
+            checkov=terraform.checkov(),
         )
     except (ManagerError, FileNotFoundError) as exc:
+        stack.close()
         raise Failure(str(exc)) from None
-    label = config.module_label or f"`{planner.digest[:12]}`"
+    label = config.module_label or planner.digest[:12]
     say(context, "fleet", f"planning {len(partitions)} partitions with module {label}")
     lock = threading.Lock()
 
@@ -103,23 +118,38 @@ def plan_partitions(
         with lock:
             _report(context, result, planner.digest)
 
-    results = planner.plan_all(partitions, config.parallelism, on_result=reported)
+    with stack:
+        results = planner.plan_all(partitions, config.parallelism, on_result=reported)
     markdown = blast_radius.render(results, label, feedback.run_url(context.run_id))
     if pull:
         if not feedback.github.configured:
             raise Failure("GitHub is not configured (GITHUB_TOKEN or a GitHub App): the summary was not posted")
         # The pull request's sticky comment, through the outbox like all feedback: a GitHub outage loses nothing.
-        item = github_items.summary_comment(pull["repo"], int(pull["number"]), SUMMARY_KEY, markdown)
+        item = github_items.summary_comment(*pull, SUMMARY_KEY, markdown)
         feedback.outbox().add([item], context.run_id)
         delivery = feedback.deliver(quick=True)
         where = "queued for GitHub (the delivery sensor sends it)" if delivery.pending else "sent"
         say(context, "fleet", f"summary {where} to {config.comment_on}")
     totals = blast_radius.counts(results)
     say(context, "fleet", blast_radius.headline(results))
-    context.add_output_metadata(
-        {"summary": MetadataValue.md(markdown), **{key: value for key, value in totals.items()}}
+    failed = [result.partition.label for result in results if result.failed]
+    context.instance.add_run_tags(context.run_id, {OUTCOME_TAG: "failed" if failed else "planned"})
+    yield Output(
+        markdown,
+        "summary",
+        metadata={"summary": MetadataValue.md(markdown), **{key: value for key, value in totals.items()}},
     )
-    return markdown
+    yield Output(failed, "failed", metadata={"failed": MetadataValue.json(failed)})
+
+
+@op(description="Fail the run when a partition could not be planned, naming each: a fleet run is green only when all were.")
+def every_partition_planned(failed: list) -> None:
+    if failed:
+        shown = ", ".join(failed[:20]) + (f" and {len(failed) - 20} more" if len(failed) > 20 else "")
+        raise Failure(
+            f"{len(failed)} partition(s) could not be planned: {shown}; the summary of plan_partitions says why, "
+            "with the first error line of each"
+        )
 
 
 def _report(context: OpExecutionContext, result: PartitionPlan, digest: str) -> None:
@@ -150,13 +180,14 @@ def _report(context: OpExecutionContext, result: PartitionPlan, digest: str) -> 
     name=FLEET_JOB,
     description="Plan many partitions in one run (plan-only previews): a module change's blast radius, a re-plan.",
     executor_def=in_process_executor,
-    tags={"manager/kind": "fleet"},
+    tags={KIND_TAG: "fleet"},
 )
 def plan_fleet():
-    plan_partitions()
+    _, failed = plan_partitions()
+    every_partition_planned(failed)
 
 
-def module_change_sensor(config_path: Path, interval: int = 30):
+def module_change_sensor(interval: int = 30):
     @sensor(
         name="watch_terraform_module",
         job_name=FLEET_JOB,
@@ -165,8 +196,8 @@ def module_change_sensor(config_path: Path, interval: int = 30):
         description="When the manager's Terraform module changes, plans every partition with it (plan-only) "
         "and writes the blast-radius summary.",
     )
-    def watch_terraform_module(context: SensorEvaluationContext):
-        config = config_or_skip(config_path)
+    def watch_terraform_module(context: SensorEvaluationContext, manager: ManagerConfigResource):
+        config = config_or_skip(manager)
         if isinstance(config, SkipReason):
             return config
         try:

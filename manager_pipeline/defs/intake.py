@@ -1,7 +1,6 @@
 """Stage: intake - changes become runs: webhook deliveries from the inbox, GitHub polling, local sources;
 and the source partitions kept in step with manager.yaml."""
 
-from pathlib import Path
 
 from dagster import (
     AddDynamicPartitionsRequest,
@@ -16,29 +15,31 @@ from dagster import (
     sensor,
 )
 
-from manager_pipeline.config import ManagerConfig
-from manager_pipeline.decommission import left_behind, waiting_report
+from manager_pipeline.config.model import ManagerConfig
 from manager_pipeline.defs.partitions import ENVIRONMENT, SOURCE, partition_changes, partition_key
 from manager_pipeline.defs.resources import (
     AwsResource,
     GitHubResource,
     InboxResource,
+    ManagerConfigResource,
 )
 from manager_pipeline.defs.stage import DEPLOY_JOB, config_or_skip
+from manager_pipeline.destroy.inputs import left_behind, waiting_report
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import (
     ENVIRONMENT_TAG,
     SOURCE_TAG,
     TRIGGER_TAG,
     DispatchEvent,
+    sign_author,
 )
 from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG, PlannedRun, plan_dispatch, pr_checker
 from manager_pipeline.intake.inbox import DISPATCHED, Inbox
 from manager_pipeline.intake.polling import PollState, poll
-from manager_pipeline.watch import LocalWatchState, detect_local_changes
+from manager_pipeline.intake.watch import LocalWatchState, detect_local_changes
 
 
-def local_source_sensor(config_path: Path, interval: int = 10):
+def local_source_sensor(interval: int = 10):
     @sensor(
         name="watch_local_sources",
         job_name=DEPLOY_JOB,
@@ -49,8 +50,8 @@ def local_source_sensor(config_path: Path, interval: int = 10):
             "(the first look only records what is there)."
         ),
     )
-    def watch_local_sources(context: SensorEvaluationContext):
-        config = config_or_skip(config_path)
+    def watch_local_sources(context: SensorEvaluationContext, manager: ManagerConfigResource):
+        config = config_or_skip(manager)
         if isinstance(config, SkipReason):
             return config
         state = LocalWatchState.from_json(context.cursor)
@@ -81,7 +82,7 @@ def local_source_sensor(config_path: Path, interval: int = 10):
     return watch_local_sources
 
 
-def dispatch_sensor(config_path: Path, interval: int = 1, batch: int = 20_000):
+def dispatch_sensor(interval: int = 1, batch: int = 20_000):
     @sensor(
         name="dispatch_webhooks",
         job_name=DEPLOY_JOB,
@@ -93,9 +94,9 @@ def dispatch_sensor(config_path: Path, interval: int = 1, batch: int = 20_000):
             "environment; newer deliveries supersede older ones still queued."
         ),
     )
-    def dispatch_webhooks(context: SensorEvaluationContext, inbox: InboxResource, github: GitHubResource):
+    def dispatch_webhooks(context: SensorEvaluationContext, manager: ManagerConfigResource, inbox: InboxResource, github: GitHubResource):
         # Row state, not a cursor: a row that commits after a higher id is still pending next tick.
-        config = config_or_skip(config_path)
+        config = config_or_skip(manager)
         if isinstance(config, SkipReason):
             return config
         store = inbox.inbox()
@@ -115,10 +116,14 @@ def dispatch_sensor(config_path: Path, interval: int = 1, batch: int = 20_000):
         runs = planned + again
         known = set(context.instance.get_dynamic_partitions(SOURCE))
         missing = sorted({run.source for run in runs} - known)
+        # The author a delivery names (GitHub's word, checked by the receiver) is vouched for by this sensor.
+        key = manager.run_tag_key()
         return SensorResult(
             run_requests=[
                 RunRequest(
-                    run_key=run.run_key, partition_key=partition_key(run.source, run.environment), tags=run.tags()
+                    run_key=run.run_key,
+                    partition_key=partition_key(run.source, run.environment),
+                    tags=sign_author(run.tags(), key),
                 )
                 for run in runs
             ],
@@ -185,7 +190,7 @@ def _supersede_queued_runs(context: SensorEvaluationContext, runs: list[PlannedR
             context.instance.run_coordinator.cancel_run(run.run_id)
 
 
-def polling_sensor(config_path: Path, interval: int = 60, enabled: bool = False):
+def polling_sensor(interval: int = 60, enabled: bool = False):
     @sensor(
         name="poll_github_sources",
         minimum_interval_seconds=interval,
@@ -196,10 +201,10 @@ def polling_sensor(config_path: Path, interval: int = 60, enabled: bool = False)
             "them in the inbox."
         ),
     )
-    def poll_github_sources(context: SensorEvaluationContext, inbox: InboxResource, github: GitHubResource):
+    def poll_github_sources(context: SensorEvaluationContext, manager: ManagerConfigResource, inbox: InboxResource, github: GitHubResource):
         if not github.configured:
             return SkipReason("no GitHub credentials")
-        config = config_or_skip(config_path)
+        config = config_or_skip(manager)
         if isinstance(config, SkipReason):
             return config
         state = PollState.from_json(context.cursor)
@@ -212,7 +217,7 @@ def polling_sensor(config_path: Path, interval: int = 60, enabled: bool = False)
     return poll_github_sources
 
 
-def partition_sync_sensor(config_path: Path, interval: int = 30):
+def partition_sync_sensor(interval: int = 30):
     @sensor(
         name="sync_source_partitions",
         minimum_interval_seconds=interval,
@@ -223,8 +228,8 @@ def partition_sync_sensor(config_path: Path, interval: int = 30):
             "retired once that destroy is applied."
         ),
     )
-    def sync_source_partitions(context: SensorEvaluationContext, aws: AwsResource):
-        config = config_or_skip(config_path)
+    def sync_source_partitions(context: SensorEvaluationContext, manager: ManagerConfigResource, aws: AwsResource):
+        config = config_or_skip(manager)
         if isinstance(config, SkipReason):
             return config
         added, removed = partition_changes(config, context.instance.get_dynamic_partitions(SOURCE))

@@ -1,4 +1,4 @@
-"""The deploy job: fetch-variables -> validate -> init -> plan -> approval gate -> apply -> feedback; the
+"""The deploy job: fetch-variables -> validate -> init -> plan -> policy -> approval gate -> apply -> feedback; the
 apply_plan job of an approved plan; the destroy job, whose plan always waits for approval."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from manager_pipeline.defs.feedback import feedback, report_failure
 from manager_pipeline.defs.fetch import fetch_variables, validate
 from manager_pipeline.defs.partitions import deploy_partitions
 from manager_pipeline.defs.plans import approval_gate, check_plan, load_plan
+from manager_pipeline.defs.policy import policy
 from manager_pipeline.defs.stage import APPLY_JOB, DEPLOY_JOB, DESTROY_JOB
 from manager_pipeline.defs.terraform import apply, init, plan
+from manager_pipeline.events import KIND_TAG
 
 __all__ = ["APPLY_JOB", "DEPLOY_JOB", "DESTROY_JOB", "apply_job", "deploy_job", "destroy_job"]
 
@@ -25,7 +27,8 @@ def deploy():
     deploy_config = validate(request, document)
     workdir = init(request, deploy_config)
     plan_artifact = plan(request, document, workdir)
-    approved, held = approval_gate(request, workdir, plan_artifact)
+    checked = policy(request, document, workdir, plan_artifact)
+    approved, held = approval_gate(request, workdir, checked)
     applied = apply(workdir, approved)
     # Fan-in: feedback runs with whichever of the two arrived (apply, or the gate's reason).
     feedback(request, deploy_config, [applied, held])
@@ -37,7 +40,7 @@ def _partitioned_job(graph_def, name: str, kind: str, environments: Iterable[str
         partitions_def=deploy_partitions(environments),
         # The executor is the code location's (defs/executor.py): in-process, or Celery workers.
         hooks={report_failure},
-        tags={"manager/kind": kind},
+        tags={KIND_TAG: kind},
     )
 
 
@@ -65,8 +68,9 @@ def destroy():
     request, document, deploy_config = load_destroy()
     workdir = init(request, deploy_config)
     plan_artifact = plan(request, document, workdir)
+    checked = policy(request, document, workdir, plan_artifact)
     # A destroy plan is never approved at the gate: it waits (or there is nothing to destroy).
-    _, held = approval_gate(request, workdir, plan_artifact)
+    _, held = approval_gate(request, workdir, checked)
     feedback(request, deploy_config, [held])
 
 

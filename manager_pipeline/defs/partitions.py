@@ -12,7 +12,7 @@ from dagster import (
     StaticPartitionsDefinition,
 )
 
-from manager_pipeline.config import ManagerConfig
+from manager_pipeline.config.model import ManagerConfig
 
 SOURCE = "source"
 ENVIRONMENT = "environment"
@@ -54,3 +54,24 @@ def sync_source_partitions(instance: DagsterInstance, config: ManagerConfig) -> 
     if added:
         instance.add_dynamic_partitions(SOURCE, added)
     return added
+
+
+# The code location's name in workspace.yaml (its python_module): the UI names runs' repository by it.
+CODE_LOCATION = "manager_pipeline.defs.definitions"
+
+
+def partition_tags(job_name: str, source: str, environment: str) -> dict[str, str]:
+    """The tags Dagster's own launches (sensors, backfills, the launchpad) give a run of a partition, which
+    the job's Partitions page and the partition's history find runs by: a run the CLI executes in its
+    process carries them too."""
+    key = partition_key(source, environment)
+    return {
+        "dagster/partition": str(key),
+        f"dagster/partition/{SOURCE}": source,
+        f"dagster/partition/{ENVIRONMENT}": environment,
+        # Dagster names a job's partition set `<job>_partition_set`, and its Partitions page counts the runs
+        # of the code location (repository@location) it serves: the two tags Dagster's own launches set
+        # (Dagster 1.13; no public API builds them).
+        "dagster/partition_set": f"{job_name}_partition_set",
+        ".dagster/repository": f"__repository__@{CODE_LOCATION}",
+    }

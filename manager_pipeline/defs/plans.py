@@ -1,9 +1,7 @@
 """Stage: what a plan becomes - the deploy run's gate, the approval sensor, and the apply_plan job's
 load and check of a saved plan (all through plans/)."""
 
-import json
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from dagster import (
@@ -21,11 +19,13 @@ from dagster import (
     sensor,
 )
 
-from manager_pipeline.config import ManagerConfig
-from manager_pipeline.contract import DeployConfig, load_variables, resolve
-from manager_pipeline.decommission import recorded_source
+from manager_pipeline.config.request import ResolvedRequest
+from manager_pipeline.contract import DeployConfig
+from manager_pipeline.defs.assets import APPROVED, plan_materialization
+from manager_pipeline.defs.assets import check as asset_check
 from manager_pipeline.defs.partitions import partition_key
 from manager_pipeline.defs.resources import (
+    FeedbackResource,
     GitHubResource,
     InboxResource,
     ManagerConfigResource,
@@ -33,18 +33,20 @@ from manager_pipeline.defs.resources import (
     SourcesResource,
 )
 from manager_pipeline.defs.stage import APPLY_JOB, config_or_skip, current_event, failure_for, say
+from manager_pipeline.destroy.inputs import recorded_source
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.events import PLAN_ID_TAG, DispatchEvent
-from manager_pipeline.feedback import Outcome, OutcomeStatus
+from manager_pipeline.events import PLAN_ID_TAG
+from manager_pipeline.feedback import LocalReportSink, Outcome
 from manager_pipeline.feedback.trigger_status import trigger_tags
 from manager_pipeline.github.approvals import GitHubApprovals
 from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG
-from manager_pipeline.intake.inbox import Inbox, NotedApproval
-from manager_pipeline.plans import ApplyFacts, Plan, Plans, PlanState, apply_requirements, sha256_file
-from manager_pipeline.plans.approvals import review
-from manager_pipeline.plans.audit import audit
-from manager_pipeline.request import ResolvedRequest
-from manager_pipeline.plans.gate import decide
+from manager_pipeline.intake.inbox import Inbox
+from manager_pipeline.pipeline import check_apply, current_variables, gate
+from manager_pipeline.pipeline.gate import ApplyRefused
+from manager_pipeline.plans import Plan, PlanState
+from manager_pipeline.defs.audit import audit
+from manager_pipeline.plans.waiting import FULL_POLL_S, ApprovalCursor, approval_tick
+from manager_pipeline.redact import redact_text
 from manager_pipeline.terraform import (
     Workdir,
     module_digest,
@@ -72,54 +74,24 @@ def approval_gate(
         # A trigger repository's deliveries are stored under the application repository.
         repo = event.trigger_repo or plan.repo
         superseded_by = inbox.inbox().newer_delivery(repo, ref_key, event.source, int(inbox_id))
-    decision = decide(
-        policy,
-        event,
-        plan.branch if plan.branch_verified else None,
-        plan.has_changes,
-        plan.plan_id,
-        superseded_by,
-        claimed_branch=plan.branch,
-    )
-    store = plans.plans()
-    store.transition(plan.plan_id, decision.state, note=decision.reason)
-    if decision.applies:
-        refusals = apply_requirements(
-            store.get(plan.plan_id),
-            policy,
-            ApplyFacts(
-                plan_file_sha256=sha256_file(plan.plan_file),
-                newest_candidate=plan.plan_id,
-                module_digest=workdir.module_digest,
-                variables_digest=workdir.variables_digest,
-                variables_problem=None,
-                accepted_approvers=(),
-                now=time.time(),
-            ),
-        )
-        if refusals:
-            store.transition(plan.plan_id, PlanState.REFUSED, note="; ".join(r.reason for r in refusals)[:1000])
-            raise Failure("apply refused:\n" + "\n".join(f"- {r.reason}" for r in refusals))
+    key = context.partition_key
+    try:
+        result = gate(policy, event, plan, workdir, plans.plans(), superseded_by)
+    except ManagerError as exc:
+        context.log_event(plan_materialization(plan, PlanState.REFUSED.value, str(exc)))
+        context.log_event(asset_check(APPROVED, key, False, str(exc)))
+        raise failure_for(exc) from None
+    decision = result.decision
     say(context, "gate", decision.reason)
+    # The partition's newest plan, as the gate left it: the asset's partition shows it, amber while it waits.
+    context.log_event(plan_materialization(plan, decision.state.value, decision.reason))
+    waiting = decision.state is PlanState.AWAITING
+    context.log_event(asset_check(APPROVED, key, not waiting, decision.reason, warn=True))
     metadata = {"decision": decision.state.value, "reason": decision.reason}
-    if decision.applies:
-        yield Output(plan, "approved", metadata=metadata)
+    if result.approved is not None:
+        yield Output(result.approved, "approved", metadata=metadata)
         return
-    # With no changes, what the plan shows as outputs is what the state holds.
-    outputs = plan.planned_outputs if decision.outcome is OutcomeStatus.NO_CHANGES else {}
-    yield Output(
-        Outcome(
-            event=event,
-            status=decision.outcome,
-            headline=decision.reason,
-            plan=plan,
-            outputs=outputs,
-            sha=plan.sha,
-            branch=plan.branch,
-        ),
-        "held",
-        metadata=metadata,
-    )
+    yield Output(result.held, "held", metadata=metadata)
 
 
 @op(description="Load the saved plan the run was started for (tag manager/plan-id).")
@@ -144,17 +116,6 @@ def load_plan(context: OpExecutionContext, plans: PlanStoreResource) -> Plan:
     return plan
 
 
-def _current_variables(request: ResolvedRequest, sources, plan: Plan) -> tuple[DeployConfig | None, str | None]:
-    """(config, problem) of the variables the source holds now on the plan's branch."""
-    try:
-        event = DispatchEvent(plan.source, plan.environment, branch=plan.branch)
-        document = sources.fetch(request.source, event)
-        data = load_variables(document.text, list(request.environments), document.location)
-        return replace(resolve(data, plan.environment, plan.source, document.location), origin=document), None
-    except ManagerError as exc:
-        return None, str(exc).splitlines()[0]
-
-
 @op(
     description="Refuse the apply unless the plan is untouched, newest, current, approved and young enough.",
     out={"request": Out(ResolvedRequest), "deploy_config": Out(DeployConfig)},
@@ -165,6 +126,7 @@ def check_plan(
     sources: SourcesResource,
     plans: PlanStoreResource,
     github: GitHubResource,
+    feedback: FeedbackResource,
     plan: Plan,
 ):
     store = plans.plans()
@@ -175,126 +137,44 @@ def check_plan(
         request = ResolvedRequest.resolve(manager.load(), event, recorded_source(plan) if plan.destroy else None)
     except ManagerError as exc:
         raise failure_for(exc) from None
-    policy = request.policy
     approvals = GitHubApprovals(github.client()) if github.configured and plan.repo else None
-    verdict = review(plan, policy, store, approvals)
-    audit(context.instance, plan, verdict.new)
     # A destroy removes what its variables built; what the source holds now (if anything) does not matter.
-    current, problem = (None, None) if plan.destroy else _current_variables(request, sources, plan)
-    newest = store.newest_candidate(plan.source, plan.environment)
-    refusals = apply_requirements(
-        store.get(plan.plan_id),
-        policy,
-        ApplyFacts(
-            plan_file_sha256=sha256_file(plan.plan_file) if plan.plan_file.exists() else "",
-            newest_candidate=newest.plan_id if newest else None,
-            module_digest=module_digest(request.terraform_dir),
-            variables_digest=plan.variables_digest if plan.destroy else (current.digest if current else None),
-            variables_problem=problem,
-            accepted_approvers=tuple(verdict.accepted),
-            now=time.time(),
-        ),
-    )
-    if refusals:
-        texts = [refusal.reason for refusal in refusals]
-        if any(refusal.final for refusal in refusals):
-            store.transition(
-                plan.plan_id,
-                PlanState.REFUSED,
-                note="; ".join(texts)[:1000],
-                expected=[PlanState.AWAITING, PlanState.APPROVED],
-            )
-        raise Failure(
-            f"apply of plan {plan.plan_id} refused:\n" + "\n".join(f"- {text}" for text in texts),
-            metadata={"reasons": MetadataValue.json(texts)},
+    current = (
+        (None, None)
+        if plan.destroy
+        else current_variables(
+            sources.fetch, request.source, request.environments, plan.source, plan.environment, plan.branch
         )
-    store.transition(plan.plan_id, PlanState.APPROVED, note=f"approved by {', '.join(verdict.accepted) or 'policy'}")
-    say(context, "check", f"plan {plan.plan_id} approved by {', '.join(verdict.accepted) or 'policy'}; applying")
+    )
+    try:
+        checked = check_apply(
+            plan,
+            request.policy,
+            store,
+            approvals,
+            module_digest(request.terraform_dir),
+            current,
+            audit=lambda plan, new: audit(context.instance, plan, new),
+        )
+    except ApplyRefused as exc:
+        context.log_event(asset_check(APPROVED, context.partition_key, False, str(exc)))
+        now = store.get(plan.plan_id)
+        context.log_event(plan_materialization(now, now.state.value, "apply refused: " + "; ".join(exc.reasons)))
+        if plan.run_id:
+            here = f"run [{context.run_id[:8]}]({feedback.run_url(context.run_id)})"
+            reasons = "; ".join(exc.reasons)
+            LocalReportSink(Path(feedback.reports_dir)).note(
+                plan.source, plan.environment, plan.run_id, f"an apply of plan `{plan.plan_id}` was refused in {here}: {reasons}"
+            )
+        raise Failure(redact_text(str(exc)), metadata={"reasons": MetadataValue.json(exc.reasons)}) from None
+    approvers = ", ".join(checked.approvers) or "policy"
+    context.log_event(asset_check(APPROVED, context.partition_key, True, f"approved by {approvers}"))
+    say(context, "check", f"plan {plan.plan_id} approved by {approvers}; applying")
     yield Output(request, "request", metadata={"manager.yaml sha256": request.manager_digest})
-    # The variables now are the planned ones (same digest), so their notification settings hold.
-    deploy_config = current if current is not None else DeployConfig.from_tfvars(plan.tfvars)
-    yield Output(deploy_config, "deploy_config", metadata={"approvers": MetadataValue.json(verdict.accepted)})
+    yield Output(checked.deploy_config, "deploy_config", metadata={"approvers": MetadataValue.json(checked.approvers)})
 
 
-def _covered(config: ManagerConfig, plan: Plan) -> bool:
-    """Whether manager.yaml still has the plan's environment and source (a destroy plan's source may have
-    left it: destroying what it left behind is the point)."""
-    return plan.environment in config.environments and (plan.source in config.sources or plan.destroy)
-
-
-def _review_waiting_plan(context, store: Plans, config: ManagerConfig, plan: Plan, approvals) -> int:
-    """Review one waiting plan; how many approval records the review added."""
-    if not _covered(config, plan):
-        return 0
-    policy = config.policy(plan.environment, destroy=plan.destroy)
-    age_hours = (time.time() - plan.created_at) / 3600
-    if age_hours > policy.max_plan_age_hours:
-        store.transition(plan.plan_id, PlanState.EXPIRED, note=f"older than {policy.max_plan_age_hours:.0f} h; re-plan")
-        return 0
-    verdict = review(plan, policy, store, approvals if plan.repo else None)
-    audit(context.instance, plan, verdict.new)
-    if verdict.approved:
-        store.transition(plan.plan_id, PlanState.APPROVED, note=f"approved by {', '.join(verdict.accepted)}")
-    return len(verdict.new)
-
-
-# Every waiting plan is reviewed against GitHub at most this often; between full polls a tick reviews
-# only the plans a webhook said may have been approved, and those with new recorded approvals.
-FULL_POLL_S = 15.0
-
-
-@dataclass
-class ApprovalCursor:
-    """The approval sensor's memory: when it last reviewed every waiting plan, and how many approval
-    records each waiting plan had when it was last reviewed (a new one, e.g. a console approval, is
-    looked at in the next tick)."""
-
-    full_poll_at: float = 0.0
-    judged: dict[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, text: str | None) -> "ApprovalCursor":
-        try:
-            data = json.loads(text) if text else {}
-            judged = {str(plan_id): int(count) for plan_id, count in data.get("judged", {}).items()}
-            return cls(float(data.get("full_poll_at", 0.0)), judged)
-        except (ValueError, TypeError, AttributeError):
-            return cls()
-
-    def to_json(self) -> str:
-        return json.dumps({"full_poll_at": self.full_poll_at, "judged": self.judged}, sort_keys=True)
-
-
-def noted_plans(waiting: list[Plan], notes: list[NotedApproval]) -> list[Plan]:
-    """The waiting plans a note may concern: those of its pull request, and those of its repository
-    without a pull request (a push's plan: GitHub finds its pull requests by commit) of the reviewed
-    commit, or of any commit for a comment (which names none)."""
-    chosen = []
-    for plan in waiting:
-        if not plan.repo:
-            continue
-        for note in notes:
-            if note.repo.lower() != plan.repo.lower():
-                continue
-            if plan.pr == note.pr or (plan.pr is None and (note.sha is None or note.sha == plan.sha)):
-                chosen.append(plan)
-                break
-    return chosen
-
-
-def _new_approvals(store: Plans, config: ManagerConfig, plan: Plan, seen: int | None) -> tuple[int, bool]:
-    """(how many approval records ``plan`` has, whether it should be reviewed now): it has records
-    the sensor has not reviewed yet, and enough accepted ones to meet its policy (the review judges
-    them again). Read from the database only."""
-    records = store.approvals(plan.plan_id)
-    if seen == len(records) or plan.environment not in config.environments:
-        return len(records), False
-    accepted = {r.login.lower() for r in records if r.accepted}
-    required = config.policy(plan.environment, destroy=plan.destroy).required_approvals
-    return len(records), bool(accepted) and len(accepted) >= required
-
-
-def approval_sensor(config_path: Path, interval: int = 1, full_poll_s: float = FULL_POLL_S):
+def approval_sensor(interval: int = 1, full_poll_s: float = FULL_POLL_S):
     @sensor(
         name="approve_plans",
         job_name=APPLY_JOB,
@@ -307,64 +187,48 @@ def approval_sensor(config_path: Path, interval: int = 1, full_poll_s: float = F
             "of pull requests a webhook said were reviewed or commented `/approve` on."
         ),
     )
-    def approve_plans(context: SensorEvaluationContext, plans: PlanStoreResource, github: GitHubResource):
-        config = config_or_skip(config_path)
+    def approve_plans(
+        context: SensorEvaluationContext,
+        manager: ManagerConfigResource,
+        plans: PlanStoreResource,
+        github: GitHubResource,
+    ):
+        config = config_or_skip(manager)
         if isinstance(config, SkipReason):
             return config
-        now = time.time()
-        memory = ApprovalCursor.from_json(context.cursor)
-        store = plans.plans()
         # The notes live in the manager's database, beside the plans (the inbox's table).
         inbox = Inbox(plans.database_url)
         notes = inbox.noted_approvals()
-        waiting = store.list_plans(state=PlanState.AWAITING)
-        # A clock set back counts as time for a full poll too.
-        full = not (0 <= now - memory.full_poll_at < full_poll_s)
-        counts: dict[str, int] = {}
-        selected: list[Plan] = list(waiting) if full else noted_plans(waiting, notes)
-        chosen = {plan.plan_id for plan in selected}
-        for plan in waiting:
-            counts[plan.plan_id], due = _new_approvals(store, config, plan, memory.judged.get(plan.plan_id))
-            if due and plan.plan_id not in chosen:
-                selected.append(plan)
-                chosen.add(plan.plan_id)
-        approvals = GitHubApprovals(github.client()) if github.configured and selected else None
-        problems = []
-        for plan in selected:
-            # One plan's trouble (GitHub down, a policy gone) never holds up the others; a plan that
-            # fails is tried again in the next full poll.
-            try:
-                counts[plan.plan_id] += _review_waiting_plan(context, store, config, plan, approvals)
-            except Exception as exc:  # noqa: BLE001 - reported on the tick, retried next tick
-                problems.append(f"plan {plan.plan_id}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        tick = approval_tick(
+            plans.plans(),
+            config,
+            notes,
+            ApprovalCursor.from_json(context.cursor),
+            approvals_for=lambda: GitHubApprovals(github.client()) if github.configured else None,
+            audit=lambda plan, new: audit(context.instance, plan, new),
+            full_poll_s=full_poll_s,
+        )
         inbox.approvals_looked_at([note.id for note in notes])
         if notes:
             pairs = sorted({f"{note.repo}#{note.pr}" for note in notes})
             context.log.info(
-                f"approval notes for {', '.join(pairs)}: reviewed {len(selected)} waiting plan(s)"
-                + (" (full poll)" if full else "")
+                f"approval notes for {', '.join(pairs)}: reviewed {tick.reviewed} waiting plan(s)"
+                + (" (full poll)" if tick.full else "")
             )
-        context.update_cursor(
-            ApprovalCursor(full_poll_at=now if full else memory.full_poll_at, judged=counts).to_json()
+        context.update_cursor(tick.cursor.to_json())
+        if tick.problems:
+            context.log.warning("; ".join(tick.problems))
+        if not tick.to_apply:
+            return SkipReason(tick.summary())
+        return SensorResult(
+            run_requests=[
+                RunRequest(
+                    run_key=f"apply:{plan.plan_id}",
+                    partition_key=partition_key(plan.source, plan.environment),
+                    tags=plan.apply_tags("approval"),
+                )
+                for plan in tick.to_apply
+            ]
         )
-        # Every approved plan without an apply run gets one; the run key makes asking again harmless.
-        runs = [
-            RunRequest(
-                run_key=f"apply:{plan.plan_id}",
-                partition_key=partition_key(plan.source, plan.environment),
-                tags=plan.apply_tags("approval"),
-            )
-            for plan in store.list_plans(state=PlanState.APPROVED)
-            if plan.apply_run_id is None and _covered(config, plan)
-        ]
-        if problems:
-            context.log.warning("; ".join(problems))
-        if not runs:
-            return SkipReason(
-                f"{len(waiting)} plan(s) wait for approval; reviewed {len(selected)}"
-                + (" (full poll)" if full else "")
-                + (f"; {len(problems)} failed" if problems else "")
-            )
-        return SensorResult(run_requests=runs)
 
     return approve_plans

@@ -3,36 +3,38 @@
 from __future__ import annotations
 
 import json
-import math
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from dagster import ConfigurableResource, EnvVar, IOManagerDefinition
+from dagster import ConfigurableResource, EnvVar, get_dagster_logger
 from pydantic import PrivateAttr
 
-from manager_pipeline.aws import STAND_IN_CREDENTIALS, AwsTarget, environment_target
-from manager_pipeline.config import AwsAccess, ManagerConfig, SourceSpec, load_config
-from manager_pipeline.errors import ConfigError, ManagerError
+from manager_pipeline.aws.standin import LocalAws
+from manager_pipeline.aws.target import STAND_IN_CREDENTIALS, AwsTarget, environment_target
+from manager_pipeline.config.file import load_config
+from manager_pipeline.config.model import AwsAccess, ManagerConfig, SourceSpec
+from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import DispatchEvent
-from manager_pipeline.feedback import LocalReportSink, Outcome, github_items, render_report, trigger_status
+from manager_pipeline.feedback import LocalReportSink, Outcome
 from manager_pipeline.feedback.delivery import DeliveryReport, deliver
 from manager_pipeline.feedback.outbox import Outbox
-from manager_pipeline.feedback.redact import register_secret
-from manager_pipeline.feedback.slack import NotifySettings, SlackSink, slack_message
+from manager_pipeline.feedback.publish import Published, publish, started
+from manager_pipeline.feedback.slack import NotifySettings
 from manager_pipeline.github import DEFAULT_API_URL, GitHubClient, GitHubSource
 from manager_pipeline.github.trigger import trigger_commit
 from manager_pipeline.intake.inbox import Inbox
-from manager_pipeline.local_aws import LocalAws
 from manager_pipeline.plans import Plans, S3PlanFiles
-from manager_pipeline.settings import AwsSettings, Settings
+from manager_pipeline.policy import Checkov, installed_checkov
+from manager_pipeline.redact import redact_text, register_secret
+from manager_pipeline.settings import AwsSettings, CelerySettings, GitHubSettings, Settings
+from manager_pipeline.signing import KEY_FILE, tag_key
 from manager_pipeline.sources import LocalSource, VariablesDocument
 from manager_pipeline.terraform import TerraformRunner, Toolchain, ensure_toolchain
 from manager_pipeline.terraform.errored import SharedStates
-from manager_pipeline.terraform.runner import LineSink
 from manager_pipeline.terraform.provider_server import provider_servers
+from manager_pipeline.terraform.runner import LineSink
 from manager_pipeline.terraform.workdir import (
     TFVARS_FILE,
     Workdir,
@@ -47,17 +49,25 @@ class ManagerConfigResource(ConfigurableResource):
     """manager.yaml, read afresh by each run so an edit needs no restart."""
 
     config_path: str
+    # Where this machine's run tag key is kept when MANAGER_HANDOFF_KEY is not set (manager_pipeline.signing).
+    run_tag_key_file: str = ""
 
     def load(self) -> ManagerConfig:
         return load_config(Path(self.config_path))
+
+    def run_tag_key(self) -> bytes:
+        """The key that signs (sensors) and checks (steps) the author on a run: never resource config."""
+        # Unset (a resource built by hand): where the default layout keeps the Dagster home, beside manager.yaml.
+        key_file = Path(self.run_tag_key_file or Path(self.config_path).parent / ".manager" / "dagster" / KEY_FILE)
+        return tag_key(CelerySettings.from_env().handoff_key, key_file)
 
 
 class GitHubResource(ConfigurableResource):
     """GitHub through ``GitHubClient``: a token or a GitHub App installation, any API base URL.
 
-    These fields are the GitHub settings, the only declaration of them; ``github_resource()``
-    fills them from the environment. The secrets are Dagster ``EnvVar``s: the UI shows the
-    variable's name, never its value.
+    Their defaults are declared here only; ``github_resource()`` fills the fields the GitHub settings
+    (``GitHubSettings``) set. The secrets are Dagster ``EnvVar``s: the UI shows the variable's name,
+    never its value.
     """
 
     api_url: str = DEFAULT_API_URL
@@ -83,6 +93,12 @@ class GitHubResource(ConfigurableResource):
     def configured(self) -> bool:
         token, key = self._secret("token"), self._secret("app_private_key")
         return GitHubClient.credentials(token, self.app_id, key, self.installation_id) is not None
+
+    @property
+    def is_app(self) -> bool:
+        """The manager reaches GitHub as an App installation (no token, which would be used first): its
+        runs report through check runs, which a token cannot create."""
+        return self.configured and not self._secret("token")
 
     def client(self, quick: bool = False) -> GitHubClient:
         """``quick``: one retry and a short timeout, for an attempt inside a run (the outbox keeps the rest)."""
@@ -181,6 +197,19 @@ class TerraformResource(ConfigurableResource):
     workdir_retention_hours: float = 7 * 24
     # PLAN_ARTIFACT_BUCKET: where a state a failed apply could not save is kept for any machine, too.
     artifact_bucket: str | None = None
+    # Where each environment's last good policy is kept (policy/last_good.py); empty: none is kept, and a
+    # bad policy file fails the policy stage.
+    kept_policies: str = ""
+
+    def checkov(self) -> Checkov:
+        """The policy engine `manager-pipeline setup` installed beside the toolchain: a plan is never
+        passed unchecked, so without it the stage fails in one line that says how to install it."""
+        found = installed_checkov(Path(self.tools_dir))
+        if found is None:
+            raise ManagerError(
+                f"the policy engine (checkov) is not installed in {self.tools_dir}: run `manager-pipeline setup`"
+            )
+        return found
 
     def toolchain(self) -> Toolchain:
         return ensure_toolchain(
@@ -322,38 +351,49 @@ class FeedbackResource(ConfigurableResource):
     def publish(
         self, outcome: Outcome, run_id: str, repo: str | None, pr: int | None, notify: NotifySettings | None = None
     ) -> Published:
-        """Write the report; post to Slack when asked; queue and try to send a GitHub source's feedback.
-
-        Every text is redacted as it is made (``feedback/redact.py``): the webhook of ``notify`` and
-        the GitHub credentials are registered first, so each sink masks them."""
-        notify = notify or NotifySettings()
+        """The run's feedback (feedback/publish.py) through this resource's sinks; the GitHub credentials
+        are registered first, so every sink masks them."""
         self.github.configured  # noqa: B018 - reads (and so registers) the GitHub token or App key
-        url = self.run_url(run_id)
-        markdown = render_report(outcome, run_id, url, secrets=notify.secrets)
-        path = LocalReportSink(Path(self.reports_dir)).write(
-            outcome.event.source, outcome.event.environment, run_id, markdown
+        return publish(
+            outcome,
+            run_id,
+            self.run_url(run_id),
+            reports=LocalReportSink(Path(self.reports_dir)),
+            outbox=self.outbox(),
+            deliver=lambda: self._delivered_in_run(run_id),
+            repo=repo,
+            pr=pr,
+            notify=notify or NotifySettings(),
+            check_runs=self.github.is_app,
         )
-        slack_problem = None
-        if notify.slack_webhook and notify.wants(outcome):
-            message = slack_message(outcome, url, notify.slack_channel, notify.secrets)
-            slack_problem = SlackSink().post(notify.slack_webhook, message)
-        sha = outcome.sha or (outcome.plan.sha if outcome.plan else None) or outcome.event.sha
-        items = github_items.items_for(outcome, repo, sha, pr, run_id, url, notify) if repo and sha else []
-        # A run a trigger repository started tells the application commit too.
-        items += trigger_status.items_for(outcome, url, notify.secrets)
-        if not items:
-            return Published(markdown, path, DeliveryReport(), slack_problem)
-        self.outbox().add(items, run_id)
-        return Published(markdown, path, self.deliver(quick=True), slack_problem)
 
     def started(
         self, repo: str, sha: str, environment: str, run_id: str, event: DispatchEvent | None = None
     ) -> DeliveryReport:
         """``event``: the run's, when a trigger repository's commit is to hear it too."""
-        url = self.run_url(run_id)
-        items = [github_items.started(repo, sha, environment, url)]
-        self.outbox().add(items + (trigger_status.started(event, url) if event else []), run_id)
-        return self.deliver(quick=True)
+        return started(
+            repo,
+            sha,
+            environment,
+            run_id,
+            self.run_url(run_id),
+            outbox=self.outbox(),
+            deliver=lambda: self._delivered_in_run(run_id),
+            event=event,
+            check_runs=self.github.is_app,
+        )
+
+    def _delivered_in_run(self, run_id: str) -> DeliveryReport:
+        """``deliver(quick=True)`` for a run; the first of its check runs GitHub refused is said once in
+        its log (the status went instead; ``manager-pipeline sources`` says it too)."""
+        report = self.deliver(quick=True)
+        if report.fallbacks:
+            first = self.outbox().first_fallback(run_id)
+            if first in report.fallbacks:
+                line = redact_text(f"feedback: {report.fallbacks[first]}")
+                get_dagster_logger().warning(line)
+                print(f"[feedback] {line.removeprefix('feedback: ')}", flush=True)
+        return report
 
     def deliver(self, quick: bool = False) -> DeliveryReport:
         """Send what the outbox holds; GitHub being down leaves it there for the delivery sensor.
@@ -365,65 +405,25 @@ class FeedbackResource(ConfigurableResource):
         return deliver(self.outbox(), self.github.client(quick), deadline_s=20 if quick else 120)
 
 
-@dataclass(frozen=True)
-class Published:
-    markdown: str
-    report_file: Path
-    delivery: DeliveryReport
-    slack_problem: str | None = None
-
-
-# Environment variable -> GitHubResource field: (field, type, smallest value, what to put there).
-_GITHUB_NUMBERS = {
-    "GITHUB_APP_INSTALLATION_ID": ("installation_id", int, 1, "the GitHub App installation's id, e.g. 12345678"),
-    "GITHUB_TIMEOUT": ("timeout", float, 0.001, "a number of seconds, e.g. 15 (no unit)"),
-    "GITHUB_RETRIES": ("retries", int, 0, "a whole number of retries, e.g. 5 (0: none)"),
-    "GITHUB_RETRY_BACKOFF": ("backoff", float, 0, "a number of seconds, e.g. 0.5 (no unit)"),
-    "GITHUB_MAX_RATE_LIMIT_WAIT": ("max_rate_limit_wait", float, 0, "a number of seconds, e.g. 300 (no unit)"),
-}
-_SWITCH = {"on": True, "1": True, "true": True, "yes": True, "off": False, "0": False, "false": False, "no": False}
-
-
-def _not_valid(name: str, raw: str, what: str) -> ConfigError:
-    shown = raw if len(raw) <= 40 else raw[:40] + "…"
-    return ConfigError(f"{name}={shown!r} is not valid: set it to {what}, or leave it unset")
-
-
 def github_resource(env: Mapping[str, str] | None = None) -> GitHubResource:
-    """The GitHub settings from the environment, read here and nowhere else.
+    """The resource of the GitHub settings (``GitHubSettings``) of ``env``, by default the process's.
 
-    Unset variables leave the resource's defaults; secrets stay ``EnvVar`` references. A malformed
-    value is a ``ConfigError`` of one line naming the variable and what to put there.
+    Unset settings leave the resource's defaults; secrets become ``EnvVar`` references, so the UI shows
+    the variable's name, never its value. A malformed value is a ``SettingsError`` (a ``ConfigError``)
+    of one line naming the variable and what to put there.
     """
-    env = os.environ if env is None else env
-    values: dict[str, object] = {}
-    if env.get("GITHUB_API_URL"):
-        values["api_url"] = env["GITHUB_API_URL"]
-    if env.get("GITHUB_APP_ID"):
-        values["app_id"] = env["GITHUB_APP_ID"]
-    for name, field in (("GITHUB_TOKEN", "token"), ("GITHUB_APP_PRIVATE_KEY", "app_private_key")):
-        if env.get(name):
+    github = GitHubSettings.from_env(env)
+    plain = ("api_url", "app_id", "installation_id", "timeout", "retries", "backoff", "max_rate_limit_wait", "throttle")
+    values = {field: value for field in plain if (value := getattr(github, field)) is not None}
+    for field, name in (("token", "GITHUB_TOKEN"), ("app_private_key", "GITHUB_APP_PRIVATE_KEY")):
+        if getattr(github, field) is not None:
             values[field] = EnvVar(name)
-    for name, (field, kind, minimum, what) in _GITHUB_NUMBERS.items():
-        raw = (env.get(name) or "").strip()
-        if not raw:
-            continue
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise _not_valid(name, raw, what) from None
-        if not math.isfinite(value) or value < minimum:
-            raise _not_valid(name, raw, what)
-        values[field] = value
-    throttle = (env.get("GITHUB_THROTTLE") or "").strip()
-    if throttle:
-        if throttle.lower() not in _SWITCH:
-            raise _not_valid("GITHUB_THROTTLE", throttle, "on or off (off only for a stand-in)")
-        values["throttle"] = _SWITCH[throttle.lower()]
     return GitHubResource(**values)
 
 
-def build_resources(settings: Settings) -> dict[str, ConfigurableResource | IOManagerDefinition]:
+def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
+    # From the process's environment, not ``settings.github``: Dagster resolves the resource's secrets
+    # (EnvVar) there, and the rest must come from where they do (the same in a deployment).
     github = github_resource()
     aws = AwsResource(
         mode=settings.aws.mode,
@@ -433,8 +433,10 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource | IOMa
         endpoint_url=settings.aws.endpoint_url,
         worker_environments=list(settings.worker_environments) if settings.worker_environments is not None else None,
     )
-    resources: dict[str, ConfigurableResource | IOManagerDefinition] = {
-        "manager": ManagerConfigResource(config_path=str(settings.config_path)),
+    resources: dict[str, ConfigurableResource] = {
+        "manager": ManagerConfigResource(
+            config_path=str(settings.config_path), run_tag_key_file=str(settings.dagster_home / KEY_FILE)
+        ),
         "github": github,
         "sources": SourcesResource(github=github),
         "aws": aws,
@@ -447,6 +449,7 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource | IOMa
             workdir_retention_hours=settings.workdir_retention_hours,
             lock_timeout=settings.lock_timeout,
             artifact_bucket=settings.artifact_bucket,
+            kept_policies=str(settings.kept_policies_dir),
         ),
         "plans": PlanStoreResource(
             root=str(settings.plans_dir),
@@ -463,8 +466,4 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource | IOMa
             github=github,
         ),
     }
-    # How ops hand each other their values: in memory (the default), or for any machine (defs/handoff.py).
-    from manager_pipeline.defs.handoff import io_manager_for
-
-    resources["io_manager"] = io_manager_for(settings, resources["plans"], resources["sources"])  # type: ignore[arg-type]
     return resources

@@ -4,7 +4,7 @@ person can act on (redacted), and manager.yaml for sensors."""
 import os
 import socket
 import time
-from pathlib import Path
+from typing import Protocol
 
 from dagster import (
     DagsterRunStatus,
@@ -19,37 +19,53 @@ from dagster import (
     TextMetadataValue,
 )
 
-from manager_pipeline.config import ManagerConfig, load_config
+from manager_pipeline.config.model import ManagerConfig
 from manager_pipeline.defs.partitions import split_partition_key
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.events import DispatchEvent
-from manager_pipeline.feedback.redact import redact, redact_text
+from manager_pipeline.events import AUTHOR_TAG, HIDDEN_PREFIX, DispatchEvent, tag
+from manager_pipeline.feedback.checks import annotations_of
+from manager_pipeline.redact import redact, redact_text
+from manager_pipeline.sources import VariablesDocument
 from manager_pipeline.terraform.runner import StateLocked
 
 DEPLOY_JOB = "deploy"
 APPLY_JOB = "apply_plan"
 DESTROY_JOB = "destroy"
-WORKER_TAG = "manager/worker"
+WORKER_TAG = HIDDEN_PREFIX + "worker"
 # Plan text shown inline in the UI; the full text is always in the plan artifact.
 
 
 MAX_METADATA_PLAN_CHARS = 60_000
+ANNOTATIONS = "annotations"
 
 
-def current_event(context: OpExecutionContext | HookContext) -> DispatchEvent:
+def current_event(context: OpExecutionContext | HookContext, author_key: bytes | None = None) -> DispatchEvent:
+    """The run's event. Its author only under ``author_key`` (the step that records it passes the key) and only
+    when the manager's own sensor or command vouched for it; otherwise unknown, and said once."""
     run = context.run if isinstance(context, OpExecutionContext) else context.instance.get_run_by_id(context.run_id)
     key = run.tags.get("dagster/partition") if isinstance(context, HookContext) else context.partition_key
     if not key:
         raise Failure("the deploy job runs per partition: pick a source and an environment")
     source, environment = split_partition_key(key)
-    return DispatchEvent.from_tags(source, environment, run.tags)
+    event = DispatchEvent.from_tags(source, environment, run.tags, author_key=author_key)
+    claimed = tag(run.tags, AUTHOR_TAG)
+    if author_key is not None and claimed and event.author is None:
+        context.log.warning(
+            redact_text(
+                f"the run's author tag names {claimed[:40]!r}, but no sensor or command of this manager set it "
+                "(launched by hand or with edited tags): the author is unknown, and the approval asks GitHub "
+                "who wrote the commit planned"
+            )
+        )
+    return event
 
 
-def say(context: OpExecutionContext, stage: str, message: str) -> None:
-    """A progress line: in the run's event log, and on stdout (the CLI, the UI's stdout tab); redacted."""
+def say(context: OpExecutionContext, stage: str, message: str, *, warning: bool = False) -> None:
+    """A progress line: in the run's event log (at warning level with ``warning``), and on stdout (the
+    CLI, the UI's stdout tab); redacted."""
     message = redact_text(message)
-    context.log.info(f"{stage}: {message}")
-    print(f"[{stage:<8}] {message}", flush=True)
+    (context.log.warning if warning else context.log.info)(f"{stage}: {message}")
+    print(f"[{stage:<8}] {'WARNING: ' if warning else ''}{message}", flush=True)
 
 
 class TerraformLines:
@@ -81,7 +97,10 @@ class TerraformLines:
         self.flush()
 
 
-def failure_for(exc: ManagerError, context: OpExecutionContext | None = None) -> Failure:
+def failure_for(
+    exc: ManagerError, context: OpExecutionContext | None = None, document: VariablesDocument | None = None
+) -> Failure:
+    """``document``: the variables the op worked from, to place a Terraform error that names a variable."""
     message = str(exc)
     if isinstance(exc, StateLocked) and context is not None and exc.lock.get("ID"):
         event = current_event(context)
@@ -97,7 +116,16 @@ def failure_for(exc: ManagerError, context: OpExecutionContext | None = None) ->
                 f"manager-pipeline unlock {event.source} {event.environment} {exc.lock['ID']}"
             )
     # The description reaches the event log, the UI, the failure report and the CLI: redacted here.
-    return Failure(description=redact_text(message))
+    # Where the variables file is at fault travels with it: the failure hook's check run annotates it.
+    annotations = annotations_of(exc, document)
+    metadata = {ANNOTATIONS: MetadataValue.json(redact(list(annotations)))} if annotations else None
+    return Failure(description=redact_text(message), metadata=metadata)
+
+
+def failure_annotations(error: BaseException | None) -> tuple[dict, ...]:
+    """The annotations ``failure_for`` gave a failure (none for any other exception)."""
+    value = (error.metadata or {}).get(ANNOTATIONS) if isinstance(error, Failure) else None
+    return tuple(value.data) if isinstance(value, JsonMetadataValue) and isinstance(value.data, list) else ()
 
 
 def _other_active_runs(context: OpExecutionContext) -> list[str]:
@@ -139,9 +167,15 @@ def redacted_metadata(metadata: dict) -> dict:
     return cleaned
 
 
-def config_or_skip(config_path: Path) -> ManagerConfig | SkipReason:
+class ConfigSource(Protocol):
+    """The manager.yaml resource: read afresh at each call."""
+
+    def load(self) -> ManagerConfig: ...
+
+
+def config_or_skip(manager: ConfigSource) -> ManagerConfig | SkipReason:
     """manager.yaml, or why this tick does nothing (a broken file must not crash every sensor)."""
     try:
-        return load_config(config_path)
+        return manager.load()
     except ManagerError as exc:
         return SkipReason(f"manager.yaml not loaded: {exc}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from manager_pipeline.feedback.redact import redact_text
+from manager_pipeline.redact import redact_text
 
 COMMENT_LIMIT = 65_536
 MAX_PARTS = 10

@@ -13,16 +13,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from manager_pipeline.feedback import drift_issue
+from manager_pipeline.feedback import checks, issues
 from manager_pipeline.feedback import outbox as outbox_clock
 from manager_pipeline.feedback.outbox import FeedbackItem, Outbox
-from manager_pipeline.feedback.redact import redact
 from manager_pipeline.github.client import Comment
+from manager_pipeline.redact import redact
 
 _PART = re.compile(r"<!-- manager-pipeline:(?P<key>[^ ]+) part (?P<index>\d+)/(?P<count>\d+)")
 
 
-class GitHubWrites(drift_issue.GitHubIssues, Protocol):
+class GitHubWrites(issues.GitHubIssues, checks.GitHubChecks, Protocol):
     """What delivery needs of ``GitHubClient`` (the drift issue's needs included)."""
 
     def create_status(
@@ -43,10 +43,11 @@ def part_index(body: str, key: str) -> int | None:
 
 
 def upsert_comment(github: GitHubWrites, repo: str, pr: int, key: str, parts: list[str]) -> None:
-    """One comment per part, found by ``key`` and edited in place; surplus old parts removed."""
+    """One comment per part, found by ``key`` among the manager's own comments and edited in place;
+    surplus old parts removed."""
     existing: dict[int, Comment] = {}
     for comment in github.issue_comments(repo, pr):
-        index = part_index(comment.body, key)
+        index = part_index(comment.body, key) if issues.by_manager(github, comment.login) else None
         if index is not None:
             existing.setdefault(index, comment)
     for index, body in enumerate(parts, start=1):
@@ -60,18 +61,22 @@ def upsert_comment(github: GitHubWrites, repo: str, pr: int, key: str, parts: li
 
 
 def post_once(github: GitHubWrites, repo: str, pr: int | None, sha: str, marker: str, body: str) -> None:
-    """A comment on the pull request (or the commit) unless one with ``marker`` is there."""
+    """A comment on the pull request (or the commit) unless one of the manager's own with ``marker`` is there."""
     if pr is not None:
-        if not any(marker in c.body for c in github.issue_comments(repo, pr)):
+        if not any(marker in c.body and issues.by_manager(github, c.login) for c in github.issue_comments(repo, pr)):
             github.create_issue_comment(repo, pr, body)
         return
-    if not any(marker in c.body for c in github.commit_comments(repo, sha)):
+    if not any(marker in c.body and issues.by_manager(github, c.login) for c in github.commit_comments(repo, sha)):
         github.create_commit_comment(repo, sha, body)
 
 
-def send(github: GitHubWrites, item: FeedbackItem) -> None:
+def send(github: GitHubWrites, item: FeedbackItem) -> str | None:
+    """Deliver one item; a line when it was delivered otherwise than asked (a check run GitHub refused,
+    sent as a commit status), else None."""
     # Items are redacted when they are made; this process may know more secrets (its own token).
     payload = redact(item.payload)
+    if item.kind == checks.KIND:
+        return checks.send(github, FeedbackItem(item.repo, item.kind, payload))
     if item.kind == "status":
         github.create_status(
             item.repo,
@@ -92,10 +97,11 @@ def send(github: GitHubWrites, item: FeedbackItem) -> None:
             prs = github.pulls_of_commit(item.repo, payload["sha"])
             pr = prs[0] if prs else None
         post_once(github, item.repo, pr, payload["sha"], payload["marker"], payload["body"])
-    elif item.kind in (drift_issue.OPENED, drift_issue.RESOLVED):
-        drift_issue.send(github, item.repo, item.kind, payload)
+    elif item.kind in (issues.OPENED, issues.RESOLVED):
+        issues.send(github, item.repo, item.kind, payload)
     else:
         raise ValueError(f"unknown feedback kind {item.kind!r}")
+    return None
 
 
 @dataclass
@@ -104,6 +110,8 @@ class DeliveryReport:
     failed: dict[int, str] = field(default_factory=dict)
     waiting: list[int] = field(default_factory=list)
     dead: list[int] = field(default_factory=list)  # failed for the last time in this pass: parked
+    # item id -> how it was delivered otherwise than asked (a check run refused: sent as a status)
+    fallbacks: dict[int, str] = field(default_factory=dict)
 
     @property
     def pending(self) -> int:
@@ -149,7 +157,7 @@ def _pass(outbox: Outbox, github: GitHubWrites, stop: float, report: DeliveryRep
             report.waiting.append(stored.id)
             continue
         try:
-            send(github, stored.item)
+            fallback = send(github, stored.item)
         except Exception as exc:  # noqa: BLE001 - any failure leaves the item for a later attempt
             error = redact(f"{type(exc).__name__}: {exc}")
             if outbox.failed(stored.id, error) == "dead":
@@ -158,6 +166,8 @@ def _pass(outbox: Outbox, github: GitHubWrites, stop: float, report: DeliveryRep
                 report.failed[stored.id] = error
                 blocked.add(repo)
         else:
-            outbox.delivered(stored.id)
+            outbox.delivered(stored.id, note=fallback)
             report.delivered.append(stored.id)
+            if fallback:
+                report.fallbacks[stored.id] = fallback
     return held

@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from manager_pipeline.feedback import drift_issue
+from manager_pipeline.feedback import checks, issues
 from manager_pipeline.feedback.comments import COMMENT_LIMIT, MAX_PARTS, fit_plan, split_comment
 from manager_pipeline.feedback.outbox import FeedbackItem
-from manager_pipeline.feedback.outcome import Outcome, OutcomeStatus
-from manager_pipeline.feedback.redact import known_secrets, redact
-from manager_pipeline.feedback.report import format_value, inline_code, render_report
+from manager_pipeline.feedback.report import format_value, render_report
 from manager_pipeline.feedback.slack import NotifySettings
 from manager_pipeline.github.client import STATUS_DESCRIPTION_LIMIT
+from manager_pipeline.markdown import inline_code
+from manager_pipeline.outcome import Outcome, OutcomeStatus
+from manager_pipeline.redact import known_secrets, redact
 
 STATUS_CONTEXT = "manager-pipeline/{environment}"
 _STATE = {
@@ -182,20 +183,28 @@ def items_for(
     run_id: str,
     run_url: str,
     notify: NotifySettings | None = None,
+    check_runs: bool = False,
 ) -> list[FeedbackItem]:
-    """Everything a finished (or failed) run tells its repository, in the order to send it."""
+    """Everything a finished (or failed) run tells its repository, in the order to send it.
+
+    ``check_runs``: the manager is a GitHub App; its run's check run is completed instead of a status
+    being set (``feedback/checks.py``; the status is sent if GitHub refuses it)."""
     notify = notify or NotifySettings()
     items = []
     if outcome.plan is not None:
         # Posted on the pull request of the event, or on those of the commit (none: nothing). First:
         # it is what a person waits for, and GitHub asks for a second between writes (PyGithub keeps it).
         items.append(plan_comment(Target(repo, pr, sha, run_id, run_url), outcome, notify.secrets))
-    items.append(outcome_status(repo, sha, outcome, run_url, notify.secrets))
+    if check_runs:
+        status = outcome_status(repo, sha, outcome, run_url, notify.secrets)
+        items.append(checks.completed(status, outcome, run_id, run_url, notify.secrets))
+    else:
+        items.append(outcome_status(repo, sha, outcome, run_url, notify.secrets))
     if notify.wants(outcome):
         items.append(notification(Target(repo, pr, sha, run_id, run_url), outcome, notify.secrets))
     if outcome.status is OutcomeStatus.APPLIED:
         # An apply leaves the resources as declared: the partition's open drift issue, if any, is closed.
         applied = f"plan {outcome.plan.plan_id} was applied" if outcome.plan else "an apply succeeded"
         event = outcome.event
-        items.append(drift_issue.resolved(repo, event.source, event.environment, applied, run_url))
+        items.append(issues.drift_resolved(repo, event.source, event.environment, applied, run_url))
     return [_clean(item, notify.secrets) for item in items]

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from manager_pipeline.feedback.redact import redact_text
+from manager_pipeline.files import private_dir, write_private
+from manager_pipeline.redact import redact_text
 
 
 class LocalReportSink:
@@ -12,10 +13,18 @@ class LocalReportSink:
         self.root = root
 
     def write(self, source: str, environment: str, run_id: str, markdown: str) -> Path:
-        folder = self.root / source / environment
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{run_id}.md"
-        tmp = path.with_suffix(".md.tmp")
-        tmp.write_text(redact_text(markdown), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        # A report names what a plan changes: the owner's only, like the plans themselves.
+        for folder in (self.root, self.root / source, self.root / source / environment):
+            private_dir(folder)
+        return write_private(self.root / source / environment / f"{run_id}.md", redact_text(markdown))
+
+    def note(self, source: str, environment: str, run_id: str, line: str) -> bool:
+        """Say under an earlier run's heading what became of its plan since (applied, refused, superseded by a
+        newer one), so the report read later is not stale; whether that run has a report here."""
+        path = self.root / source / environment / f"{run_id}.md"
+        try:
+            heading, _, rest = path.read_text().partition("\n")
+        except OSError:
+            return False
+        write_private(path, redact_text(f"{heading}\n\n> **Since:** {line}\n{rest}"))
+        return True

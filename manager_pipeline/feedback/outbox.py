@@ -19,12 +19,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Float, Integer, String, Table, Text, func, insert, inspect, select, text, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import func, insert, select, update
 
-from manager_pipeline.database import engine_for, metadata
-from manager_pipeline.feedback.redact import redact_text
+from manager_pipeline.db.migrate import upgraded_engine
+from manager_pipeline.db.tables import outbox_table
+from manager_pipeline.redact import redact_text
 
 LEASE_SECONDS = 120.0
 # Attempts before an item is parked as dead, and the delays between them: 15 s doubling up to an
@@ -36,43 +35,6 @@ MAX_BACKOFF_SECONDS = 3600.0
 PER_REPO = 50
 MAX_ITEMS = 5000
 LIVE = ("pending", "delivering")
-
-outbox_table = Table(
-    "feedback_outbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("created_at", Float, nullable=False),
-    Column("repo", String(200), nullable=False, index=True),
-    Column("kind", String(32), nullable=False),
-    Column("payload", Text, nullable=False),
-    Column("run_id", String(64)),
-    Column("state", String(16), nullable=False, index=True),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("last_error", Text),
-    Column("claimed_until", Float),
-    Column("delivered_at", Float),
-    Column("next_attempt_at", Float),
-)
-
-_migrated: set[str] = set()
-
-
-def _migrate(url: str, engine: Engine) -> None:
-    """Outboxes made before backoff get its column (``create_all`` adds tables, not columns)."""
-    if url in _migrated:
-        return
-    columns = {column["name"] for column in inspect(engine).get_columns(outbox_table.name)}
-    if "next_attempt_at" not in columns:
-        try:
-            with engine.begin() as connection:
-                connection.execute(text(f"ALTER TABLE {outbox_table.name} ADD COLUMN next_attempt_at FLOAT"))
-        except DBAPIError:
-            # Another process added it first.
-            columns = {column["name"] for column in inspect(engine).get_columns(outbox_table.name)}
-            if "next_attempt_at" not in columns:
-                raise
-    _migrated.add(url)
-
 
 def now() -> float:
     """The outbox's clock (a function so tests can move it)."""
@@ -129,8 +91,7 @@ class Outbox:
         backoff_s: float = BACKOFF_SECONDS,
         max_backoff_s: float = MAX_BACKOFF_SECONDS,
     ):
-        self.engine = engine_for(url, outbox_table)
-        _migrate(url, self.engine)
+        self.engine = upgraded_engine(url)
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -212,13 +173,43 @@ class Outbox:
             )
         return result.rowcount == 1
 
-    def delivered(self, item_id: int) -> None:
+    def delivered(self, item_id: int, note: str | None = None) -> None:
+        """``note``: how it was delivered otherwise than asked (a check run sent as a status), kept as its
+        last error (``checks_refused`` reads it)."""
         with self.engine.begin() as connection:
             connection.execute(
                 update(outbox_table)
                 .where(outbox_table.c.id == item_id)
-                .values(state="delivered", delivered_at=time.time(), attempts=outbox_table.c.attempts + 1)
+                .values(
+                    state="delivered",
+                    delivered_at=time.time(),
+                    attempts=outbox_table.c.attempts + 1,
+                    last_error=redact_text(note)[:2000] if note else None,
+                )
             )
+
+    def first_fallback(self, run_id: str) -> int | None:
+        """The id of the first item of run ``run_id`` delivered otherwise than asked (a refused check run)."""
+        query = (
+            select(func.min(outbox_table.c.id))
+            .where(outbox_table.c.run_id == run_id, outbox_table.c.state == "delivered")
+            .where(outbox_table.c.kind == "check_run", outbox_table.c.last_error.is_not(None))
+        )
+        with self.engine.connect() as connection:
+            return connection.execute(query).scalar()
+
+    def checks_refused(self, repo: str) -> tuple[float, str] | None:
+        """(when, what GitHub said) if the last check run delivered to ``repo`` went as a commit status
+        because GitHub refused it; None when it went as a check run (or none was sent)."""
+        query = (
+            select(outbox_table.c.delivered_at, outbox_table.c.last_error)
+            .where(outbox_table.c.repo == repo, outbox_table.c.kind == "check_run", outbox_table.c.state == "delivered")
+            .order_by(outbox_table.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return (row[0] or 0.0, row[1]) if row and row[1] else None
 
     def failed(self, item_id: int, error: str) -> str:
         """Record a failed attempt: the item backs off, or is parked as ``dead`` after the last one.

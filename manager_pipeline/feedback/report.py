@@ -10,8 +10,9 @@ import json
 import re
 from collections.abc import Iterable
 
-from manager_pipeline.feedback.outcome import Outcome, OutcomeStatus
-from manager_pipeline.feedback.redact import known_secrets, redact
+from manager_pipeline.markdown import code_block, inline_code
+from manager_pipeline.outcome import Outcome, OutcomeStatus
+from manager_pipeline.redact import known_secrets, redact
 
 _ICONS = {
     OutcomeStatus.APPLIED: "✅",
@@ -23,28 +24,49 @@ _ICONS = {
 }
 
 
-def code_block(text: str, language: str = "") -> str:
-    """A fenced block that no backtick run inside ``text`` can close early."""
-    text = redact(text)
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{language}\n{text.rstrip()}\n{fence}"
-
-
-def inline_code(value: object) -> str:
-    """``value`` as a code span that no character in it can close, in a table cell or a line:
-    a sender's branch name cannot end the span, @mention a team, add a link or break the table.
-    Redacted before it is reshaped, so a secret with spaces in it is still found."""
-    text = " ".join(redact(str(value)).split())
-    text = "".join(ch for ch in text if ch.isprintable()).replace("|", "\\|")
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
 def format_value(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
+
+
+_CHANGE = re.compile(r"^(\s*)(-/\+|\+/-|[-+~])(\s)")
+# Terraform's change marks, as the diff colouring of GitHub and the UI reads them (a line's first character).
+_DIFF_MARK = {"+": "+", "-": "-", "~": "!", "-/+": "!", "+/-": "!"}
+
+
+def diff_markers(plan_text: str) -> str:
+    """Terraform's plan text with each change mark repeated in the first column (``+`` created, ``-``
+    destroyed, ``!`` changed or replaced), so a ``diff`` block colours it; the text itself is kept whole."""
+    out = []
+    for line in plan_text.splitlines():
+        found = _CHANGE.match(line)
+        out.append(f"{_DIFF_MARK[found.group(2)]} {line}" if found else f"  {line}")
+    return "\n".join(out)
+
+
+def _policy_lines(verdict: dict) -> list[str]:
+    """The policy checks of the plan: enforced failures first, then warnings and skips, folded."""
+
+    def rows(findings: list[dict]) -> list[str]:
+        return [
+            f"| {inline_code(f.get('check_id', ''))} | {inline_code(f.get('resource', ''))} | "
+            f"{inline_code(f.get('name', ''))}"
+            + (f" ({inline_code(f['reason'])})" if f.get("reason") else "")
+            + " |"
+            for f in findings
+        ]
+
+    failures, warnings, skipped = (verdict.get(key) or [] for key in ("failures", "warnings", "skipped"))
+    head = "| Check | Resource | What |\n|---|---|---|"
+    lines = ["### Policy", ""]
+    if failures:
+        lines += [f"❌ **{len(failures)} enforced check(s) failed**: this plan can never be approved or applied.", ""]
+        lines += [head, *rows(failures), ""]
+    else:
+        lines += [f"✅ No enforced check failed ({verdict.get('passed', 0)} passed).", ""]
+    if warnings or skipped:
+        lines += [f"<details><summary>{len(warnings)} warning(s), {len(skipped)} skipped</summary>", "", head]
+        lines += [*rows(warnings), *rows(skipped), "", "</details>", ""]
+    return lines
 
 
 def render_report(
@@ -107,13 +129,15 @@ def _report_lines(
             for name, value in outcome.outputs.items()
         ]
         lines.append("")
+    if plan is not None and plan.policy:
+        lines += _policy_lines(plan.policy)
     if plan_text is None and plan is not None and plan.text_file.exists():
         plan_text = plan.text()
     if plan_text is not None:
         lines += [
             "<details><summary>Terraform plan</summary>",
             "",
-            code_block(redact(plan_text, secrets), "text"),
+            code_block(diff_markers(redact(plan_text, secrets)), "diff"),
             "",
             "</details>",
             "",

@@ -7,14 +7,18 @@ reported without the URL.
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
-from manager_pipeline.feedback.outcome import Outcome, OutcomeStatus
-from manager_pipeline.feedback.redact import redact, register_secret
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from manager_pipeline.contract.rules import SLACK_WEBHOOK_RULE, is_slack_webhook
+from manager_pipeline.outcome import Outcome, OutcomeStatus
+from manager_pipeline.redact import redact, register_secret
+from manager_pipeline.settings import SlackSettings
 
 
 @dataclass(frozen=True)
@@ -74,25 +78,60 @@ def slack_message(
     return payload
 
 
-class SlackSink:
-    """Posts to incoming webhooks; never raises, never names the URL."""
+# Slack asks a sender that posts too fast to wait (429 with Retry-After) and has its own outages (5xx): a few
+# tries, waits of seconds, and then the run goes on without the message. Only answers are retried: a post
+# that may have reached Slack (a dropped connection, a timeout) is not sent twice, and urllib3 would log the
+# URL, whose path is the secret, on each such retry.
+RETRY = Retry(
+    total=2,
+    connect=0,
+    read=0,
+    other=0,
+    redirect=0,
+    status=2,
+    status_forcelist=(429, 500, 502, 503, 504),
+    allowed_methods=frozenset({"POST"}),
+    backoff_factor=0.5,
+    backoff_max=4.0,
+    retry_after_max=5,
+    raise_on_status=False,
+    raise_on_redirect=False,
+)
 
-    def __init__(self, timeout_s: float = 5.0):
-        self.timeout_s = timeout_s
+
+class _MachineTrust(HTTPAdapter):
+    """Trusts the certificates this machine does (OpenSSL's, SSL_CERT_FILE), as Terraform and the AWS target
+    do, beside requests' own bundle."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs.setdefault("ssl_context", ssl.create_default_context())
+        super().init_poolmanager(*args, **kwargs)
+
+
+class SlackSink:
+    """Posts to incoming webhooks; never raises, never names the URL.
+
+    Only to https://hooks.slack.com (the contract refuses any other URL; checked again here), never
+    following a redirect. ``endpoint`` (``MANAGER_SLACK_URL``) is where that host is reached instead: a
+    stand-in in tests."""
+
+    def __init__(self, timeout_s: float = 5.0, retry: Retry = RETRY, endpoint: str | None = None):
+        self.timeout_s, self.retry = timeout_s, retry
+        self.endpoint = endpoint if endpoint is not None else SlackSettings.from_env().endpoint
 
     def post(self, webhook_url: str, payload: dict[str, Any]) -> str | None:
         """None when Slack took the message, else what went wrong (without the URL)."""
-        request = urllib.request.Request(
-            webhook_url,
-            data=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                response.read()
-            return None
-        except urllib.error.HTTPError as exc:
-            return f"Slack answered HTTP {exc.code}"
-        except (OSError, ValueError) as exc:
-            return f"Slack could not be reached ({type(exc).__name__})"
+        if not is_slack_webhook(webhook_url):
+            return f"the Slack webhook {SLACK_WEBHOOK_RULE}: nothing posted"
+        if self.endpoint:
+            webhook_url = self.endpoint.rstrip("/") + "/" + webhook_url.split("/", 3)[3]
+        with requests.Session() as session:
+            session.mount("https://", _MachineTrust(max_retries=self.retry))
+            session.mount("http://", HTTPAdapter(max_retries=self.retry))
+            try:
+                response = session.post(webhook_url, json=payload, timeout=self.timeout_s, allow_redirects=False)
+            except (requests.RequestException, OSError, ValueError) as exc:
+                return f"Slack could not be reached ({type(exc).__name__})"
+        if not response.ok or response.is_redirect:
+            return f"Slack answered HTTP {response.status_code}"
+        return None

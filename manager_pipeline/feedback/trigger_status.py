@@ -20,7 +20,7 @@ from dataclasses import replace
 from manager_pipeline.events import TRIGGER_REF_TAG, TRIGGER_REPO_TAG, TRIGGER_SHA_TAG, DispatchEvent
 from manager_pipeline.feedback import github_items
 from manager_pipeline.feedback.outbox import FeedbackItem
-from manager_pipeline.feedback.outcome import Outcome
+from manager_pipeline.outcome import Outcome
 
 TRIGGER_CONTEXT = "manager-pipeline/{source}/{environment}"
 TRIGGER_TAGS = (TRIGGER_REPO_TAG, TRIGGER_REF_TAG, TRIGGER_SHA_TAG)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from manager_pipeline.plans.approvals import Candidate
 from manager_pipeline.github.client import Comment, GitHubClient, GitHubError
+from manager_pipeline.plans.approvals import Candidate
 
 _APPROVE = re.compile(
     r"^\s*/approve\s+(?P<env>[A-Za-z0-9_.-]+)(?:\s+(?P<plan>[0-9a-f]{12})\b)?(?:\s+(?P<reason>.*))?$"
@@ -38,11 +38,15 @@ class GitHubApprovals:
     client: GitHubClient
 
     def candidates(self, repo: str, sha: str, environment: str, pulls: list[int], since: float) -> list[Candidate]:
-        """Reviews approving exactly ``sha``, and `/approve <environment>` comments made after ``since``."""
+        """Reviews approving exactly ``sha`` and `/approve <environment>` comments, each given after ``since``
+        (the plan's creation): what was said before a plan existed approves none of it, not even a
+        re-plan of the same commit."""
         found: list[Candidate] = []
         for number in pulls:
             for review in self.client.reviews(repo, number):
-                if review.state == "APPROVED" and review.commit_id == sha and review.login:
+                # GitHub's times have whole seconds: a review in the plan's own second still counts.
+                fresh = review.submitted_at >= int(since)
+                if review.state == "APPROVED" and review.commit_id == sha and review.login and fresh:
                     found.append(Candidate(review.login, "review", f"review:{review.id}", review.body or None))
             for comment in self.client.issue_comments(repo, number):
                 found += self._command(comment, environment, since, "comment")

@@ -71,6 +71,7 @@ class Review:
     state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, ...
     commit_id: str | None  # the commit that was reviewed
     body: str
+    submitted_at: float = 0.0  # seconds since the epoch; 0.0 when GitHub gave none (a pending review)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Issue:
     number: int
     title: str
     body: str
+    login: str | None = None  # who opened it
 
 
 @lru_cache(maxsize=1)
@@ -169,8 +171,12 @@ class GitHubClient:
                 "no GitHub credentials: set GITHUB_TOKEN, or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and "
                 "GITHUB_APP_INSTALLATION_ID"
             )
-        from github import Github
+        from github import Auth, Github
 
+        # The App's own auth (a JWT), for GET /app: an installation token may not ask who the App is.
+        self._app_auth = Auth.AppAuth(app_id, app_private_key) if isinstance(auth, Auth.AppInstallationAuth) else None
+        self._api_url, self._timeout = api_url.rstrip("/"), max(1, round(timeout))
+        self._own_login: str | None = None
         retry = _retry_class()(
             total=retries,
             backoff_factor=backoff,
@@ -219,7 +225,11 @@ class GitHubClient:
     def head_sha(self, repo: str, branch: str) -> str:
         """The commit ``branch`` points at now."""
         with _asking(f"branch `{branch}`"):
-            return self._github.get_repo(repo).get_branch(branch).commit.sha
+            # Asked directly: PyGithub puts the name in the path as it is, and GitHub's {branch} is one
+            # segment (a branch `feature/x` is `feature%2Fx`).
+            path = f"/repos/{repo}/branches/{quote(branch, safe='')}"
+            _, data = self._github.requester.requestJsonAndCheck("GET", path)
+            return data["commit"]["sha"]
 
     def tag_commit(self, repo: str, tag: str) -> str:
         """The commit ``tag`` names (an annotated tag's commit, not the tag object)."""
@@ -259,7 +269,9 @@ class GitHubClient:
     def reviews(self, repo: str, number: int) -> list[Review]:
         with _asking(f"reviews of pull request #{number}"):
             return [
-                Review(r.id, r.user.login if r.user else None, r.state, r.commit_id, r.body or "")
+                Review(
+                    r.id, r.user.login if r.user else None, r.state, r.commit_id, r.body or "", _seconds(r.submitted_at)
+                )
                 for r in self._github.get_repo(repo).get_pull(number).get_reviews()
             ]
 
@@ -279,11 +291,22 @@ class GitHubClient:
             return commit.author.login if commit.author else None
 
     def in_team(self, login: str, team: str) -> bool:
-        """Whether ``login`` is a member of ``team`` (``org/slug``)."""
+        """Whether ``login`` is an active member of ``team`` (``org/slug``); an invitation not yet
+        accepted is not membership.
+
+        Asked as GitHub's description has it (GET /orgs/{org}/teams/{team_slug}/memberships/{username}):
+        PyGithub's ``Team.has_in_members`` asks ``.../teams/{slug}/members/{username}``, which is not
+        an operation of GitHub's REST API."""
         org, slug = team.split("/", 1)
+        path = f"/orgs/{quote(org, safe='')}/teams/{quote(slug, safe='')}/memberships/{quote(login, safe='')}"
         with _asking(f"team {team}"):
-            found = self._github.get_organization(org).get_team_by_slug(slug)
-            return found.has_in_members(self._github.get_user(login, lazy=True))
+            status, _, body = self._github.requester.requestJson("GET", path)
+        if status != 200:
+            return False  # 404: not a member (or no such team); as PyGithub's check, any refusal denies
+        try:
+            return json.loads(body).get("state") == "active"
+        except (ValueError, AttributeError):
+            return False
 
     # --- writes: feedback ------------------------------------------------------------------
 
@@ -317,13 +340,53 @@ class GitHubClient:
         with _asking(f"deletion of comment {comment_id}"):
             self._github.requester.requestJsonAndCheck("DELETE", f"/repos/{repo}/issues/comments/{comment_id}")
 
+    # --- writes: check runs (a GitHub App only; feedback/delivery.py) -----------------------
+
+    def check_runs(self, repo: str, sha: str, name: str) -> list[CheckRun]:
+        """This App's check runs named ``name`` on commit ``sha``, newest first, every one (not only the latest):
+        another App's of the same name (which this one could not update) are left out."""
+        path = f"/repos/{repo}/commits/{sha}/check-runs"
+        parameters: dict[str, Any] = {"check_name": name, "filter": "all", "per_page": 100}
+        if self._app_auth is not None and str(self._app_auth.app_id).isdigit():
+            parameters["app_id"] = int(self._app_auth.app_id)
+        with _asking(f"check runs of commit {sha}"):
+            _, data = self._github.requester.requestJsonAndCheck("GET", path, parameters=parameters)
+        return [_check_run(item) for item in data.get("check_runs") or []]
+
+    def create_check_run(self, repo: str, body: dict[str, Any]) -> CheckRun:
+        """POST /repos/{repo}/check-runs with ``body`` as GitHub documents it (name, head_sha, ...); a
+        403 means the App may not write checks (``checks: write`` not granted)."""
+        with _asking(f"new check run {body.get('name')} of commit {body.get('head_sha')}"):
+            _, data = self._github.requester.requestJsonAndCheck("POST", f"/repos/{repo}/check-runs", input=body)
+        return _check_run(data)
+
+    def update_check_run(self, repo: str, check_run_id: int, body: dict[str, Any]) -> None:
+        """PATCH a check run; the annotations of ``body.output`` are added to those it has."""
+        with _asking(f"update of check run {check_run_id}"):
+            self._github.requester.requestJsonAndCheck("PATCH", f"/repos/{repo}/check-runs/{check_run_id}", input=body)
+
+    def permission(self, repo: str, login: str) -> str:
+        """``login``'s permission on ``repo`` as GitHub states it: admin, write, read or none (maintain
+        counts as write, triage as read); none for someone GitHub does not know."""
+        path = f"/repos/{repo}/collaborators/{quote(login, safe='')}/permission"
+        with _asking(f"permission of {login} on {repo}"):
+            status, _, body = self._github.requester.requestJson("GET", path)
+        if status == 404:
+            return "none"
+        if status >= 400:
+            raise GitHubError(f"permission of {login} on {repo}", status, str(status))
+        try:
+            return str(json.loads(body).get("permission") or "none")
+        except (ValueError, AttributeError):
+            return "none"
+
     # --- writes: drift issues (feedback/drift_issue.py) ------------------------------------
 
     def open_issues(self, repo: str) -> list[Issue]:
         """The repository's open issues, every page; pull requests left out."""
         with _asking(f"open issues of {repo}"):
             return [
-                Issue(issue.number, issue.title or "", issue.body or "")
+                Issue(issue.number, issue.title or "", issue.body or "", issue.user.login if issue.user else None)
                 for issue in self._github.get_repo(repo).get_issues(state="open")
                 if issue.pull_request is None
             ]
@@ -358,7 +421,7 @@ class GitHubClient:
 
     def branch_head(self, repo: str, branch: str, etag: str | None) -> tuple[bool, str | None, str | None]:
         """(changed, head sha, etag) of a branch, asked conditionally; unchanged answers carry no sha."""
-        changed, data, etag = self.get_if_changed(f"/repos/{repo}/branches/{branch}", etag)
+        changed, data, etag = self.get_if_changed(f"/repos/{repo}/branches/{quote(branch, safe='')}", etag)
         return (True, data["commit"]["sha"], etag) if changed else (False, None, etag)
 
     def token_login(self) -> str:
@@ -366,24 +429,39 @@ class GitHubClient:
         with _asking("who the token belongs to"):
             return self._github.get_user().login
 
+    def own_login(self) -> str:
+        """The login GitHub shows on what this client writes: the token's user (GET /user), or for a
+        GitHub App its bot, ``<app-slug>[bot]`` (GET /app, asked with the App's JWT). Asked once.
+
+        Kept comments and issues are the manager's only when this login wrote them: a hidden marker
+        alone is something anyone who can comment can type."""
+        if self._own_login is None:
+            if self._app_auth is None:
+                self._own_login = self.token_login()
+            else:
+                from github import GithubIntegration
+
+                with _asking("which GitHub App this is"):
+                    app = GithubIntegration(
+                        base_url=self._api_url, auth=self._app_auth, timeout=self._timeout
+                    ).get_app()
+                    self._own_login = f"{app.slug}[bot]"
+        return self._own_login
+
     def open_pulls(self, repo: str, etag: str | None) -> tuple[bool, list[dict[str, Any]], str | None]:
         """(changed, open pull requests as number/sha/ref/author/head_repo/author_association, etag),
         asked conditionally."""
         changed, data, etag = self.get_if_changed(f"/repos/{repo}/pulls", etag, {"state": "open", "per_page": 100})
         if not changed:
             return False, [], etag
-        pulls = [
-            {
-                "number": p["number"],
-                "sha": p["head"]["sha"],
-                "ref": p["head"]["ref"],
-                "author": (p.get("user") or {}).get("login"),
-                "head_repo": ((p["head"].get("repo") or {}).get("full_name")),
-                "author_association": p.get("author_association"),
-            }
-            for p in data
-        ]
-        return True, pulls, etag
+        return True, [_pull_fields(p) for p in data], etag
+
+    def pull_request(self, repo: str, number: int) -> dict[str, Any]:
+        """Pull request ``number`` as GitHub has it now, as number/sha/ref/author/head_repo/author_association
+        (the fields ``open_pulls`` gives): what an OIDC delivery's unsigned body may not decide."""
+        with _asking(f"pull request #{number} of {repo}"):
+            _, data = self._github.requester.requestJsonAndCheck("GET", f"/repos/{repo}/pulls/{number}")
+        return _pull_fields(data)
 
     # --- onboarding: the repository, its webhooks ------------------------------------------
 
@@ -403,6 +481,40 @@ class GitHubClient:
         config = {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"}
         with _asking(f"new webhook of {repo}"):
             return _hook(self._github.get_repo(repo).create_hook("web", config, list(events), True))
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """A check run as GitHub shows it: what finds it again (``external_id``) and where it stands."""
+
+    id: int
+    name: str
+    external_id: str
+    status: str  # queued, in_progress, completed
+    app_id: int | None
+
+
+def _check_run(data: dict[str, Any]) -> CheckRun:
+    app = data.get("app") or {}
+    return CheckRun(
+        id=int(data["id"]),
+        name=str(data.get("name") or ""),
+        external_id=str(data.get("external_id") or ""),
+        status=str(data.get("status") or ""),
+        app_id=app.get("id") if isinstance(app, dict) else None,
+    )
+
+
+def _pull_fields(pull: dict[str, Any]) -> dict[str, Any]:
+    head = pull["head"]
+    return {
+        "number": pull["number"],
+        "sha": head["sha"],
+        "ref": head["ref"],
+        "author": (pull.get("user") or {}).get("login"),
+        "head_repo": (head.get("repo") or {}).get("full_name"),
+        "author_association": pull.get("author_association"),
+    }
 
 
 @dataclass(frozen=True)

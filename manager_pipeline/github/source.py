@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from manager_pipeline.config import SourceSpec
+from manager_pipeline.config.model import SourceSpec
 from manager_pipeline.errors import SourceError
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.github.client import GitHubClient, GitHubError, NotAFile

@@ -14,8 +14,8 @@ import queue
 import threading
 from collections.abc import Callable
 
-from manager_pipeline.config import ManagerConfig
-from manager_pipeline.feedback import github_items, trigger_status
+from manager_pipeline.config.model import ManagerConfig
+from manager_pipeline.feedback import checks, github_items, trigger_status
 from manager_pipeline.feedback.outbox import FeedbackItem
 from manager_pipeline.intake.dispatch import PrTouches, plan_dispatch
 from manager_pipeline.intake.inbox import PENDING, InboxEvent
@@ -27,9 +27,10 @@ QUEUE_LIMIT = 10_000
 
 
 def queued_statuses(
-    row_id: int, delivery: Delivery, config: ManagerConfig, touches: PrTouches, runs_url: str
+    row_id: int, delivery: Delivery, config: ManagerConfig, touches: PrTouches, runs_url: str, check_runs: bool = False
 ) -> list[FeedbackItem]:
-    """The `queued` statuses of the runs the dispatch sensor will start for this delivery."""
+    """The `queued` statuses of the runs the dispatch sensor will start for this delivery (``check_runs``, a
+    GitHub App: queued check runs, which those runs take over)."""
     if not delivery.sha or delivery.hold:
         return []
     planned = plan_dispatch([InboxEvent(row_id, delivery, PENDING)], config, touches).runs
@@ -37,6 +38,17 @@ def queued_statuses(
         # On the application commit, one per infra source and environment.
         return [
             trigger_status.queued(delivery.repo, delivery.sha, run.source, run.environment, runs_url)
+            for run in planned
+        ]
+    if check_runs:
+        return [
+            checks.queued(
+                github_items.queued(delivery.repo, delivery.sha, run.environment, runs_url),
+                run.source,
+                run.environment,
+                delivery.delivery_id,
+                runs_url,
+            )
             for run in planned
         ]
     return [github_items.queued(delivery.repo, delivery.sha, run.environment, runs_url) for run in planned]
@@ -52,9 +64,10 @@ class Announcer:
         enqueue: Callable[[list[FeedbackItem]], object],
         send: Callable[[], object],
         runs_url: str,
+        check_runs: bool = False,
     ):
         self._config, self._touches, self._enqueue, self._send = config, touches, enqueue, send
-        self._runs_url = runs_url
+        self._runs_url, self._check_runs = runs_url, check_runs
         self._waiting: queue.Queue[tuple[int, Delivery] | None] = queue.Queue(maxsize=QUEUE_LIMIT)
         self._thread = threading.Thread(target=self._work, name="announce-queued", daemon=True)
         self._thread.start()
@@ -74,7 +87,9 @@ class Announcer:
         while (job := self._waiting.get()) is not None:
             row_id, delivery = job
             try:
-                items = queued_statuses(row_id, delivery, self._config(), self._touches, self._runs_url)
+                items = queued_statuses(
+                    row_id, delivery, self._config(), self._touches, self._runs_url, self._check_runs
+                )
                 if items:
                     self._enqueue(items)
                     self._send()

@@ -21,13 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from manager_pipeline.config import ManagerConfig, SourceSpec
-from manager_pipeline.events import DispatchEvent
+from manager_pipeline.config.model import ManagerConfig, SourceSpec
+from manager_pipeline.events import HIDDEN_PREFIX, DispatchEvent
 from manager_pipeline.intake.inbox import DISPATCHING, PENDING, InboxEvent
 from manager_pipeline.intake.webhooks import Delivery, touches_source
 
-INBOX_ID_TAG = "manager/inbox-id"
-REF_TAG = "manager/ref"
+INBOX_ID_TAG = HIDDEN_PREFIX + "inbox-id"
+REF_TAG = HIDDEN_PREFIX + "ref"
 
 PrTouches = Callable[[Delivery, SourceSpec], bool]
 PullFiles = Callable[[str, int], "tuple[str, ...] | None"]
@@ -69,9 +69,12 @@ class PlannedRun:
             branch=None if triggered else self.delivery.branch,
             pr=self.delivery.pr,
             delivery_id=self.delivery.delivery_id,
-            plan_only=self.delivery.pr is not None,
+            # A pull request's, and any button's ("Plan again"): a plan, never an apply.
+            plan_only=self.delivery.pr is not None or self.delivery.environment is not None,
             trigger="webhook",
-            author=self.delivery.author,
+            # The application's pusher did not write the infra head a trigger's run plans: no author here,
+            # so the approval asks GitHub for the author of the infra commit the plan was made at.
+            author=None if triggered else self.delivery.author,
             trigger_repo=self.delivery.repo if triggered else None,
             trigger_ref=self.delivery.trigger_ref,
             trigger_sha=self.delivery.sha if triggered else None,
@@ -122,6 +125,11 @@ def plan_dispatch(
                 if reason:
                     reasons[event.id].append(reason)
                     continue
+            elif delivery.environment is not None:
+                if delivery.environment not in spec.environments:
+                    reasons[event.id].append(f"{name}: no longer deploys to {delivery.environment}")
+                    continue
+                environments = [delivery.environment]
             elif delivery.pr is not None:
                 if not pr_touches(delivery, spec):
                     reasons[event.id].append(f"{name}: the pull request changes nothing under {spec.variables_file}")

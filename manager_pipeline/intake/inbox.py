@@ -28,51 +28,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, func, insert, inspect, select, text, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from manager_pipeline.database import count_by, engine_for, metadata
+from manager_pipeline.db.engine import count_by
+from manager_pipeline.db.migrate import upgraded_engine
+from manager_pipeline.db.tables import inbox_table, notes_table
 from manager_pipeline.intake.webhooks import ApprovalNote, Delivery
 
-inbox_table = Table(
-    "webhook_inbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("delivery_id", String(100), nullable=False, unique=True),
-    Column("received_at", Float, nullable=False),
-    Column("event", String(32), nullable=False),
-    Column("action", String(32)),
-    Column("repo", String(200), nullable=False),
-    Column("sources", Text, nullable=False),
-    Column("sha", String(64)),
-    Column("branch", String(255)),
-    Column("pr", Integer),
-    Column("author", String(100)),
-    Column("ref_key", String(300), nullable=False, index=True),
-    Column("state", String(16), nullable=False, index=True),
-    Column("note", Text),
-    Column("dedupe_key", String(64)),
-    # JSON [[source, environment], ...]: the runs requested for a row in state `dispatching`.
-    Column("runs", Text),
-    # A trigger repository's delivery: the application's ref (`repo` is the application repository).
-    Column("trigger_ref", String(300)),
-)
-Index("ix_webhook_inbox_dedupe_key", inbox_table.c.dedupe_key, unique=True)
-
-notes_table = Table(
-    "approval_notes",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("delivery_id", String(100), nullable=False, unique=True),
-    Column("dedupe_key", String(64), unique=True),
-    Column("received_at", Float, nullable=False),
-    Column("event", String(32), nullable=False),
-    Column("repo", String(200), nullable=False),
-    Column("pr", Integer, nullable=False),
-    Column("sha", String(64)),
-    Column("login", String(100)),
-    Column("state", String(16), nullable=False, index=True),
-)
 NOTED, LOOKED = "noted", "done"
 
 PENDING, WAITING, DISPATCHING, DISPATCHED, RELEASED, IGNORED = (
@@ -108,23 +71,25 @@ class InboxEvent:
     runs: tuple[tuple[str, str], ...] = ()
 
 
+def _sources_json(delivery: Delivery) -> str:
+    """The row's `sources`: a list of names; with the one environment a delivery plans, an object."""
+    if delivery.environment is None:
+        return json.dumps(list(delivery.sources))
+    return json.dumps({"sources": list(delivery.sources), "environment": delivery.environment})
+
+
+def _sources(text: str) -> tuple[str, ...]:
+    value = json.loads(text)
+    return tuple(value["sources"] if isinstance(value, dict) else value)
+
+
+def _environment(text: str) -> str | None:
+    value = json.loads(text)
+    return value.get("environment") if isinstance(value, dict) else None
+
+
 _WRITE_LOCK = threading.Lock()
 _INSERT = insert(inbox_table)
-_MIGRATED: set[str] = set()
-
-
-def _migrate(url: str, engine) -> None:
-    """Columns and the index added since the table was first created (an inbox of an older release)."""
-    if url in _MIGRATED:
-        return
-    have = {column["name"] for column in inspect(engine).get_columns(inbox_table.name)}
-    with engine.begin() as connection:
-        for name, kind in (("dedupe_key", "VARCHAR(64)"), ("runs", "TEXT"), ("trigger_ref", "VARCHAR(300)")):
-            if name not in have:
-                connection.execute(text(f"ALTER TABLE {inbox_table.name} ADD COLUMN {name} {kind}"))
-    for index in inbox_table.indexes:
-        index.create(engine, checkfirst=True)
-    _MIGRATED.add(url)
 
 
 def _event(row) -> InboxEvent:
@@ -135,13 +100,14 @@ def _event(row) -> InboxEvent:
             event=row["event"],
             action=row["action"],
             repo=row["repo"],
-            sources=tuple(json.loads(row["sources"])),
+            sources=_sources(row["sources"]),
             sha=row["sha"],
             branch=row["branch"],
             pr=row["pr"],
             author=row["author"],
             dedupe_key=row["dedupe_key"],
             trigger_ref=row["trigger_ref"],
+            environment=_environment(row["sources"]),
         ),
         state=row["state"],
         note=row["note"],
@@ -151,9 +117,7 @@ def _event(row) -> InboxEvent:
 
 class Inbox:
     def __init__(self, url: str):
-        self.engine = engine_for(url, inbox_table)
-        engine_for(url, notes_table)
-        _migrate(url, self.engine)
+        self.engine = upgraded_engine(url)
 
     def add(self, delivery: Delivery) -> tuple[int | None, bool]:
         """(row id, True) for a new delivery; (None, False) for one already in the inbox (the same
@@ -168,7 +132,7 @@ class Inbox:
                         event=delivery.event,
                         action=delivery.action,
                         repo=delivery.repo,
-                        sources=json.dumps(list(delivery.sources)),
+                        sources=_sources_json(delivery),
                         sha=delivery.sha,
                         branch=delivery.branch,
                         pr=delivery.pr,
@@ -273,7 +237,7 @@ class Inbox:
         )
         with self.engine.connect() as connection:
             for delivery_id, sources in connection.execute(query):
-                if source in json.loads(sources):
+                if source in _sources(sources):
                     return delivery_id
         return None
 

@@ -3,33 +3,37 @@
 A workflow with ``permissions: id-token: write`` asks GitHub for an ID token with the manager's
 audience and sends it as ``Authorization: Bearer <token>``. The token is an RS256 JWT from the
 issuer (``MANAGER_OIDC_ISSUER``, default GitHub's), checked here against the keys the issuer
-publishes at ``<issuer>/.well-known/jwks`` (cached; fetched again at most once per
-``REFETCH_AFTER_S`` for a key not yet known, and hourly to drop retired keys; never per request).
+publishes at ``<issuer>/.well-known/jwks`` (PyJWT's ``PyJWKClient`` caches them; fetched again at
+most once per ``REFETCH_AFTER_S`` for a key not yet known, and hourly to drop retired keys; never per
+request).
 Its ``aud`` must be ``MANAGER_OIDC_AUDIENCE``, and ``exp``/``nbf``/``iat`` hold with ``LEEWAY_S``.
 
 An HMAC signature covers the whole body; a token does not cover the body at all. So the body is
 trusted only for what the token's claims pin (``pin_claims``): the repository (``repository``),
-the event (``event_name``), for a push the branch (``ref``) and commit (``sha`` = ``after``), for a
-pull request its number (``ref`` = ``refs/pull/N/merge``) and branch (``head_ref``). The rest (the
-changed files, ``before``, the pusher, a pull request's head commit) is the word of whoever ran
-the workflow: someone who can run workflows in that repository, as a holder of its secret is.
+the event (``event_name``), for a push the branch (``ref``), commit (``sha`` = ``after``) and pusher
+(``actor``: the author the self-approval rule checks), for a pull request its number (``ref`` =
+``refs/pull/N/merge``) and branch (``head_ref``). What a pull request's token does not pin and the
+fork hold rests on (its head commit, the repository its head lives in, its author and the author's
+association) is GitHub's word, asked of the API as polling does (``with_github_pull``), never the
+body's. The rest (a push's changed files, ``before``) is the word of whoever ran the workflow:
+someone who can run workflows in that repository, as a holder of its secret is.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
+from jwt import PyJWK, PyJWKClient, PyJWKSet
 
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.intake.webhooks import Refused, json_object
+from manager_pipeline.settings import OidcSettings
 
 log = logging.getLogger("manager_pipeline.webhooks")
 
@@ -42,7 +46,6 @@ FETCH_TIMEOUT_S = 5.0
 # costs the issuer one request per window); keys older than MAX_KEY_AGE_S are fetched again too.
 REFETCH_AFTER_S = 10.0
 MAX_KEY_AGE_S = 3600.0
-MAX_JWKS_BYTES = 256 * 1024
 # What a token may vouch for: the events the source-side workflow sends.
 TOKEN_EVENTS = ("push", "pull_request")
 
@@ -51,22 +54,48 @@ class IssuerUnavailable(ManagerError):
     """The issuer's keys cannot be fetched (and none are cached): the manager must act, or retry."""
 
 
-def fetch_json(url: str, timeout: float = FETCH_TIMEOUT_S) -> Any:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read(MAX_JWKS_BYTES + 1)[:MAX_JWKS_BYTES])
+class IssuerKeys(PyJWKClient):
+    """The issuer's keys: PyJWT's client and its cache (the key set is kept ``MAX_KEY_AGE_S``; a ``kid``
+    it does not list fetches it again, at most once per ``REFETCH_AFTER_S``). While the issuer cannot be
+    reached, the last key set it gave keeps serving: its outage must not refuse every delivery."""
+
+    def __init__(self, jwks_url: str):
+        super().__init__(
+            jwks_url,
+            lifespan=MAX_KEY_AGE_S,
+            cooldown_duration=REFETCH_AFTER_S,
+            timeout=FETCH_TIMEOUT_S,
+            headers={"Accept": "application/json"},
+        )
+        self._last_good: PyJWKSet | None = None
+        self._failed_at: float | None = None
+
+    def get_jwk_set(self, refresh: bool = False) -> PyJWKSet:
+        if self._last_good is None and self._failed_at is not None:
+            # No keys yet and the issuer just failed: a flood of deliveries is not a flood of fetches.
+            if time.monotonic() - self._failed_at < REFETCH_AFTER_S:
+                raise IssuerUnavailable(f"no keys of {self.uri} could be fetched yet")
+        try:
+            keys = super().get_jwk_set(refresh)
+        except (jwt.PyJWKClientError, jwt.PyJWKSetError, ValueError) as exc:
+            # An unreachable issuer, an error page, a set without one usable key: all the issuer's failure.
+            problem = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if self._last_good is None:
+                self._failed_at = time.monotonic()
+                raise IssuerUnavailable(f"cannot fetch {self.uri} ({problem})") from None
+            log.warning("cannot fetch %s (%s); still using the keys fetched before", self.uri, problem)
+            # Cached again, so the next attempt waits as a fetch would have made it wait.
+            assert self.jwk_set_cache is not None
+            self.jwk_set_cache.put(self._last_good)
+            return self._last_good
+        self._last_good, self._failed_at = keys, None
+        return keys
 
 
 class OidcVerifier:
-    """Checks a token's signature and issuer, audience and times; ``fetch`` gets the JWKS (JSON)."""
+    """Checks a token's signature and issuer, audience and times against the issuer's published keys."""
 
-    def __init__(
-        self,
-        issuer: str = GITHUB_ISSUER,
-        audience: str = DEFAULT_AUDIENCE,
-        fetch: Callable[[str], Any] = fetch_json,
-        clock: Callable[[], float] = time.monotonic,
-    ):
+    def __init__(self, issuer: str = GITHUB_ISSUER, audience: str = DEFAULT_AUDIENCE):
         issuer = issuer.rstrip("/")
         parts = urlsplit(issuer)
         local = parts.hostname in ("localhost", "127.0.0.1", "::1")
@@ -76,67 +105,30 @@ class OidcVerifier:
             raise ManagerError("MANAGER_OIDC_AUDIENCE must not be empty")
         self.issuer, self.audience = issuer, audience
         self.jwks_url = f"{issuer}/.well-known/jwks"
-        self._fetch, self._clock = fetch, clock
-        self._lock = threading.Lock()
-        self._keys: dict[str, Any] = {}
-        self._fetched_at: float | None = None  # the last good fetch
-        self._tried_at: float | None = None  # the last attempt, good or not
+        self._keys = IssuerKeys(self.jwks_url)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str], **kwargs: Any) -> OidcVerifier:
-        return cls(
-            environ.get("MANAGER_OIDC_ISSUER") or GITHUB_ISSUER,
-            environ.get("MANAGER_OIDC_AUDIENCE") or DEFAULT_AUDIENCE,
-            **kwargs,
-        )
+    def from_settings(cls, oidc: OidcSettings) -> OidcVerifier:
+        return cls(oidc.issuer or GITHUB_ISSUER, oidc.audience or DEFAULT_AUDIENCE)
 
-    def _refresh(self) -> None:
-        self._tried_at = self._clock()
-        try:
-            document = self._fetch(self.jwks_url)
-            keys: dict[str, Any] = {}
-            for entry in document.get("keys") or []:
-                if not isinstance(entry, dict) or entry.get("kty") != "RSA" or entry.get("use", "sig") != "sig":
-                    continue
-                if entry.get("alg", ALGORITHM) != ALGORITHM or not isinstance(entry.get("kid"), str):
-                    continue
-                try:
-                    keys[entry["kid"]] = jwt.PyJWK(entry, algorithm=ALGORITHM).key
-                except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
-                    continue
-        except Exception as exc:  # noqa: BLE001 - any failure to get keys is the issuer being unavailable
-            problem = f"{type(exc).__name__}: {str(exc)[:200]}"
-            if not self._keys:
-                raise IssuerUnavailable(f"cannot fetch {self.jwks_url} ({problem})") from None
-            log.warning(
-                "cannot fetch %s (%s); still using the %d keys fetched before", self.jwks_url, problem, len(self._keys)
-            )
-            return
-        if not keys:
-            if not self._keys:
-                raise IssuerUnavailable(f"{self.jwks_url} lists no RS256 signing keys")
-            log.warning("%s lists no RS256 signing keys; still using the ones fetched before", self.jwks_url)
-            return
-        self._keys, self._fetched_at = keys, self._clock()
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> OidcVerifier:
+        """From a mapping of variables (MANAGER_OIDC_ISSUER, MANAGER_OIDC_AUDIENCE)."""
+        return cls.from_settings(OidcSettings.from_env(environ))
 
     def key(self, kid: str) -> Any:
-        with self._lock:
-            now = self._clock()
-            recently_tried = self._tried_at is not None and now - self._tried_at < REFETCH_AFTER_S
-            stale = self._fetched_at is None or now - self._fetched_at >= MAX_KEY_AGE_S
-            if stale and not recently_tried:
-                self._refresh()
-            elif kid not in self._keys and not recently_tried:
-                self._refresh()
-            if kid not in self._keys and not self._keys:
-                raise IssuerUnavailable(f"no keys of {self.issuer} could be fetched yet")
-            if kid not in self._keys:
-                raise Refused(
-                    401,
-                    f"the token is signed with key {kid[:64]!r}, which {self.jwks_url} does not list: "
-                    f"it was not issued by {self.issuer}",
-                )
-            return self._keys[kid]
+        """The public key ``kid`` names, if the issuer lists it as an RS256 signing key."""
+        try:
+            found: PyJWK = self._keys.get_signing_key(kid)
+        except jwt.PyJWKClientError:
+            raise Refused(
+                401,
+                f"the token is signed with key {kid[:64]!r}, which {self.jwks_url} does not list: "
+                f"it was not issued by {self.issuer}",
+            ) from None
+        if found.algorithm_name != ALGORITHM:
+            raise Refused(401, f"{self.jwks_url} lists key {kid[:64]!r} for {found.algorithm_name}, not {ALGORITHM}")
+        return found.key
 
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims once it is proven to be the issuer's, for this audience, and current."""
@@ -234,6 +226,15 @@ def pin_claims(claims: Mapping[str, Any], event: str, body: bytes) -> None:
                 f"the token is for commit {str(claims.get('sha'))[:40]!r}, the push names "
                 f"{str(payload.get('after'))[:40]!r}: a token vouches only for the commit its run was for",
             )
+        # The pusher is the change's author, whom the self-approval rule checks: the token's actor only.
+        pusher = payload.get("pusher")
+        name = pusher.get("name") if isinstance(pusher, dict) else None
+        if name is not None and name != claims.get("actor"):
+            raise Refused(
+                401,
+                f"the token's run was started by {str(claims.get('actor'))[:40]!r}, the push names pusher "
+                f"{str(name)[:40]!r}: send the push event of the run that requested the token",
+            )
         return
     pull = payload.get("pull_request")
     number = payload.get("number") or (pull.get("number") if isinstance(pull, dict) else None)
@@ -251,3 +252,33 @@ def pin_claims(claims: Mapping[str, Any], event: str, body: bytes) -> None:
             f"the token is for branch {str(claims.get('head_ref'))[:200]!r}, the pull request names "
             f"{str(branch)[:200]!r}",
         )
+
+
+def with_github_pull(body: bytes, claims: Mapping[str, Any], pull: Mapping[str, Any]) -> bytes:
+    """A pull request delivery's body with GitHub's word (``pull``: ``GitHubClient.pull_request``) for
+    its head commit and branch, the repository its head lives in, its author and the author's
+    association: the token pins none of them, and the fork hold and the self-approval rule rest on them."""
+    payload = json_object(body)
+    request = payload.get("pull_request")
+    if not isinstance(request, dict):
+        raise Refused(400, "the pull_request payload has no pull_request object")
+    if claims.get("head_ref") is not None and claims.get("head_ref") != pull["ref"]:
+        raise Refused(
+            401,
+            f"the token is for branch {str(claims.get('head_ref'))[:200]!r}, GitHub says pull request "
+            f"#{pull['number']} is from {str(pull['ref'])[:200]!r}: send the event of the run that requested the token",
+        )
+    head = request.get("head") if isinstance(request.get("head"), dict) else {}
+    if head.get("sha") != pull["sha"]:
+        log.warning(
+            "OIDC delivery for %s#%s names head %s, GitHub's head is %s: planning GitHub's",
+            (payload.get("repository") or {}).get("full_name"),
+            pull["number"],
+            str(head.get("sha"))[:40],
+            pull["sha"],
+        )
+    head_repo = {"full_name": pull["head_repo"]} if pull["head_repo"] else None
+    request["head"] = {**head, "sha": pull["sha"], "ref": pull["ref"], "repo": head_repo}
+    request["user"] = {"login": pull["author"]} if pull["author"] else None
+    request["author_association"] = pull["author_association"]
+    return json.dumps(payload).encode()

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from manager_pipeline.config import ManagerConfig
+from manager_pipeline.config.model import ManagerConfig
 from manager_pipeline.intake.webhooks import Delivery, pull_request_hold, touches_source
 
 

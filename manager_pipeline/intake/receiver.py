@@ -10,8 +10,9 @@ its source's ``webhook_secret_env`` names) or with ``GITHUB_WEBHOOK_SECRET``, th
 or GitHub App's hook secret that GitHub signs with; a secret of one repository never signs for
 another. Instead of a signature, a source's workflow
 may send ``Authorization: Bearer <GitHub Actions OIDC token>`` (intake/oidc.py): the token must be
-for the repository, event, branch and commit the body names; a source with ``auth: oidc`` takes
-tokens only. ``GET /healthz`` says it is up (and whether manager.yaml
+for the repository, event, branch and commit the body names; a pull request's head commit, fork and
+author are then asked of GitHub (``pulls``), never taken from the unsigned body; a source with
+``auth: oidc`` takes tokens only. ``GET /healthz`` says it is up (and whether manager.yaml
 is). It is a Starlette app served by uvicorn (both come with dagster-webserver): uvicorn bounds
 connections and idle keep-alives, h11 refuses malformed framing, and the body is read here
 under a size cap and a deadline before anything else looks at it.
@@ -24,12 +25,15 @@ delivery names it and what became of it, never the secret or the signature.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -38,21 +42,33 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from manager_pipeline.config import ManagerConfig, load_config
+from manager_pipeline.config.file import load_config
+from manager_pipeline.config.model import ManagerConfig
 from manager_pipeline.errors import ManagerError
+from manager_pipeline.github.client import GitHubError
 from manager_pipeline.intake.inbox import Inbox
-from manager_pipeline.intake.oidc import IssuerUnavailable, OidcVerifier, bearer_token, pin_claims
+from manager_pipeline.intake.lifecycle import (
+    LIFECYCLE_EVENTS,
+    Repositories,
+    claimed_repository_id,
+    known_by_id,
+    read_lifecycle,
+)
+from manager_pipeline.intake.oidc import IssuerUnavailable, OidcVerifier, bearer_token, pin_claims, with_github_pull
 from manager_pipeline.intake.webhooks import (
     MAX_BODY_BYTES,
+    PR_ACTIONS,
     ApprovalNote,
     Delivery,
     Refused,
     claimed_repository,
+    json_object,
     read_delivery,
     secret_envs_for,
     sources_for,
     verify_signature,
 )
+from manager_pipeline.settings import Settings
 
 log = logging.getLogger("manager_pipeline.webhooks")
 PATH = "/webhooks/github"
@@ -63,10 +79,23 @@ DRAIN_LIMIT = 8 * MAX_BODY_BYTES
 # Connections and requests at once; past it uvicorn answers 503 rather than queueing without bound.
 MAX_CONNECTIONS = 1000
 KEEP_ALIVE_S = 5
+# GitHub's `permission` of a collaborator who may press "Plan again" (maintain shows as write, triage as read).
+WRITE_PERMISSIONS = ("admin", "write")
 
 
 class ConfigUnavailable(ManagerError):
     """manager.yaml has never been readable since the receiver started."""
+
+
+class GitHubUnavailable(ManagerError):
+    """GitHub cannot say now what an OIDC pull request delivery needs of it: redeliver later."""
+
+
+# An OIDC pull request delivery when the receiver has no GitHub credentials to ask who made it, and from where.
+UNVOUCHED_HOLD = (
+    "sent with an OIDC token, and the receiver has no GitHub credentials to read its head, fork and author from "
+    "GitHub: waits for a maintainer's `/plan` comment"
+)
 
 
 class ConfigWatcher:
@@ -110,8 +139,11 @@ class WebhookApp:
         environ: Mapping[str, str] | None = None,
         announce: Callable[[int, Delivery], None] | None = None,
         oidc: OidcVerifier | None = None,
+        pulls: Callable[[str, int], dict[str, Any]] | None = None,
+        permission: Callable[[str, str], str] | None = None,
     ):
-        self._environ = os.environ if environ is None else environ
+        # Where the secrets manager.yaml names (`webhook_secret_env`) and the OIDC settings are read.
+        self._environ = Settings.from_env().named_secrets if environ is None else environ
         if not secret and not self._any_source_secret(config):
             raise ManagerError(
                 "GITHUB_WEBHOOK_SECRET is not set and no source names a set `webhook_secret_env` or `auth: oidc`: "
@@ -124,6 +156,13 @@ class WebhookApp:
         self.inbox = inbox
         # Called once a new delivery is stored and will start runs (intake/announce.py); never blocks.
         self.announce = announce
+        # GitHub's word on a pull request (``GitHubClient.pull_request``), for OIDC deliveries; None: none asked.
+        self.pulls = pulls
+        # Each source's repository id and what GitHub said of it since (renamed, the App removed, ...).
+        self.repositories = Repositories(engine=inbox.engine)
+        # GitHub's word on a login's permission on a repository (``GitHubClient.permission``): who may press
+        # a check run's "Plan again". None (no GitHub credentials): no press is taken.
+        self.permission = permission
         self._warned: set[str] = set()
 
     def _any_source_secret(self, config: ConfigWatcher) -> bool:
@@ -136,8 +175,8 @@ class WebhookApp:
             s.auth == "oidc" or (s.webhook_secret_env and self._environ.get(s.webhook_secret_env)) for s in specs
         ) or any(t.webhook_secret_env and self._environ.get(t.webhook_secret_env) for t in triggers)
 
-    def authenticate(self, headers: Mapping[str, str], event: str, body: bytes) -> str:
-        """How the delivery proved where it comes from ("oidc" or "hmac"); Refused if it did not.
+    def authenticate(self, headers: Mapping[str, str], event: str, body: bytes) -> dict[str, Any] | None:
+        """The OIDC token's claims, None for a delivery proven by its HMAC signature; Refused if neither.
 
         A bearer token, when sent, decides (it is preferred, and a token that fails is never
         overridden by a signature); otherwise the HMAC signature, unless a source of the
@@ -148,7 +187,7 @@ class WebhookApp:
         if authorization is not None:
             claims = self.oidc.verify(bearer_token(authorization))
             pin_claims(claims, event, body)
-            return "oidc"
+            return claims
         if oidc_only:
             raise Refused(
                 401,
@@ -157,17 +196,101 @@ class WebhookApp:
                 "accepted for it",
             )
         # The repository the body names decides which secrets may have signed it.
-        verify_signature(self.secrets_for(repo), body, headers.get("X-Hub-Signature-256"))
-        return "hmac"
+        verify_signature(self.secrets_for(repo, claimed_repository_id(body)), body, headers.get("X-Hub-Signature-256"))
+        return None
 
-    def secrets_for(self, repo: str | None) -> list[bytes]:
+    def vouched_id(self, headers: Mapping[str, str], claims: Mapping[str, Any] | None, body: bytes) -> int | None:
+        """The body's repository id when GitHub vouches for it: signed with the organisation's or App's hook
+        secret (no source repository holds it), or an OIDC token's ``repository_id``. A repository's own
+        secret may be held by its workflow's writers: a body signed only with it names an id nobody checked."""
+        repo_id = claimed_repository_id(body)
+        if repo_id is None:
+            return None
+        if claims is not None:
+            return repo_id if str(claims.get("repository_id")) == str(repo_id) else None
+        try:
+            verify_signature([self._secret], body, headers.get("X-Hub-Signature-256"))
+        except Refused:
+            return None
+        return repo_id
+
+    def lifecycle(self, event: str, delivery_id: str, body: bytes, shown: str) -> tuple[int, dict]:
+        """A repository renamed or transferred, the App removed, the webhook deleted: recorded for the
+        sources it concerns (``manager-pipeline sources`` shows it), answered 202."""
+        config = self.config.current()
+        try:
+            change = read_lifecycle(config, self.repositories, event, json_object(body))
+        except (AttributeError, TypeError, ValueError):
+            raise Refused(400, f"the {event} payload is not shaped as GitHub documents it") from None
+        names = {s.name: s.repo or "" for s in config.sources.values()}
+        if change.sources:
+            self.repositories.record(change, f"{event} delivery {shown}", names)
+        log.warning("delivery %s (%s): %s (sources: %s)", shown, event, change.note, ",".join(change.sources) or "none")
+        return 202, {"status": "recorded", "sources": list(change.sources), "note": change.note}
+
+    def under_known_id(
+        self, body: bytes, claims: Mapping[str, Any] | None
+    ) -> tuple[bytes, tuple[str, str] | None]:
+        """A delivery under a name manager.yaml does not have, of a repository whose id is recorded (it
+        was renamed or transferred): the body under the name manager.yaml has, and (new name, warning).
+
+        A signature was checked with the secrets of that id's sources (``secrets_for``); a token vouches
+        for the id only as its ``repository_id`` claim: any repository's workflow can request a token."""
+        try:
+            payload = json_object(body)
+        except Refused:
+            return body, None
+        if claims is not None and str(claims.get("repository_id")) != str(claimed_repository_id(body)):
+            return body, None
+        repository = payload.get("repository")
+        config = self.config.current()
+        name = repository.get("full_name") if isinstance(repository, dict) else None
+        if not isinstance(name, str) or sources_for(config, name) or name.lower() in config.sources_by_trigger:
+            return body, None
+        found = known_by_id(config, self.repositories, repository)
+        if found is None:
+            return body, None
+        specs, warning = found
+        log.warning("%s: taken for %s", warning, ", ".join(s.name for s in specs))
+        payload["repository"] = {**repository, "full_name": specs[0].repo}
+        return json.dumps(payload).encode(), (name, warning)
+
+    def vouched_pull(self, claims: Mapping[str, Any], body: bytes) -> bytes:
+        """An OIDC pull request delivery's body with GitHub's head commit, fork and author in it."""
+        payload = json_object(body)
+        if payload.get("action") not in PR_ACTIONS or self.pulls is None:
+            return body
+        repo, number = payload["repository"]["full_name"], payload.get("number")
+        if type(number) is not int or number <= 0:
+            raise Refused(400, "the pull request number must be a positive integer")
+        try:
+            pull = self.pulls(repo, number)
+        except GitHubError as exc:
+            if exc.not_found:
+                raise Refused(
+                    422,
+                    f"GitHub shows no pull request #{number} of {repo} to the manager: check that the manager's "
+                    "GitHub credentials can read the repository",
+                ) from None
+            raise GitHubUnavailable(str(exc)) from None
+        except OSError as exc:
+            raise GitHubUnavailable(f"pull request #{number} of {repo}: {type(exc).__name__}") from None
+        return with_github_pull(body, claims, pull)
+
+    def secrets_for(self, repo: str | None, repo_id: int | None = None) -> list[bytes]:
         """The secrets that may sign a delivery naming ``repo``: the organisation's or App's hook
         secret, and the repository's own (never another repository's): its sources' or, for a trigger
         repository, its triggers'."""
         secrets = [self._secret] if self._secret else []
         if repo is None:
             return secrets
-        for owner, name in secret_envs_for(self.config.current(), repo):
+        config = self.config.current()
+        named = secret_envs_for(config, repo)
+        if not named:
+            # A repository renamed or transferred since manager.yaml named it: its sources' own secrets.
+            found = known_by_id(config, self.repositories, {"full_name": repo, "id": repo_id})
+            named = [pair for spec in (found[0] if found else []) for pair in secret_envs_for(config, spec.repo)]
+        for owner, name in named:
             value = self._environ.get(name, "")
             if value:
                 secrets.append(value.encode())
@@ -185,10 +308,20 @@ class WebhookApp:
         try:
             if len(delivery_id) > 100 or not delivery_id.isascii():
                 raise Refused(400, "X-GitHub-Delivery must be at most 100 ASCII characters")
-            via = self.authenticate(headers, event, body)
+            claims = self.authenticate(headers, event, body)
+            via = "hmac" if claims is None else "oidc"
             if not delivery_id:
                 raise Refused(400, "missing X-GitHub-Delivery")
+            if event in LIFECYCLE_EVENTS:
+                return self.lifecycle(event, delivery_id, body, shown)
+            if claims is not None and event == "pull_request":
+                body = self.vouched_pull(claims, body)
+            body, renamed = self.under_known_id(body, claims)
             delivery = read_delivery(self.config.current(), event, delivery_id, body)
+            if renamed is not None and isinstance(delivery, (Delivery, ApprovalNote)):
+                delivery = replace(delivery, repo=renamed[0])
+            if claims is not None and isinstance(delivery, Delivery) and delivery.pr is not None and not self.pulls:
+                delivery = replace(delivery, hold=UNVOUCHED_HOLD)
             if event == "ping":
                 log.info("delivery %s: ping", shown)
                 return 200, {"status": "pong"}
@@ -198,10 +331,21 @@ class WebhookApp:
                     "status": "ignored",
                     "reason": "no change under a source's variables folder, or not a deploying action",
                 }
+            if isinstance(delivery, Delivery) and delivery.event == "check_run":
+                try:
+                    refusal = self._may_press(delivery)
+                except (GitHubError, OSError) as exc:
+                    log.error("delivery %s (check_run) not taken: GitHub cannot say who pressed (%s)", shown, exc)
+                    return 503, {"error": "the manager cannot ask GitHub who pressed the button now; redeliver later"}
+                if refusal:
+                    log.info("delivery %s (check_run on %s): %s", shown, delivery.repo, refusal)
+                    return 202, {"status": "ignored", "reason": refusal}
             if isinstance(delivery, ApprovalNote):
                 row_id, new = None, self.inbox.note_approval(delivery)
             else:
                 row_id, new = self.inbox.add(delivery)
+                if delivery.trigger_ref is None:
+                    self.repositories.remember(delivery.sources, self.vouched_id(headers, claims, body), delivery.repo)
         except Refused as refused:
             log.warning("delivery %s (%s) refused %d: %s", shown, event[:40] or "-", refused.status, refused.reason)
             return refused.status, {"error": refused.reason}
@@ -211,6 +355,9 @@ class WebhookApp:
         except IssuerUnavailable as exc:
             log.error("delivery %s (%s) not taken: %s", shown, event[:40] or "-", exc)
             return 503, {"error": "the manager cannot fetch the OIDC issuer's keys right now; redeliver later"}
+        except GitHubUnavailable as exc:
+            log.error("delivery %s (%s) not taken: GitHub cannot say who made the pull request (%s)", shown, event, exc)
+            return 503, {"error": "the manager cannot ask GitHub for the pull request right now; redeliver later"}
         except (SQLAlchemyError, OSError) as exc:
             log.error("delivery %s (%s) not taken: the inbox cannot be written (%s)", shown, event, type(exc).__name__)
             return 503, {"error": "the manager cannot store deliveries right now; redeliver later"}
@@ -246,6 +393,18 @@ class WebhookApp:
         if self.announce is not None:
             self.announce(row_id, delivery)
         return 202, {"status": "queued", "inbox_id": row_id, "sources": list(delivery.sources)}
+
+    def _may_press(self, delivery: Delivery) -> str | None:
+        """Why the sender of a check run's "Plan again" may not re-plan, or None: a collaborator with write
+        access, as GitHub says now (the payload's sender is only who GitHub says pressed; their access is asked)."""
+        if self.permission is None:
+            return "the receiver has no GitHub credentials to ask who may press the button"
+        if not delivery.author:
+            return "the delivery names no sender"
+        permission = self.permission(delivery.repo, delivery.author)
+        if permission not in WRITE_PERMISSIONS:
+            return f"{delivery.author} has {permission} permission on {delivery.repo}; planning again needs write"
+        return None
 
 
 async def _read_body(request: Request, limit: int, deadline_s: float) -> bytes:

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from manager_pipeline.config import ManagerConfig, SourceSpec
+from manager_pipeline.config.model import ManagerConfig, SourceSpec
+from manager_pipeline.feedback import checks
 
 MAX_BODY_BYTES = 1024 * 1024
-SUPPORTED_EVENTS = ("push", "pull_request", "pull_request_review", "issue_comment", "release", "ping")
+SUPPORTED_EVENTS = ("push", "pull_request", "pull_request_review", "issue_comment", "release", "ping", "check_run")
 PR_ACTIONS = ("opened", "synchronize", "reopened")
 # Who GitHub says may be trusted to plan with the manager's credentials: the repository's owner,
 # members of its organisation and invited collaborators. Anyone else (CONTRIBUTOR, FIRST_TIMER,
@@ -87,13 +88,17 @@ class Delivery:
     # A trigger repository's push or release (``repo`` is the application repository, ``sha`` its
     # commit when known, ``sources`` the infra sources it triggers): the full ref, `refs/tags/v1.2.0`.
     trigger_ref: str | None = None
+    # The one environment it plans (a check run's "Plan again": that check run's), else those of its sources.
+    environment: str | None = None
 
     @property
     def ref_key(self) -> str:
         """What a newer delivery supersedes: the same pull request, or the same branch (or trigger ref)."""
         if self.trigger_ref is not None:
             return f"trigger:{self.repo.lower()}:{self.trigger_ref}"
-        return f"pr:{self.pr}" if self.pr is not None else f"branch:{self.branch}"
+        key = f"pr:{self.pr}" if self.pr is not None else f"branch:{self.branch}"
+        # A button's plan of one environment supersedes (and is superseded by) that environment's only.
+        return key if self.environment is None else f"{key}:{self.environment}"
 
 
 @dataclass(frozen=True)
@@ -296,6 +301,40 @@ def _approving_review(repo: str, delivery_id: str, payload: dict[str, Any]) -> A
     )
 
 
+def _plan_again(specs: list[SourceSpec], repo: str, delivery_id: str, payload: dict[str, Any]) -> Delivery | None:
+    """A press of "Plan again" on a check run this manager made: a plan (never an apply) of that check
+    run's source and environment at its commit. Who pressed it (``author``) is not yet trusted: the
+    receiver asks GitHub for their permission on the repository before it stores the delivery."""
+    check_run, action = payload.get("check_run"), payload.get("requested_action")
+    if payload.get("action") != "requested_action" or not isinstance(check_run, dict) or not isinstance(action, dict):
+        return None  # created, completed, rerequested: GitHub telling the App about its own check runs
+    if action.get("identifier") != checks.PLAN_AGAIN:
+        return None
+    made = checks.parse_external_id(check_run.get("external_id"))
+    if made is None or made[0] not in {s.name for s in specs}:
+        return None  # not a check run of this manager's, or of a source it no longer has
+    source, environment, _ = made
+    check_run_id = check_run.get("id")
+    if type(check_run_id) is not int:
+        raise Refused(400, "the check run id must be an integer")
+    pulls = [p.get("number") for p in check_run.get("pull_requests") or [] if isinstance(p, dict)]
+    suite = check_run.get("check_suite") if isinstance(check_run.get("check_suite"), dict) else {}
+    return Delivery(
+        delivery_id,
+        "check_run",
+        "requested_action",
+        repo,
+        (source,),
+        sha=_commit(check_run.get("head_sha")),
+        branch=suite.get("head_branch") if isinstance(suite.get("head_branch"), str) else None,
+        pr=_number(pulls[0]) if pulls else None,
+        author=_login(payload.get("sender")),
+        # One press per check run: the re-plan makes a check run of its own, with a button of its own.
+        dedupe_key=_key("check_run", repo.lower(), check_run_id, checks.PLAN_AGAIN),
+        environment=environment,
+    )
+
+
 def _trigger_delivery(
     config: ManagerConfig, event: str, delivery_id: str, repo: str, payload: dict[str, Any]
 ) -> Delivery | None:
@@ -358,6 +397,8 @@ def _read_payload(
         return _plan_comment(specs, repo, delivery_id, payload) or _approve_comment(repo, delivery_id, payload)
     if event == "pull_request_review":
         return _approving_review(repo, delivery_id, payload)
+    if event == "check_run":
+        return _plan_again(specs, repo, delivery_id, payload)
     if event == "push":
         ref = str(payload.get("ref") or "")
         if not ref.startswith("refs/heads/") or payload.get("deleted") or payload.get("after") == ZERO_COMMIT:

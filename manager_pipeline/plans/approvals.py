@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from manager_pipeline.config import EnvironmentPolicy
+from manager_pipeline.config.model import EnvironmentPolicy
 from manager_pipeline.plans.record import Plan
 from manager_pipeline.plans.state import PlanState
 from manager_pipeline.plans.store import ApprovalRecord, Plans
@@ -92,7 +92,18 @@ def review(plan: Plan, policy: EnvironmentPolicy, plans: Plans, github: Approval
         waiting = _waiting_alike(plan, plans) if bare else []
         sole = waiting == [plan.plan_id]
         for candidate in candidates:
-            if _meant_for(candidate, plan, sole):
+            if plan.destroy and candidate.plan_id != plan.plan_id:
+                # A review or a bare `/approve` of the commit approved what it builds, never its destroy.
+                result.new += _refuse(
+                    plans,
+                    plan,
+                    candidate,
+                    (
+                        f"destroy plan {plan.plan_id} is approved only by name: comment "
+                        f"`/approve {plan.environment} {plan.plan_id}`, or `manager-pipeline approve {plan.plan_id}`"
+                    ),
+                )
+            elif _meant_for(candidate, plan, sole):
                 result.new += record(plans, plan, policy, author, candidate, in_team)
             elif candidate.plan_id is None and candidate.via != "review" and plan.plan_id in waiting:
                 # A bare `/approve <env>` while other plans wait for the same commit: refused, saying how.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from manager_pipeline.config import EnvironmentPolicy
+from manager_pipeline.config.model import EnvironmentPolicy
 from manager_pipeline.events import DispatchEvent
-from manager_pipeline.feedback.outcome import OutcomeStatus
-from manager_pipeline.feedback.report import inline_code
+from manager_pipeline.markdown import inline_code
+from manager_pipeline.outcome import OutcomeStatus
 from manager_pipeline.plans.state import PlanState
 
 

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 PLAN_FILE = "plan.tfplan"
 TEXT_FILE = "plan.txt"
+# The policy stage's verdict on the plan (policy/engine.py's PolicyResult.to_dict(): check ids and
+# resource addresses, never values).
+POLICY_FILE = "policy.json"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +112,14 @@ class Plan(PlanFacts):
     @property
     def text_file(self) -> Path:
         return self.directory / TEXT_FILE
+
+    @property
+    def policy(self) -> dict[str, Any] | None:
+        """What the policy stage found, when it checked this plan."""
+        try:
+            return json.loads((self.directory / POLICY_FILE).read_text())
+        except (OSError, ValueError):
+            return None
 
     def text(self) -> str:
         return self.text_file.read_text(encoding="utf-8")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from manager_pipeline.config import EnvironmentPolicy
+from manager_pipeline.config.model import EnvironmentPolicy
 from manager_pipeline.plans.record import Plan
 from manager_pipeline.plans.state import PlanState
 
@@ -45,6 +45,11 @@ def apply_requirements(plan: Plan, policy: EnvironmentPolicy, facts: ApplyFacts)
         reasons.append(f"plan {plan.plan_id} is being applied by run {plan.apply_run_id}")
     elif not plan.candidate:
         reasons.append(f"plan {plan.plan_id} is a preview (pull request or plan-only run) and is never applied")
+    elif plan.state is PlanState.POLICY_FAILED:
+        reasons.append(
+            f"plan {plan.plan_id} failed its enforced policy checks ({plan.note or 'see its report'}): it can never "
+            f"be approved or applied; change the variables (or skip a check with a reason, docs/policies.md) and {replan}"
+        )
     elif not plan.state.waiting:
         reasons.append(f"plan {plan.plan_id} is {plan.state.value}{f' ({plan.note})' if plan.note else ''}; {replan}")
     if facts.plan_file_sha256 != plan.plan_sha256:
@@ -75,10 +80,15 @@ def apply_requirements(plan: Plan, policy: EnvironmentPolicy, facts: ApplyFacts)
     approvers = set(facts.accepted_approvers)
     if policy.gated and len(approvers) < policy.required_approvals:
         have = ", ".join(sorted(approvers)) or "none"
+        on_github = (
+            f"`/approve {policy.name} {plan.plan_id}` on the commit"
+            if plan.destroy
+            else f"`/approve {policy.name}` on the pull request or commit, a review,"
+        )
         found.append(
             Refusal(
                 f"plan {plan.plan_id} has {len(approvers)} of {policy.required_approvals} required approval(s) "
-                f"(from: {have}); approve it with `/approve {policy.name}` on the pull request or commit, a review, "
+                f"(from: {have}); approve it with {on_github} "
                 f"or `manager-pipeline approve {plan.plan_id} --reason TEXT` (as the operating-system user)",
                 final=False,
             )

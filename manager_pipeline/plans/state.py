@@ -4,6 +4,7 @@
 planned -> preview                      (no changes, a pull request, a plan-only run, another branch)
 planned -> awaiting-approval -> approved -> applying -> applied | failed
 planned -> approved (auto_apply)
+planned -> policy-failed                (an enforced policy check failed: never approved, never applied)
 awaiting-approval | approved -> refused | superseded | expired
 ```
 Every change of state is a compare-and-set on the plan's row (``Plans.transition``), so two
@@ -26,6 +27,8 @@ class PlanState(str, Enum):
     REFUSED = "refused"
     SUPERSEDED = "superseded"
     EXPIRED = "expired"
+    # An enforced policy check failed (policy/): it can never be approved or applied; fix and re-plan.
+    POLICY_FAILED = "policy-failed"
 
     @property
     def candidate(self) -> bool:
@@ -42,7 +45,7 @@ _FROM_GATE = {PlanState.PREVIEW, PlanState.AWAITING, PlanState.APPROVED, PlanSta
 _ENDED_WAITING = {PlanState.REFUSED, PlanState.SUPERSEDED, PlanState.EXPIRED}
 
 TRANSITIONS: dict[PlanState, frozenset[PlanState]] = {
-    PlanState.PLANNED: frozenset(_FROM_GATE),
+    PlanState.PLANNED: frozenset({*_FROM_GATE, PlanState.POLICY_FAILED}),
     PlanState.AWAITING: frozenset({PlanState.APPROVED, *_ENDED_WAITING}),
     PlanState.APPROVED: frozenset({PlanState.APPLYING, *_ENDED_WAITING}),
     PlanState.APPLYING: frozenset({PlanState.APPLIED, PlanState.FAILED}),

@@ -25,78 +25,22 @@ from pathlib import Path
 from typing import Any, Iterable, Protocol
 
 from sqlalchemy import (
-    Boolean,
-    Column,
-    Float,
-    Integer,
-    String,
-    Table,
-    Text,
     func,
     insert,
-    inspect,
     select,
-    text,
     update,
 )
 
-from manager_pipeline.database import engine_for, metadata
+from manager_pipeline.db.migrate import upgraded_engine
+from manager_pipeline.db.tables import approvals_table, plans_table
 from manager_pipeline.errors import ManagerError
-from manager_pipeline.plans.record import PLAN_FILE, TEXT_FILE, Plan, PlanFacts
+from manager_pipeline.plans.record import PLAN_FILE, POLICY_FILE, TEXT_FILE, Plan, PlanFacts
 from manager_pipeline.plans.state import TRANSITIONS, PlanState, sources_of
 from manager_pipeline.terraform.plan import PlanSummary
-
-plans_table = Table(
-    "plan_records",
-    metadata,
-    Column("plan_id", String(32), primary_key=True),
-    Column("source", String(100), nullable=False, index=True),
-    Column("environment", String(100), nullable=False),
-    Column("sha", String(64)),
-    Column("branch", String(255)),
-    Column("branch_verified", Boolean, nullable=False),
-    Column("pr", Integer),
-    Column("author", String(100)),
-    Column("repo", String(200)),
-    Column("created_at", Float, nullable=False),
-    Column("plan_sha256", String(64), nullable=False),
-    Column("variables_digest", String(64), nullable=False),
-    Column("module_digest", String(64), nullable=False),
-    Column("terraform_version", String(32), nullable=False),
-    Column("has_changes", Boolean, nullable=False),
-    Column("summary", Text, nullable=False),
-    Column("planned_outputs", Text, nullable=False),
-    Column("tfvars", Text, nullable=False),
-    Column("state", String(32), nullable=False, index=True),
-    Column("run_id", String(64)),
-    Column("apply_run_id", String(64)),
-    Column("note", Text),
-    # When the state last changed (NULL in rows of older releases: their created_at counts).
-    Column("changed_at", Float),
-    # When the plan's files were pruned (NULL while they are kept).
-    Column("files_pruned_at", Float),
-    Column("destroy", Boolean, nullable=False, default=False),
-)
-
-approvals_table = Table(
-    "approvals",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("plan_id", String(32), nullable=False, index=True),
-    Column("login", String(100), nullable=False),
-    Column("via", String(32), nullable=False),
-    # The GitHub review or comment id, so a source is recorded once however often it is read.
-    Column("origin", String(100), nullable=False),
-    Column("accepted", Boolean, nullable=False),
-    Column("reason", Text),
-    Column("at", Float, nullable=False),
-)
 
 _JSON_COLUMNS = ("summary", "planned_outputs", "tfvars")
 # Columns of the row that are not facts of the plan itself (kept by the store only).
 _STORE_COLUMNS = ("changed_at",)
-# Float columns added since the table was first created.
-_ADDED_FLOAT_COLUMNS = ("changed_at", "files_pruned_at")
 
 # States a plan never leaves: it can never be applied again, so its files may go after a while.
 TERMINAL_STATES = frozenset(PlanState) - frozenset(TRANSITIONS)
@@ -104,31 +48,8 @@ DEFAULT_RETENTION_S = 30 * 24 * 3600.0
 # Pruning runs at most this often per process and store (it is asked on every saved plan).
 PRUNE_INTERVAL_S = 3600.0
 
-_MIGRATED: set[str] = set()
 _LAST_PRUNE: dict[tuple[str, str], float] = {}
 _PRUNE_LOCK = threading.Lock()
-
-
-def _migrate(url: str, engine: Any) -> None:
-    """Columns added since the table was first created (a plan store of an older release)."""
-    if url in _MIGRATED:
-        return
-    have = {column["name"] for column in inspect(engine).get_columns(plans_table.name)}
-    with engine.begin() as connection:
-        for name in _ADDED_FLOAT_COLUMNS:
-            if name not in have:
-                connection.execute(text(f"ALTER TABLE {plans_table.name} ADD COLUMN {name} FLOAT"))
-        if "changed_at" not in have:
-            # When older rows last changed is not known: the retention counts from this upgrade.
-            connection.execute(
-                update(plans_table).where(plans_table.c.changed_at.is_(None)).values(changed_at=time.time())
-            )
-        if "destroy" not in have:
-            # The plans of older releases were never destroy plans.
-            connection.execute(
-                text(f"ALTER TABLE {plans_table.name} ADD COLUMN destroy BOOLEAN NOT NULL DEFAULT FALSE")
-            )
-    _MIGRATED.add(url)
 
 
 def _duration(seconds: float) -> str:
@@ -207,9 +128,7 @@ class Plans:
         remote: RemoteFiles | None = None,
         retention_s: float = DEFAULT_RETENTION_S,
     ):
-        self.engine = engine_for(database_url, plans_table)
-        engine_for(database_url, approvals_table)
-        _migrate(database_url, self.engine)
+        self.engine = upgraded_engine(database_url)
         self.database_url = database_url
         self.root = root
         self.remote = remote
@@ -256,6 +175,15 @@ class Plans:
         with self.engine.begin() as connection:
             connection.execute(insert(plans_table).values(**row))
         return plan
+
+    def attach_policy(self, plan_id: str, verdict: dict[str, Any]) -> None:
+        """Keep the policy stage's verdict beside the plan's files (and in the artifact bucket)."""
+        directory = self.root / plan_id
+        path = directory / POLICY_FILE
+        path.write_text(json.dumps(verdict, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.chmod(path, 0o600)
+        if self.remote:
+            self.remote.put(plan_id, POLICY_FILE, path)
 
     def _plan(self, row: Any) -> Plan:
         values = {name: value for name, value in dict(row).items() if name not in _STORE_COLUMNS}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from manager_pipeline.config import SourceSpec
+from manager_pipeline.config.model import SourceSpec
 from manager_pipeline.errors import SourceError
 
 MAX_VARIABLES_BYTES = 256 * 1024

@@ -7,11 +7,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from manager_pipeline.config import SourceSpec
+from manager_pipeline.config.model import SourceSpec
 from manager_pipeline.errors import SourceError
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.sources.document import VariablesDocument, decode_variables
-
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 

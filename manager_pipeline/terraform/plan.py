@@ -109,3 +109,16 @@ def mask_outputs(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 def planned_outputs(plan_json: Mapping[str, Any]) -> dict[str, Any]:
     """The outputs a plan leads to, masked; unknown ones say so."""
     return mask_outputs((plan_json.get("planned_values") or {}).get("outputs") or {})
+
+
+def resources_by_type(addresses: list[str]) -> dict[str, int]:
+    """How many managed resources of each type ``terraform state list`` names (data sources left out)."""
+    counts: dict[str, int] = {}
+    for address in addresses:
+        parts = address.split(".")
+        while len(parts) > 2 and parts[0] == "module":
+            parts = parts[2:]
+        if not parts or parts[0] == "data" or len(parts) < 2:
+            continue
+        counts[parts[0]] = counts.get(parts[0], 0) + 1
+    return dict(sorted(counts.items()))

@@ -1,13 +1,11 @@
-"""Terraform commands through python-terraform, with its traps handled.
+"""Terraform commands, each an explicit command line run the way the manager needs.
 
-python-terraform builds the command lines. Its process handling is replaced (``cmd``)
-because it only ever passes the whole ``os.environ`` (we pass a curated environment, so no
-manager secret reaches Terraform or a provider), buffers output until the command ends (we
-stream lines to a callback), and leaves stdin open (an apply waiting for "yes" would hang).
-The other traps are avoided by how the methods are called: no ``var`` (the inputs are in
-``*.auto.tfvars.json``; python-terraform would add a temporary ``-var-file`` that a saved
-plan refuses), a backend config *file* (a dict would be written as Python text), the
-detailed exit code read rather than raised on, and outputs parsed from ``output -json``.
+A command gets only the environment it is given (no manager secret reaches Terraform or a
+provider), a closed stdin (an apply waiting for "yes" cannot hang), its progress streamed line by
+line to a callback (never the data commands' JSON), and a stop request passed on so Terraform
+saves its state and releases its lock. Inputs are in ``*.auto.tfvars.json`` and the backend in a
+config file, so no command carries ``-var``; a plan's detailed exit code (2: changes) is read, not
+raised on.
 """
 
 from __future__ import annotations
@@ -22,14 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-import python_terraform
-from python_terraform import IsFlagged
-
 from manager_pipeline.errors import TerraformError
 
 LineSink = Callable[[str], None]
 # Commands whose stdout is data, not progress: JSON that holds sensitive values in the clear. Never streamed.
-DATA_COMMANDS = frozenset({"show", "output", "state pull", "state show"})
+DATA_COMMANDS = frozenset({"show", "output", "state list", "state pull", "state show"})
 DEFAULT_LOCK_TIMEOUT = "60s"
 _LOCK_FIELD = re.compile(r"^\s*(ID|Path|Operation|Who|Created):\s*(.*)$", re.M)
 # How Go says an endpoint did not answer (the aws provider and the S3 backend alike), and the URL it asked.
@@ -40,6 +35,8 @@ _UNREACHABLE = re.compile(
 )
 _REQUEST_URL = re.compile(r'(?:Get|Put|Post|Head|Delete) "(?P<url>https?://[^/"?]+)')
 ERRORED_STATE_FILE = "errored.tfstate"
+# For the commands that take them: no colour codes in what people and parsers read, and never a question.
+_QUIET = ("-no-color", "-input=false")
 
 
 class StateLocked(TerraformError):
@@ -55,57 +52,6 @@ class CommandResult:
     returncode: int
     stdout: str
     stderr: str
-
-
-class _PythonTerraform(python_terraform.Terraform):
-    def __init__(self, working_dir: Path, terraform_bin: Path, env: Mapping[str, str], on_line: LineSink | None):
-        super().__init__(
-            working_dir=str(working_dir), terraform_bin_path=str(terraform_bin), is_env_vars_included=False
-        )
-        self._env = dict(env)
-        self._on_line = on_line
-
-    def read_state_file(self, file_path=None):
-        # State lives in the remote backend; there is no local state file to read.
-        self.tfstate = None
-
-    def cmd(self, cmd, *args, **kwargs):
-        for key in ("capture_output", "raise_on_error", "synchronous"):
-            kwargs.pop(key, None)
-        argv = self.generate_cmd_string(cmd, *args, **kwargs)
-        try:
-            process = subprocess.Popen(
-                argv,
-                cwd=self.working_dir,
-                env=self._env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                errors="replace",
-            )
-        except OSError as exc:
-            self.temp_var_files.clean_up()
-            raise TerraformError(f"cannot run {argv[0]}: {exc}") from None
-        stderr_chunks: list[str] = []
-        reader = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()), daemon=True)
-        reader.start()
-        stdout_lines = []
-        on_line = None if cmd in DATA_COMMANDS else self._on_line
-        with _forwarding_signals(process) as received:
-            for line in process.stdout:
-                stdout_lines.append(line)
-                if on_line:
-                    on_line(line.rstrip("\n"))
-            returncode = process.wait()
-        reader.join()
-        self.temp_var_files.clean_up()
-        if received:
-            raise TerraformInterrupted(
-                f"terraform {cmd} was interrupted ({signal.Signals(received[0]).name}) and stopped cleanly: "
-                "what it finished is in the state and its lock is released; re-plan to go on"
-            )
-        return returncode, "".join(stdout_lines), "".join(stderr_chunks)
 
 
 class TerraformInterrupted(TerraformError):
@@ -157,7 +103,42 @@ class TerraformRunner:
     ):
         self.working_dir = working_dir
         self.lock_timeout = lock_timeout
-        self._tf = _PythonTerraform(working_dir, terraform_bin, env, on_line)
+        self._terraform, self._env, self._on_line = str(terraform_bin), dict(env), on_line
+
+    def _run(self, command: str, *args: str) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr) of ``terraform <command> <args>`` in the working directory."""
+        argv = [self._terraform, *command.split(), *args]
+        try:
+            process = subprocess.Popen(
+                argv,
+                cwd=self.working_dir,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+            )
+        except OSError as exc:
+            raise TerraformError(f"cannot run {argv[0]}: {exc}") from None
+        stderr_chunks: list[str] = []
+        reader = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()), daemon=True)
+        reader.start()
+        stdout_lines = []
+        on_line = None if command in DATA_COMMANDS else self._on_line
+        with _forwarding_signals(process) as received:
+            for line in process.stdout:
+                stdout_lines.append(line)
+                if on_line:
+                    on_line(line.rstrip("\n"))
+            returncode = process.wait()
+        reader.join()
+        if received:
+            raise TerraformInterrupted(
+                f"terraform {command} was interrupted ({signal.Signals(received[0]).name}) and stopped cleanly: "
+                "what it finished is in the state and its lock is released; re-plan to go on"
+            )
+        return returncode, "".join(stdout_lines), "".join(stderr_chunks)
 
     def _check(self, what: str, raw: tuple[int, str, str], ok: tuple[int, ...] = (0,)) -> CommandResult:
         result = CommandResult(*raw)
@@ -204,25 +185,34 @@ class TerraformRunner:
     def init(self, backend_file: Path) -> CommandResult:
         return self._check(
             "init",
-            self._tf.init(
-                backend_config=str(backend_file), var=None, reconfigure=IsFlagged, lock_timeout=self.lock_timeout
+            self._run(
+                "init",
+                *_QUIET,
+                f"-backend-config={backend_file}",
+                "-reconfigure",
+                f"-lock-timeout={self.lock_timeout}",
             ),
         )
 
     def state_push(self, state_file: Path) -> CommandResult:
         """Push a state file to the backend; Terraform refuses one older than the backend's or of another lineage."""
         return self._check(
-            "state push",
-            self._tf.cmd("state push", str(state_file), lock_timeout=self.lock_timeout, no_color=IsFlagged),
+            "state push", self._run("state push", f"-lock-timeout={self.lock_timeout}", "-no-color", str(state_file))
         )
 
     def plan(self, plan_file: Path, destroy: bool = False) -> tuple[bool, CommandResult]:
         """(has changes, result): the saved plan is written to ``plan_file``; with ``destroy``, a plan that
         removes everything the state holds (`plan -destroy`)."""
-        flag = IsFlagged if destroy else None
         result = self._check(
             "plan",
-            self._tf.plan(out=str(plan_file), var=None, lock_timeout=self.lock_timeout, destroy=flag),
+            self._run(
+                "plan",
+                *_QUIET,
+                f"-out={plan_file}",
+                f"-lock-timeout={self.lock_timeout}",
+                *(["-destroy"] if destroy else []),
+                "-detailed-exitcode",
+            ),
             ok=(0, 2),
         )
         return result.returncode == 2, result
@@ -232,24 +222,27 @@ class TerraformRunner:
         It never waits for the state lock: a held lock is ``StateLocked`` at once, and is never forced."""
         result = self._check(
             "plan -refresh-only",
-            self._tf.plan(out=str(plan_file), var=None, lock_timeout="0s", refresh_only=IsFlagged),
+            self._run("plan", *_QUIET, f"-out={plan_file}", "-lock-timeout=0s", "-refresh-only", "-detailed-exitcode"),
             ok=(0, 2),
         )
         return result.returncode == 2, result
 
     def show_json(self, plan_file: Path) -> dict[str, Any]:
-        result = self._check("show", self._tf.show_cmd(str(plan_file), json=IsFlagged, no_color=IsFlagged))
+        result = self._check("show", self._run("show", "-json", "-no-color", str(plan_file)))
         return json.loads(result.stdout)
 
     def apply(self, plan_file: Path) -> CommandResult:
-        return self._check(
-            "apply",
-            self._tf.apply(str(plan_file), var=None, lock_timeout=self.lock_timeout),
-        )
+        # A saved plan is applied without a question: it was the approval.
+        return self._check("apply", self._run("apply", *_QUIET, f"-lock-timeout={self.lock_timeout}", str(plan_file)))
 
     def force_unlock(self, lock_id: str) -> CommandResult:
-        return self._check("force-unlock", self._tf.cmd("force-unlock", lock_id, force=IsFlagged, no_color=IsFlagged))
+        return self._check("force-unlock", self._run("force-unlock", "-force", "-no-color", lock_id))
+
+    def state_addresses(self) -> list[str]:
+        """Every resource address the state holds: names only, never values."""
+        result = self._check("state list", self._run("state list", "-no-color"))
+        return [line.strip() for line in result.stdout.splitlines() if line.strip()]
 
     def outputs(self) -> dict[str, Any]:
-        result = self._check("output", self._tf.output_cmd(json=IsFlagged, no_color=IsFlagged))
+        result = self._check("output", self._run("output", "-json", "-no-color"))
         return json.loads(result.stdout or "{}")

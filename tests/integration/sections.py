@@ -36,8 +36,6 @@ MODULE = REPO / "terraform"
 EXTENDED = Path(__file__).resolve().parents[2] / "examples" / "original_pipeline" / "variables.extended.yml"
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
 def base_document(project: str) -> dict:
     return {
         "project_name": project,
@@ -98,10 +96,10 @@ class Stack:
         )
 
     def state(self) -> list[str]:
-        return self.runner._check("state list", self.runner._tf.cmd("state", "list")).stdout.split()
+        return self.runner._check("state list", self.runner._run("state list")).stdout.split()
 
     def state_rm(self, *addresses: str) -> None:
-        self.runner._check("state rm", self.runner._tf.cmd("state", "rm", *addresses))
+        self.runner._check("state rm", self.runner._run("state rm", *addresses))
 
 
 def _boto_credentials() -> dict:

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from manager_pipeline.local_aws import pid_alive
+from manager_pipeline.aws.standin import pid_alive
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def test_run_plan_only_prints_each_stage_and_the_ui_command(manager):
     instance = DagsterInstance.from_config(str(manager.dagster_home))
     runs = instance.get_runs()
     assert len(runs) == 1 and runs[0].tags["dagster/partition"] == "staging|app"
-    assert runs[0].tags["manager/plan-only"] == "true"
+    assert runs[0].tags[".dagster/manager/plan-only"] == "true"
     # The embedded default: every step in this one process, on SQLite, with no broker or database server.
     from dagster import DagsterEventType
 

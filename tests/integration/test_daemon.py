@@ -13,12 +13,15 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
-from manager_pipeline.instance import open_instance
+from manager_pipeline.defs.instance import open_instance
 from manager_pipeline.intake.webhooks import signature_for
-from manager_pipeline.local_aws import free_port
+from manager_pipeline.aws.standin import free_port
+from manager_pipeline.plans import Plans
 from tests.support import (
     BIN,
     EXAMPLE_VARIABLES,
+    LIGHT_MODULE,
+    REPO,
     approve_as,
     build_manager,
     commit_all,
@@ -26,6 +29,7 @@ from tests.support import (
     make_source_repo,
     plan_only_backfill,
     stop_process,
+    github_time,
     wait_for_http,
     wait_until,
 )
@@ -50,10 +54,11 @@ def daemon_manager(tmp_path_factory, moto_endpoint, tools_dir, github_standin):
     # Nothing applies here: every run stops after its plan, which keeps the runs short.
     manager = build_manager(base / "manager", moto_endpoint, tools_dir, sources, staging_auto_apply=False)
     # A third source on the GitHub stand-in, reached through webhooks.
+    # The daemon's ticks, queue and sensors are under test, not what the module builds: the light module.
     manager.write_config(
-        manager.config_path.read_text().replace(
-            "environments:", f"  - name: gamma\n    repo: {GITHUB_REPO}\nenvironments:", 1
-        )
+        manager.config_path.read_text()
+        .replace("environments:", f"  - name: gamma\n    repo: {GITHUB_REPO}\nenvironments:", 1)
+        .replace(f"terraform_dir: {REPO / 'terraform'}", f"terraform_dir: {LIGHT_MODULE}")
     )
     github_standin.token(GITHUB_TOKEN)
     manager.env |= {
@@ -133,15 +138,15 @@ def test_a_changed_variables_file_makes_the_sensor_launch_a_run_per_environment(
     variables.write_text(variables.read_text().replace("CostCenter: engineering", "CostCenter: research"))
     sha = commit_all(manager.sources["alpha"], "change a tag")
 
-    runs = wait_for(lambda: finished_runs(instance, {"manager/trigger": "watch"}, 2), 180, "sensor runs", manager)
+    runs = wait_for(lambda: finished_runs(instance, {".dagster/manager/trigger": "watch"}, 2), 180, "sensor runs", manager)
     assert sorted(r.tags["dagster/partition"] for r in runs) == ["production|alpha", "staging|alpha"]
     assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
     assert all(
-        r.tags["manager/sha"] == sha and r.tags.get("dagster/sensor_name") == "watch_local_sources" for r in runs
+        r.tags[".dagster/manager/sha"] == sha and r.tags.get("dagster/sensor_name") == "watch_local_sources" for r in runs
     )
     # One change, one run per environment: later ticks start nothing more.
     wait_for_next_tick(manager, instance, "watch_local_sources")
-    assert len(instance.get_runs(RunsFilter(tags={"manager/trigger": "watch"}))) == 2
+    assert len(instance.get_runs(RunsFilter(tags={".dagster/manager/trigger": "watch"}))) == 2
 
 
 def runs_tagged(instance: DagsterInstance, tags: dict[str, str], partition: str) -> list:
@@ -153,7 +158,7 @@ def runs_tagged(instance: DagsterInstance, tags: dict[str, str], partition: str)
 def test_the_queue_keeps_one_run_per_partition_in_flight(daemon_manager):
     manager = daemon_manager
     instance = instance_of(manager)
-    tags = {"manager/trigger": "queue-test", "manager/plan-only": "true"}
+    tags = {".dagster/manager/trigger": "queue-test", ".dagster/manager/plan-only": "true"}
     # Someone holds alpha's staging state lock: alpha's first run waits in its plan for as long as the
     # test keeps the lock, which makes "in flight" a fact the test controls rather than a timing.
     lock = {"Bucket": manager.bucket, "Key": "alpha/staging/terraform.tfstate.tflock"}
@@ -225,7 +230,7 @@ def test_a_backfill_of_two_partitions_runs_both(daemon_manager):
     )
     assert sorted(r.tags["dagster/partition"] for r in runs) == ["staging|alpha", "staging|beta"]
     assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
-    assert all(r.tags["manager/plan-only"] == "true" for r in runs)
+    assert all(r.tags[".dagster/manager/plan-only"] == "true" for r in runs)
 
 
 def test_a_signed_push_webhook_becomes_runs_that_report_back_to_github(daemon_manager, github_standin):
@@ -250,6 +255,7 @@ def test_a_signed_push_webhook_becomes_runs_that_report_back_to_github(daemon_ma
                 "ref": "refs/heads/main",
                 "after": head,
                 "repository": {"full_name": GITHUB_REPO},
+                "pusher": {"name": "dev-9"},
                 "commits": [{"id": head, "added": [], "removed": [], "modified": ["infra/variables.yml"]}],
             }
         ).encode()
@@ -283,10 +289,10 @@ def test_a_signed_push_webhook_becomes_runs_that_report_back_to_github(daemon_ma
     finally:
         stop_process(receiver)
     runs = wait_for(
-        lambda: finished_runs(instance, {"manager/delivery": "e2e-push-1"}, 2), 180, "webhook runs", manager
+        lambda: finished_runs(instance, {".dagster/manager/delivery": "e2e-push-1"}, 2), 180, "webhook runs", manager
     )
     assert sorted(r.tags["dagster/partition"] for r in runs) == ["production|gamma", "staging|gamma"]
-    assert all(r.status == DagsterRunStatus.SUCCESS and r.tags["manager/sha"] == head for r in runs)
+    assert all(r.status == DagsterRunStatus.SUCCESS and r.tags[".dagster/manager/sha"] == head for r in runs)
     statuses = github_standin.state(GITHUB_REPO)["statuses"]
     for context in ("manager-pipeline/staging", "manager-pipeline/production"):
         said = [s["description"] for s in statuses if s["context"] == context]
@@ -294,6 +300,11 @@ def test_a_signed_push_webhook_becomes_runs_that_report_back_to_github(daemon_ma
     final = {s["context"]: s for s in statuses if s["state"] != "pending" or "Awaiting" in s["description"]}
     assert set(final) == {"manager-pipeline/staging", "manager-pipeline/production"}
     assert all("Awaiting approval" in s["description"] for s in final.values())
+    # The pusher of a signed delivery is the manager's word (the dispatch sensor signs it, the run checks it):
+    # the plan records its author, whom the self-approval rule checks.
+    settings = manager.settings()
+    plans = Plans(settings.database_url, settings.plans_dir).list_plans(source="gamma", environment="production")
+    assert [plan.author for plan in plans if plan.sha == head] == ["dev-9"]
 
 
 def test_an_operator_approval_makes_the_daemon_apply_the_plan_once(daemon_manager):
@@ -304,13 +315,13 @@ def test_an_operator_approval_makes_the_daemon_apply_the_plan_once(daemon_manage
     approved = approve_as(manager, "bob", plan_id, "--reason", "reviewed the plan")
     assert approved.returncode == 0, approved.stderr
     instance = instance_of(manager)
-    runs = wait_for(lambda: finished_runs(instance, {"manager/plan-id": plan_id}, 1), 240, "the apply run", manager)
+    runs = wait_for(lambda: finished_runs(instance, {".dagster/manager/plan-id": plan_id}, 1), 240, "the apply run", manager)
     assert len(runs) == 1 and runs[0].status == DagsterRunStatus.SUCCESS and runs[0].job_name == "apply_plan"
     listed = manager.cli("plans", "--source", "alpha", "--env", "production")
     assert f"{plan_id}" in listed.stdout and "applied" in listed.stdout and "bob" in listed.stdout
     # Another tick of the approval sensor, which still sees the approval: the plan is not applied twice.
     wait_for_next_tick(manager, instance, "approve_plans")
-    assert len(instance.get_runs(RunsFilter(tags={"manager/plan-id": plan_id}))) == 1
+    assert len(instance.get_runs(RunsFilter(tags={".dagster/manager/plan-id": plan_id}))) == 1
 
 
 def full_poll_at(instance: DagsterInstance) -> float:
@@ -349,7 +360,7 @@ def test_an_approving_review_webhook_queues_the_apply_before_the_next_poll(daemo
         before = full_poll_at(instance)
         polled = wait_for(lambda: (at := full_poll_at(instance)) > before and at, 60, "a full poll", manager)
         review = {"id": 4101, "user": {"login": "bob"}, "state": "APPROVED", "commit_id": head, "body": "ship it",
-                  "submitted_at": "2026-11-30T00:00:00Z"}
+                  "submitted_at": github_time()}  # after the plan: an approval must be
         github_standin.update(GITHUB_REPO, reviews={"41": [review]})
         body = json.dumps(
             {
@@ -376,7 +387,7 @@ def test_an_approving_review_webhook_queues_the_apply_before_the_next_poll(daemo
             assert (response.status, json.loads(response.read())) == (202, {"status": "approval noted"})
     finally:
         stop_process(receiver)
-    tags = {"manager/plan-id": plan_id}
+    tags = {".dagster/manager/plan-id": plan_id}
     [record] = wait_for(lambda: instance.get_run_records(RunsFilter(tags=tags)), 30, "the apply run", manager)
     queued_after = record.create_timestamp.timestamp() - posted
     print(f"approval webhook -> apply run queued: {queued_after:.1f} s (last full poll {posted - polled:.1f} s before)")

@@ -132,7 +132,7 @@ def test_no_secret_of_the_manager_reaches_logs_tags_metadata_or_reports(manager,
 def test_terraform_output_streams_into_the_run_while_the_apply_goes(manager):
     """Issue 12 #6: each line Terraform prints reaches the run's log as it comes (batched by the
     second), so a long apply is watchable; the data commands' JSON never does."""
-    from manager_pipeline.instance import open_instance
+    from manager_pipeline.defs.instance import open_instance
 
     result = run_partition(manager, "app", "staging")
     assert result.success

@@ -1,8 +1,10 @@
 """deploy/: the recipes beyond one machine, checked without a cluster, an image build or AWS.
 
 Every YAML file parses and every Kubernetes object in it is well-formed; the receiver's probes
-hit /healthz on the port its Service targets; every container runs as the image's non-root user;
-secrets are only referred to. The instance configs load through Dagster on this machine's
+hit /healthz on the port its Service targets; every container runs as its image's non-root user;
+secrets are only referred to. The UI is reached only through oauth2-proxy (GitHub organisation and
+team) in front of the chart's webserver and of its read-only webserver; no recipe starts the
+webserver beyond loopback without one. The instance configs load through Dagster on this machine's
 PostgreSQL: the one the Helm chart renders from deploy/kubernetes/values.yaml, and
 deploy/ecs/dagster.yaml with its EcsRunLauncher built. The Containerfile installs with
 scripts/install.sh, the script `make env` runs.
@@ -14,6 +16,7 @@ import json
 import re
 import shlex
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -26,6 +29,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 VALUES = DEPLOY / "kubernetes" / "values.yaml"
+UI_AUTH = DEPLOY / "kubernetes" / "ui-auth.yaml"
 ECS_INSTANCE = DEPLOY / "ecs" / "dagster.yaml"
 CONTAINERFILE = DEPLOY / "Containerfile"
 # The repository's run concurrency (dagster.yaml), which every deployment keeps.
@@ -85,14 +89,14 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 
 def test_every_yaml_file_under_deploy_parses():
     files = sorted(DEPLOY.rglob("*.yaml")) + sorted(DEPLOY.rglob("*.yml"))
-    assert {VALUES, ECS_INSTANCE, DEPLOY / "kubernetes" / "receiver.yaml"} <= set(files)
+    assert {VALUES, ECS_INSTANCE, DEPLOY / "kubernetes" / "receiver.yaml", UI_AUTH} <= set(files)
     for path in files:
         assert documents(path), f"{path} holds no document"
 
 
 def test_every_kubernetes_object_names_its_api_kind_and_name():
     objects = kubernetes_objects()
-    assert {o.get("kind") for o in objects} >= {"Deployment", "Service", "ServiceAccount"}
+    assert {o.get("kind") for o in objects} >= {"Deployment", "Service", "ServiceAccount", "Ingress", "NetworkPolicy"}
     for obj in objects:
         assert isinstance(obj.get("apiVersion"), str) and obj["apiVersion"], obj
         assert isinstance(obj.get("kind"), str) and obj["kind"], obj
@@ -171,6 +175,12 @@ def test_secrets_are_only_referred_to():
 # --- non-root everywhere ---------------------------------------------------------------------
 
 
+def manager_image() -> tuple[str, str]:
+    """(repository, tag) of the manager's image: the code location's (values.yaml)."""
+    [deployment] = yaml.safe_load(VALUES.read_text())["dagster-user-deployments"]["deployments"]
+    return deployment["image"]["repository"], deployment["image"]["tag"]
+
+
 def image_user() -> int:
     [user] = [args for instruction, args in instructions(CONTAINERFILE) if instruction == "USER"]
     uid = user.split(":")[0]
@@ -178,10 +188,14 @@ def image_user() -> int:
     return int(uid)
 
 
-def assert_non_root(pod_security: dict, container_security: dict, where: str) -> None:
+# The user of each other image the manifests run, by number (oauth2-proxy's: distroless `nonroot`).
+OTHER_IMAGE_USERS = {"quay.io/oauth2-proxy/oauth2-proxy": 65532}
+
+
+def assert_non_root(pod_security: dict, container_security: dict, where: str, user: int | None = None) -> None:
     merged = {**pod_security, **container_security}
     assert merged.get("runAsNonRoot") is True, where
-    assert merged.get("runAsUser") == image_user(), where
+    assert merged.get("runAsUser") == (user or image_user()), where
     assert merged.get("allowPrivilegeEscalation") is False, where
     assert "ALL" in merged.get("capabilities", {}).get("drop", []), where
 
@@ -193,8 +207,11 @@ def test_every_container_runs_as_the_images_non_root_user():
             continue
         spec = obj["spec"]["template"]["spec"]
         for container in spec["containers"]:
+            repository = container["image"].rsplit(":", 1)[0]
+            user = OTHER_IMAGE_USERS[repository] if repository != manager_image()[0] else image_user()
+            assert user != 0
             assert_non_root(
-                spec.get("securityContext", {}), container.get("securityContext", {}), obj["metadata"]["name"]
+                spec.get("securityContext", {}), container.get("securityContext", {}), obj["metadata"]["name"], user
             )
     receiver = find("Deployment", "manager-pipeline-receiver")["spec"]["template"]["spec"]
     assert receiver["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
@@ -239,11 +256,21 @@ K8S_RUN_LAUNCHER_KEYS = {
     "schedulerName", "securityContext", "runK8sConfig",
 }  # fmt: skip
 RUN_K8S_CONFIG_KEYS = {"containerConfig", "podSpecConfig", "podTemplateSpecMetadata", "jobSpecConfig", "jobMetadata"}
+# dagsterWebserver's keys (helm/dagster/schema/schema/charts/dagster/subschema/webserver.py, and
+# initContainerResources, which the webserver's template reads).
+WEBSERVER_KEYS = {
+    "replicaCount", "image", "nameOverride", "pathPrefix", "service", "workspace", "env", "envConfigMaps",
+    "envSecrets", "deploymentLabels", "labels", "nodeSelector", "affinity", "tolerations", "podSecurityContext",
+    "securityContext", "resources", "readinessProbe", "livenessProbe", "startupProbe", "annotations",
+    "enableReadOnly", "dbStatementTimeout", "dbPoolRecycle", "logLevel", "schedulerName", "volumeMounts", "volumes",
+    "initContainerResources",
+}  # fmt: skip
 
 
 def test_helm_values_are_the_charts_pinned_to_our_dagster():
     values = yaml.safe_load(VALUES.read_text())
     assert set(values) <= CHART_KEYS, set(values) - CHART_KEYS
+    assert set(values["dagsterWebserver"]) <= WEBSERVER_KEYS, set(values["dagsterWebserver"]) - WEBSERVER_KEYS
     for deployment in values["dagster-user-deployments"]["deployments"]:
         assert set(deployment) <= USER_DEPLOYMENT_KEYS, set(deployment) - USER_DEPLOYMENT_KEYS
     k8s = values["runLauncher"]["config"]["k8sRunLauncher"]
@@ -377,6 +404,187 @@ def test_the_charts_k8s_run_launcher_config_fits_dagster_k8s():
     config = chart_instance(yaml.safe_load(VALUES.read_text()))["run_launcher"]["config"]
     result = process_config(resolve_to_config_type(k8s.K8sRunLauncher.config_type()), config)
     assert result.success, [error.message for error in result.errors]
+
+
+# --- the UI behind a login -------------------------------------------------------------------
+
+PROXY_IMAGE = "quay.io/oauth2-proxy/oauth2-proxy"
+# What oauth2-proxy reads its credentials from: Secrets, never an argument or a written value.
+PROXY_SECRETS = ("OAUTH2_PROXY_CLIENT_ID", "OAUTH2_PROXY_CLIENT_SECRET", "OAUTH2_PROXY_COOKIE_SECRET")
+
+
+def release_name() -> str:
+    """The Helm release of values.yaml's install command: the chart names the webserver's Services after it."""
+    [release] = re.findall(r"helm upgrade --install (\S+) dagster/dagster", VALUES.read_text())
+    return release
+
+
+def webserver_service(read_only: bool) -> tuple[str, int]:
+    """(name, port) of the chart's webserver Service, or of the read-only one (helm/dagster/templates:
+    `dagster.webserver.fullname` in helpers/_helpers.tpl, helpers/_service-webserver.tpl)."""
+    webserver = yaml.safe_load(VALUES.read_text())["dagsterWebserver"]
+    name = f"{release_name()}-{webserver.get('nameOverride') or 'webserver'}"[:63].rstrip("-")
+    return name + ("-read-only" if read_only else ""), webserver.get("service", {}).get("port", 80)
+
+
+def webserver_pod_labels(read_only: bool) -> dict[str, str]:
+    """The labels the chart puts on a webserver's pods (`dagster.selectorLabels`, `component`)."""
+    component = "dagster-webserver-read-only" if read_only else "dagster-webserver"
+    return {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": release_name(), "component": component}
+
+
+def proxy_flags(container: dict) -> dict[str, str]:
+    pairs = [arg.removeprefix("--").split("=", 1) for arg in container.get("command", [])[1:] + container["args"]]
+    assert all(len(pair) == 2 for pair in pairs), "every flag as --name=value"
+    names = [name for name, _ in pairs]
+    assert len(names) == len(set(names)), "no flag given twice"
+    return dict(pairs)
+
+
+def proxies() -> dict[bool, tuple[dict, dict]]:
+    """The oauth2-proxy Deployment and container in front of each webserver, by read_only."""
+    found = {}
+    for obj in kubernetes_objects():
+        if obj["kind"] != "Deployment":
+            continue
+        for container in obj["spec"]["template"]["spec"]["containers"]:
+            if container["image"].rsplit(":", 1)[0] == PROXY_IMAGE:
+                upstream = urlparse(proxy_flags(container)["upstream"])
+                target = (upstream.hostname, upstream.port)
+                [read_only] = [ro for ro in (False, True) if target == webserver_service(ro)]
+                assert read_only not in found, "one proxy per webserver"
+                found[read_only] = (obj, container)
+    assert set(found) == {False, True}, "a proxy in front of the webserver and of the read-only webserver"
+    return found
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    return selector.items() <= labels.items()
+
+
+def ingress_backends() -> list[tuple[str | None, str]]:
+    """(host, Service name) of every route of every Ingress of the manifests."""
+    routes = []
+    for ingress in (o for o in kubernetes_objects() if o["kind"] == "Ingress"):
+        if "defaultBackend" in ingress["spec"]:
+            routes.append((None, ingress["spec"]["defaultBackend"]["service"]["name"]))
+        for rule in ingress["spec"].get("rules", []):
+            for path in rule["http"]["paths"]:
+                routes.append((rule.get("host"), path["backend"]["service"]["name"]))
+    return routes
+
+
+def test_the_read_only_webserver_is_enabled():
+    webserver = yaml.safe_load(VALUES.read_text())["dagsterWebserver"]
+    assert webserver["enableReadOnly"] is True
+    assert webserver_service(read_only=True) == ("dagster-webserver-read-only", 80)
+
+
+def test_only_the_proxies_are_exposed_outside_the_cluster():
+    values = yaml.safe_load(VALUES.read_text())
+    # The chart's own ingress would route to the webserver itself; its Services stay cluster-internal.
+    assert values["ingress"]["enabled"] is False
+    assert values["dagsterWebserver"].get("service", {}).get("type", "ClusterIP") == "ClusterIP"
+    proxy_services = {}
+    for read_only, (deployment, container) in proxies().items():
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        [service] = [
+            o for o in kubernetes_objects() if o["kind"] == "Service" and selects(o["spec"]["selector"], pod_labels)
+        ]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        [port] = service["spec"]["ports"]
+        assert ports[port["targetPort"]] == int(proxy_flags(container)["http-address"].rsplit(":", 1)[1])
+        proxy_services[service["metadata"]["name"]] = read_only
+    for service in (o for o in kubernetes_objects() if o["kind"] == "Service"):
+        if service["spec"].get("type", "ClusterIP") != "ClusterIP":
+            assert service["metadata"]["name"] in proxy_services, service["metadata"]["name"]
+    routes = ingress_backends()
+    assert routes and all(name in proxy_services for _, name in routes), routes
+    # Each proxy is reached, on the host its GitHub OAuth App calls back to.
+    for read_only, (_, container) in proxies().items():
+        [name] = [name for name, ro in proxy_services.items() if ro == read_only]
+        callback = urlparse(proxy_flags(container)["redirect-url"])
+        assert callback.scheme == "https" and callback.path == "/oauth2/callback"
+        assert (callback.hostname, name) in routes
+
+
+def test_only_its_proxy_reaches_a_webserver_inside_the_cluster():
+    policies = [o for o in kubernetes_objects() if o["kind"] == "NetworkPolicy"]
+    pod_labels = {ro: d["spec"]["template"]["metadata"]["labels"] for ro, (d, _) in proxies().items()}
+    for read_only, proxy_labels in pod_labels.items():
+        webserver = webserver_pod_labels(read_only)
+        covering = [p for p in policies if selects(p["spec"]["podSelector"]["matchLabels"], webserver)]
+        assert covering, f"no NetworkPolicy selects {webserver}"
+        for policy in covering:
+            assert "Ingress" in policy["spec"]["policyTypes"]
+            for rule in policy["spec"].get("ingress", []):
+                assert rule.get("from"), "a rule without `from` admits every pod"
+                assert [port["port"] for port in rule["ports"]] == [webserver_service(read_only)[1]]
+                for peer in rule["from"]:
+                    assert set(peer) == {"podSelector"}, peer  # no namespaceSelector or ipBlock
+                    assert selects(peer["podSelector"]["matchLabels"], proxy_labels)
+                    assert not selects(peer["podSelector"]["matchLabels"], pod_labels[not read_only])
+
+
+def test_the_proxies_sign_in_with_github_limited_to_the_organisation_and_team():
+    for read_only, (_, container) in proxies().items():
+        flags = proxy_flags(container)
+        assert container["image"].rsplit(":", 1)[1].startswith("v"), "oauth2-proxy pinned to a release tag"
+        assert flags["provider"] == "github"
+        assert flags["github-org"], "limited to an organisation"
+        upstream = urlparse(flags["upstream"])
+        assert upstream.scheme == "http" and (upstream.hostname, upstream.port) == webserver_service(read_only)
+        assert flags["cookie-secure"] == "true"
+        # The UI that launches applies: the platform team only.
+        if not read_only:
+            assert flags["github-team"], "the full UI is limited to a team"
+        for skip in ("skip-auth-regex", "skip-auth-route", "github-user", "authenticated-emails-file"):
+            assert skip not in flags, f"--{skip} lets someone past the organisation and team"
+
+
+def test_the_proxies_secrets_are_referred_to():
+    secrets = {}
+    for read_only, (_, container) in proxies().items():
+        flags = proxy_flags(container)
+        assert not any(re.search("secret|client-id", name) for name in flags), flags
+        env = {variable["name"]: variable for variable in container["env"]}
+        for name in PROXY_SECRETS:
+            assert set(env[name]) == {"name", "valueFrom"} and "secretKeyRef" in env[name]["valueFrom"], name
+        cookie = env["OAUTH2_PROXY_COOKIE_SECRET"]["valueFrom"]["secretKeyRef"]
+        secrets[read_only] = (cookie["name"], cookie["key"])
+    # A session of the read-only UI is never one of the full UI.
+    assert secrets[False] != secrets[True]
+
+
+def test_the_manager_declares_the_proxy_it_links_to():
+    """Where the manager's links point beyond loopback, MANAGER_UI_AUTH=proxy says a login is in front,
+    the address is one of the proxies' hosts, and doctor's UI check agrees (its anonymous probe aside)."""
+    from manager_pipeline.doctor.result import Status
+    from manager_pipeline.doctor.ui import check_ui
+
+    [deployment] = yaml.safe_load(VALUES.read_text())["dagster-user-deployments"]["deployments"]
+    receiver = find("Deployment", "manager-pipeline-receiver")["spec"]["template"]["spec"]["containers"][0]
+    hosts = {host for host, _ in ingress_backends()}
+    for env in (deployment_env(deployment), {v["name"]: v.get("value") for v in receiver["env"]}):
+        assert env["MANAGER_UI_AUTH"] == "proxy"
+        assert urlparse(env["DAGSTER_WEBSERVER_URL"]).hostname in hosts
+        assert check_ui(env["DAGSTER_WEBSERVER_URL"], env, probe=lambda url: False).status is Status.OK
+
+
+def test_no_recipe_starts_the_webserver_beyond_loopback():
+    """The ECS tasks and the image's commands: `dagster-webserver` on the task's loopback, its proxy beside it."""
+    commands = [
+        line[line.index("dagster-webserver") :]
+        for path in (CONTAINERFILE, ECS_INSTANCE)
+        for line in path.read_text().splitlines()
+        if "dagster-webserver -" in line
+    ]
+    assert commands
+    for command in commands:
+        assert re.search(r"-h 127\.0\.0\.1\b", command) and "0.0.0.0" not in command, command
+    ecs = ECS_INSTANCE.read_text()
+    assert "dagster-webserver --read-only" in ecs and PROXY_IMAGE in ecs
+    assert re.search(r"--github-org=\S+", ecs) and re.search(r"--github-team=\S+", ecs)
 
 
 # --- ECS -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from dagster import DeleteDynamicPartitionsRequest
 
-from manager_pipeline.instance import open_instance
+from manager_pipeline.defs.instance import open_instance
 from manager_pipeline.plans import Plans, PlanState
 from tests.support import REPO, approve_as, run_partition, sensor_tick
 
@@ -107,7 +107,7 @@ def test_destroy_needs_approval_and_removes_the_resources_from_the_stand_in(mana
     assert approved.returncode == 0, approved.stderr
     # The daemon would start its apply, although the source left manager.yaml.
     requests = sensor_tick(manager, "approve_plans", "plans", "github").run_requests
-    assert [(r.run_key, r.tags["manager/destroy"]) for r in requests] == [(f"apply:{plan_id}", "true")]
+    assert [(r.run_key, r.tags[".dagster/manager/destroy"]) for r in requests] == [(f"apply:{plan_id}", "true")]
     applied = manager.cli("apply", plan_id)
     assert applied.returncode == 0, applied.stderr
     assert not vpc_exists(manager, vpc_id)

@@ -9,13 +9,14 @@ import json
 import pytest
 from dagster import AssetRecordsFilter
 
-from manager_pipeline.config import load_config
-from manager_pipeline.defs.drift import DRIFT_JOB, DRIFT_TAG, INFRASTRUCTURE, drift_tags
+from manager_pipeline.config.file import load_config
+from manager_pipeline.defs.assets import INFRASTRUCTURE
+from manager_pipeline.defs.drift import DRIFT_JOB, DRIFT_TAG, drift_tags
 from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
-from manager_pipeline.drift import DriftStatus
+from manager_pipeline.drift.report import DriftStatus
 from manager_pipeline.feedback import OutcomeStatus
-from manager_pipeline.instance import open_instance
+from manager_pipeline.defs.instance import open_instance
 from manager_pipeline.terraform import state_key
 from tests.support import QUIET, run_partition
 

@@ -8,8 +8,8 @@ import re
 import shutil
 import uuid
 
-from manager_pipeline.feedback.blast_radius import MARKER
-from manager_pipeline.instance import open_instance
+from manager_pipeline.fleet.summary import MARKER
+from manager_pipeline.defs.instance import open_instance
 from manager_pipeline.plans import PlanState
 from manager_pipeline.plans.store import Plans
 from tests.support import EXAMPLE_VARIABLES, REPO, build_manager, make_source_repo, run_partition
@@ -52,6 +52,7 @@ def test_a_module_change_over_three_sources_gives_one_summary_with_the_right_cou
         "GITHUB_TOKEN": token,
         "GITHUB_THROTTLE": "off",
         "GITHUB_RETRIES": "1",
+        "MANAGER_REPOSITORY": repo,  # the summary goes on the manager's own pull requests only
     }
 
     module = changed_module(tmp_path / "feature-terraform")
@@ -61,8 +62,11 @@ def test_a_module_change_over_three_sources_gives_one_summary_with_the_right_cou
     out = done.stdout
     table = [line.split("|") for line in out.splitlines() if re.match(r"\| s[0-9] \|", line)]
     rows = {cells[1].strip(): [c.strip() for c in cells[3:6]] for cells in table}
-    assert rows == {"s1": ["1", "1", "1"], "s2": ["13", "0", "0"], "s3": ["-", "-", "-"]}, out
+    assert rows == {"s1": ["1", "1", "1"], "s2": ["18", "0", "0"], "s3": ["-", "-", "-"]}, out + done.stderr
     assert "3 partitions planned: 2 with changes (1 destroying), 1 failed" in out
+    # Every preview was checked by the policy engine: its column counts what the module change newly fails.
+    policy = {cells[1].strip(): cells[7].strip() for cells in table}
+    assert policy["s1"].isdigit() and policy["s2"].isdigit() and policy["s3"] == "-", out
     # Failures first, then destroys and replacements, then other changes.
     assert [cells[1].strip() for cells in table] == ["s3", "s1", "s2"]
     assert "- **s1/staging**: replaces `aws_route.public_internet`" in out

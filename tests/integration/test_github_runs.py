@@ -12,10 +12,13 @@ from dagster import build_sensor_context
 from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.feedback import OutcomeStatus
 from manager_pipeline.feedback import outbox as outbox_module
-from manager_pipeline.instance import open_instance
-from tests.support import EXAMPLE_VARIABLES, run_partition
+from manager_pipeline.defs.instance import open_instance
+from tests.support import EXAMPLE_VARIABLES, LIGHT_MODULE, run_partition
 
 pytestmark = pytest.mark.integration
+
+# What reaches GitHub is under test here, not what terraform/ builds: the light module (and a sensitive output).
+TERRAFORM_DIR = LIGHT_MODULE
 
 
 def comments_of(github_standin, name):
@@ -88,7 +91,7 @@ def test_apply_notifies_with_outputs_and_no_secret_ever_reaches_github(
     assert outcome.status is OutcomeStatus.APPLIED and outcome.outputs["admin_password"] == "(sensitive)"
     state = github_standin.state(github_source["name"])
     notes = [c for c in state["issue_comments"] if "manager-pipeline:notify" in c["body"]]
-    assert len(notes) == 1 and "Applied plan" in notes[0]["body"] and outcome.outputs["vpc_id"] in notes[0]["body"]
+    assert len(notes) == 1 and "Applied plan" in notes[0]["body"] and outcome.outputs["project"] in notes[0]["body"]
     assert "`admin_password` | `(sensitive)`" in notes[0]["body"]
 
     variables = EXAMPLE_VARIABLES.read_text().replace("networking:", "netwroking:")
@@ -124,7 +127,7 @@ def test_a_secret_registered_at_run_time_reaches_no_request_report_metadata_or_e
     """Issue 10 #13: the source's Slack webhook is known only once the run has read it (no environment
     variable names it). A file that copies it into a tag is refused at that tag, so it never reaches
     Terraform; the refusal leaves no trace of it anywhere."""
-    from manager_pipeline.feedback.redact import forget_registered_secrets
+    from manager_pipeline.redact import forget_registered_secrets
 
     secret = f"https://127.0.0.1:9/services/T0/B0/{hashlib.sha1(github_source['name'].encode()).hexdigest()}"
     variables = EXAMPLE_VARIABLES.read_text().replace(

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from manager_pipeline.config import parse_config
+from manager_pipeline.config.file import parse_config
 from manager_pipeline.defs.resources import GitHubResource
 from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.intake.polling import PollState, poll
 from manager_pipeline.intake.webhooks import signature_for
-from manager_pipeline.local_aws import free_port
+from manager_pipeline.aws.standin import free_port
 from tests.support import (
     BIN,
     INTAKE_CONFIG,
@@ -278,7 +278,9 @@ def test_the_source_side_workflow_sends_an_oidc_token_and_needs_no_secret(oidc_i
         "ACTIONS_ID_TOKEN_REQUEST_TOKEN": oidc_issuer.request_token,
         "MANAGER_WEBHOOK_URL": f"{receiver.url}/webhooks/github",
     }
-    oidc_issuer.claims = {"repository": "acme/web", "event_name": "push", "ref": "refs/heads/main", "sha": sha}
+    oidc_issuer.claims = {
+        "repository": "acme/web", "event_name": "push", "ref": "refs/heads/main", "sha": sha, "actor": "dev"
+    }
     done = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "manager answered 202" in done.stdout and oidc_issuer.audiences == ["manager-pipeline"]

@@ -8,13 +8,16 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from manager_pipeline.feedback import OutcomeStatus
-from manager_pipeline.instance import open_instance
+from manager_pipeline.defs.instance import open_instance
 from manager_pipeline.intake.dispatch import INBOX_ID_TAG, REF_TAG
 from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.intake.webhooks import Delivery
-from tests.support import EXAMPLE_VARIABLES, dagster_launch, run_partition, sensor_tick
+from tests.support import EXAMPLE_VARIABLES, LIGHT_MODULE, dagster_launch, run_partition, sensor_tick
 
 pytestmark = pytest.mark.integration
+
+# What is fed back, dispatched or superseded is under test here, not what terraform/ builds.
+TERRAFORM_DIR = LIGHT_MODULE
 
 
 def dispatch_tick(manager):
@@ -40,7 +43,7 @@ def test_pull_requests_are_checked_against_their_files_on_github(manager, github
             Delivery(f"pr-{number}", "pull_request", "synchronize", name, ("app",), sha=sha, branch="f", pr=number)
         )
     result, _ = dispatch_tick(manager)
-    assert {r.tags["manager/pr"] for r in result.run_requests} == {"4"}
+    assert {r.tags[".dagster/manager/pr"] for r in result.run_requests} == {"4"}
     notes = {event.delivery.delivery_id: event.state for event in inbox.after(0, 10)}
     assert notes == {"pr-3": "ignored", "pr-4": "dispatching"}  # dispatched once its runs are seen
     assert any(r["path"] == f"/repos/{name}/pulls/3/files" for r in github_standin.requests())
@@ -54,10 +57,10 @@ def test_a_newer_delivery_cancels_an_older_queued_run_with_a_note(manager):
         **{
             "manager/source": "app",
             "manager/environment": "staging",
-            "manager/trigger": "webhook",
+            ".dagster/manager/trigger": "webhook",
             REF_TAG: "branch:main",
             INBOX_ID_TAG: "1",
-            "manager/delivery": "old",
+            ".dagster/manager/delivery": "old",
         },
     )
     output, _ = launched.communicate(timeout=120)
@@ -69,7 +72,7 @@ def test_a_newer_delivery_cancels_an_older_queued_run_with_a_note(manager):
     inbox.add(Delivery("filler", "push", None, "acme/app", ("app",), sha="a" * 40, branch="main"))
     inbox.add(Delivery("newer", "push", None, "acme/app", ("app",), sha="b" * 40, branch="main"))
     result, instance = dispatch_tick(manager)
-    assert [r.tags["manager/delivery"] for r in result.run_requests if r.tags["manager/environment"] == "staging"] == [
+    assert [r.tags[".dagster/manager/delivery"] for r in result.run_requests if r.tags["manager/environment"] == "staging"] == [
         "newer"
     ]
     canceled = instance.get_run_by_id(queued.run_id)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from manager_pipeline.local_aws import LocalAws, endpoint_answers, pid_alive
+from manager_pipeline.aws.standin import LocalAws, endpoint_answers, pid_alive
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 import pytest
 
-from manager_pipeline.config import SourceSpec
+from manager_pipeline.config.model import SourceSpec
 from manager_pipeline.errors import SourceError
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.sources import LocalSource, git_revision

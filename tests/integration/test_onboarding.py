@@ -17,9 +17,9 @@ import pytest
 from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.intake.receiver import PATH
 from manager_pipeline.intake.webhooks import signature_for
-from manager_pipeline.local_aws import free_port
-from manager_pipeline.onboarding import WEBHOOK_EVENTS
-from tests.support import BIN, EXAMPLE_VARIABLES, REPO, push_payload, stop_process, wait_for_http
+from manager_pipeline.aws.standin import free_port
+from manager_pipeline.onboarding.webhook import WEBHOOK_EVENTS
+from tests.support import BIN, EXAMPLE_VARIABLES, LIGHT_MODULE, REPO, push_payload, stop_process, wait_for_http
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ class Setup:
         github_standin.token(self.token)
         self.web = _repo(github_standin, "web")
         self.config = root / "manager.yaml"
-        self.config.write_text(CONFIG.format(web=self.web["name"], terraform=REPO / "terraform"))
+        self.config.write_text(CONFIG.format(web=self.web["name"], terraform=LIGHT_MODULE))
         self.env = {k: v for k, v in env.items() if not k.startswith(("MANAGER_", "DAGSTER_", "GITHUB_"))} | {
             "MANAGER_CONFIG": str(self.config),
             "MANAGER_HOME": str(root / ".manager"),
@@ -175,7 +175,7 @@ def test_a_new_source_plans_right_away(manager, github_standin, setup):
     """The issue's end to end: registered by add-source, planned by `run --plan-only` from GitHub's head."""
     shop = _repo(github_standin, "shop")
     env = manager.env | {k: v for k, v in setup.env.items() if k.startswith("GITHUB_")}
-    manager.config_path.write_text(CONFIG.format(web=setup.web["name"], terraform=REPO / "terraform"))
+    manager.config_path.write_text(CONFIG.format(web=setup.web["name"], terraform=LIGHT_MODULE))
     done = subprocess.run(
         [
             str(BIN / "manager-pipeline"),

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from manager_pipeline.local_aws import pid_alive
+from manager_pipeline.aws.standin import pid_alive
 from manager_pipeline.terraform import ensure_toolchain
 from manager_pipeline.terraform.provider_server import provider_servers
 

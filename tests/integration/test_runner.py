@@ -1,4 +1,4 @@
-"""The python-terraform driver's traps, seen from the command it runs (a recording stand-in)."""
+"""The command lines the runner gives Terraform, seen from the command it runs (a recording stand-in)."""
 
 import json
 import os

@@ -26,6 +26,22 @@ def test_compute_ec2_and_scaling(stack):
     versions = ec2.describe_launch_template_versions(LaunchTemplateName=f"{stack.name}-app")["LaunchTemplateVersions"]
     assert versions[0]["LaunchTemplateData"]["ImageId"] == "ami-0c55b159cbfafe1f0"
     assert versions[0]["LaunchTemplateData"]["InstanceType"] == "t3.micro"
+    # IMDSv2 only, one hop.
+    metadata = versions[0]["LaunchTemplateData"]["MetadataOptions"]
+    assert (metadata["HttpTokens"], metadata["HttpPutResponseHopLimit"]) == ("required", 1)
+    # Invalid headers dropped, access logs to the access-log bucket; no deletion protection outside production.
+    attributes = {
+        a["Key"]: a["Value"]
+        for a in elbv2.describe_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"])["Attributes"]
+    }
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["access_logs.s3.bucket"] == outputs["access_log_bucket_name"]
+    assert attributes["deletion_protection.enabled"] == "false"
+    # The instances reach the VPC, and HTTPS and HTTP outside it; nothing else.
+    [app] = ec2.describe_security_groups(GroupIds=[outputs["app_security_group_id"]])["SecurityGroups"]
+    egress = sorted((p["IpProtocol"], p.get("FromPort"), p["IpRanges"][0]["CidrIp"]) for p in app["IpPermissionsEgress"])
+    assert egress == [("-1", None, "10.40.0.0/16"), ("tcp", 80, "0.0.0.0/0"), ("tcp", 443, "0.0.0.0/0")], egress
     policies = autoscaling.describe_policies(AutoScalingGroupName=group_name)["ScalingPolicies"]
     by_name = {p["PolicyName"]: p for p in policies}
     cpu, memory = by_name[f"{stack.name}-cpu"], by_name[f"{stack.name}-memory"]
@@ -57,6 +73,7 @@ def test_compute_ecs_and_scaling(stack):
     task = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
     assert (task["cpu"], task["memory"], task["networkMode"]) == ("256", "512", "awsvpc")
     assert task["containerDefinitions"][0]["image"] == "nginx:1.27"
+    assert task["containerDefinitions"][0]["readonlyRootFilesystem"] is True
     [target_group] = elbv2.describe_target_groups(TargetGroupArns=[outputs["target_group_arn"]])["TargetGroups"]
     assert target_group["TargetType"] == "ip" and target_group["HealthCheckPath"] == "/health"
     resource_id = f"service/{stack.name}/{outputs['ecs_service_name']}"

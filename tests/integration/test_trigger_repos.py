@@ -14,13 +14,13 @@ import uuid
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from manager_pipeline.instance import open_instance
+from manager_pipeline.defs.instance import open_instance
 from manager_pipeline.intake.webhooks import signature_for
-from manager_pipeline.local_aws import free_port
+from manager_pipeline.aws.standin import free_port
 from tests.support import (
     BIN,
     EXAMPLE_VARIABLES,
-    REPO,
+    LIGHT_MODULE,
     approve_as,
     build_manager,
     push_payload,
@@ -54,7 +54,7 @@ def post(port: int, event: str, delivery: str, body: bytes, secret: str | None) 
 
 
 def finished_run(instance: DagsterInstance, delivery: str):
-    runs = instance.get_runs(RunsFilter(tags={"manager/delivery": delivery}))
+    runs = instance.get_runs(RunsFilter(tags={".dagster/manager/delivery": delivery}))
     return runs[0] if len(runs) == 1 and runs[0].status in TERMINAL else None
 
 
@@ -84,7 +84,7 @@ def trigger_setup(tmp_path, moto_endpoint, tools_dir, github_standin, environmen
         f"sources:\n  - name: net\n    repo: {infra}\n    environments: {environments}\n    triggers:\n"
         f"      - {{repo: {app}, branches: [main], tags: ['v*'], webhook_secret_env: WEB_APP_HOOK_SECRET}}\n"
         "environments:\n  staging: {auto_apply: true}\n  production: {auto_apply: false, approvers: [alice]}\n"
-        f"terraform_dir: {REPO / 'terraform'}\n"
+        f"terraform_dir: {LIGHT_MODULE}\n"
     )
     manager.env |= {
         "GITHUB_API_URL": github_standin.url,
@@ -127,9 +127,9 @@ def test_a_push_to_a_trigger_repository_runs_its_infra_source(tmp_path, moto_end
         print(f"trigger push -> run finished: {time.monotonic() - started:.1f} s")
         assert run.status == DagsterRunStatus.SUCCESS and run.tags["dagster/partition"] == "staging|net"
         # The app commit on the run; the infra repository read at its default branch head.
-        assert run.tags["manager/trigger-repo"] == app and run.tags["manager/trigger-sha"] == commits["app"]
-        assert run.tags["manager/trigger-ref"] == "refs/heads/main"
-        assert (run.tags["manager/sha"], run.tags["manager/branch"]) == (commits["infra"], "main")
+        assert run.tags[".dagster/manager/trigger-repo"] == app and run.tags[".dagster/manager/trigger-sha"] == commits["app"]
+        assert run.tags[".dagster/manager/trigger-ref"] == "refs/heads/main"
+        assert (run.tags[".dagster/manager/sha"], run.tags[".dagster/manager/branch"]) == (commits["infra"], "main")
         state = manager.s3().list_objects_v2(Bucket=manager.bucket, Prefix="net/staging/")
         assert state.get("KeyCount", 0) == 1  # applied: the state is there
 
@@ -157,12 +157,12 @@ def test_a_releases_plan_approved_later_reports_its_apply_to_the_tagged_commit(
     for key, value in manager.env.items():
         monkeypatch.setenv(key, value)
     # As the dispatch sensor tags a published release's run: the tag, not its commit (the run asks GitHub).
-    trigger = {"manager/trigger-repo": app, "manager/trigger-ref": "refs/tags/v1.0.0"}
+    trigger = {".dagster/manager/trigger-repo": app, ".dagster/manager/trigger-ref": "refs/tags/v1.0.0"}
     result = run_partition(manager, "net", "production", author="rel-bot", extra_tags=trigger)
     assert result.success
     plan_id = result.output_for_node("plan").plan_id
     context = "manager-pipeline/net/production"
-    assert result.dagster_run.tags["manager/trigger-sha"] == commits["tagged"]
+    assert result.dagster_run.tags[".dagster/manager/trigger-sha"] == commits["tagged"]
     waiting = said(github_standin, app, commits["tagged"], context)
     assert waiting[0] == "pending: Planning production…"
     assert waiting[-1].startswith(f"pending: Awaiting approval: plan {plan_id}")

@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 
-from manager_pipeline.instance import prepare_home
-from manager_pipeline.local_aws import free_port
-from tests.support import BIN, run_partition, stop_process, wait_for_http
+from manager_pipeline.defs.instance import prepare_home
+from manager_pipeline.aws.standin import free_port
+from tests.support import BIN, run_partition, serving_ui
 
 pytestmark = pytest.mark.integration
 
@@ -56,30 +56,9 @@ def graphql(base: str, query: str) -> dict:
 @pytest.fixture
 def webserver(manager):
     prepare_home(manager.settings())
-    port = free_port()
-    log = open(manager.root / "webserver.log", "wb")
-    process = subprocess.Popen(
-        [
-            str(BIN / "dagster-webserver"),
-            "-w",
-            str(manager.root / "workspace.yaml"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=manager.root,
-        env=manager.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{base}/server_info", process, manager.root / "webserver.log", timeout=90)
-    graphql(base, "mutation { setNuxSeen }")
-    yield base
-    stop_process(process)
-    log.close()
+    argv = [str(BIN / "dagster-webserver"), "-w", str(manager.root / "workspace.yaml"), "-h", "127.0.0.1"]
+    with serving_ui(manager, [*argv, "-p", str(free_port())], "webserver.log") as base:
+        yield base
 
 
 def test_the_run_and_its_op_graph_are_visible_in_the_ui(manager, webserver, tmp_path):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from manager_pipeline.plans import ApplyFacts, Plan, PlanState, apply_requirements
 from manager_pipeline.plans.approvals import Candidate, approved_by, judge
-from manager_pipeline.config import parse_config
+from manager_pipeline.config.file import parse_config
 from manager_pipeline.errors import ConfigError
 from manager_pipeline.github.approvals import ApproveCommand, GitHubApprovals, approve_command
 from manager_pipeline.github.client import Comment
@@ -228,7 +229,8 @@ class CountingGitHub:
 
         self.calls.append(repo)
         sha = self.approving.get((repo, number))
-        return [Review(1, "alice", "APPROVED", sha, "ok")] if sha else []
+        # Given now: after the plans it is asked about (an older review approves none of them).
+        return [Review(1, "alice", "APPROVED", sha, "ok", submitted_at=time.time())] if sha else []
 
     def issue_comments(self, repo, number):
         self.calls.append(repo)
@@ -275,12 +277,17 @@ def sensor_setup(tmp_path):
     from dagster import DagsterInstance, DagsterRun
 
     from manager_pipeline.defs.plans import approval_sensor
+    from manager_pipeline.defs.resources import ManagerConfigResource
     from manager_pipeline.intake.inbox import Inbox
     from manager_pipeline.plans import PlanFacts
 
     (tmp_path / "manager.yaml").write_text(SENSOR_CONFIG)
     url = f"sqlite:///{tmp_path / 'manager.db'}"
-    resources = {"plans": FakePlanStore(url, tmp_path / "plans"), "github": FakeGitHubResource(CountingGitHub())}
+    resources = {
+        "manager": ManagerConfigResource(config_path=str(tmp_path / "manager.yaml")),
+        "plans": FakePlanStore(url, tmp_path / "plans"),
+        "github": FakeGitHubResource(CountingGitHub()),
+    }
     store = resources["plans"].plans()
     (tmp_path / "plan.tfplan").write_bytes(b"plan")
     instance = DagsterInstance.ephemeral()  # the runs that made the plans carry the approvals' audit trail
@@ -297,7 +304,7 @@ def sensor_setup(tmp_path):
         plan = store.save(tmp_path / "plan.tfplan", "Plan: 1 to add", facts)
         assert store.transition(plan.plan_id, PlanState.AWAITING)
         waiting[repo] = plan
-    sensor = approval_sensor(tmp_path / "manager.yaml")
+    sensor = approval_sensor()
     return sensor, instance, resources, store, Inbox(url), waiting
 
 
@@ -432,7 +439,7 @@ def test_a_failing_plan_leaves_the_others_approved_with_their_applies_requested_
     runs, cursor = approval_tick(sensor_setup)
     expected = {f"apply:{web.plan_id}", f"apply:{other.plan_id}"}
     assert {r.run_key for r in runs} == expected and len(runs) == 2
-    assert {r.tags["manager/plan-id"] for r in runs} == {web.plan_id, other.plan_id}
+    assert {r.tags[".dagster/manager/plan-id"] for r in runs} == {web.plan_id, other.plan_id}
     assert store.get(mono.plan_id).state is PlanState.AWAITING
     assert {store.get(p.plan_id).state for p in (web, other)} == {PlanState.APPROVED}
     # The daemon lost those requests (no apply run was made): a later tick asks again, same run keys,

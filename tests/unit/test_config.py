@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from manager_pipeline.config import load_config, parse_config
+from manager_pipeline.config.file import load_config, parse_config
 from manager_pipeline.errors import ConfigError, UnknownSourceError
 from manager_pipeline.yamlfile import YamlError
 from tests.support import REPO
@@ -193,7 +193,7 @@ def test_the_published_schema_accepts_the_repository_manager_yaml_and_refuses_un
     import yaml
     from jsonschema import Draft202012Validator
 
-    from manager_pipeline.config import manager_schema
+    from manager_pipeline.config.schema import manager_schema
 
     validator = Draft202012Validator(manager_schema())
     assert not list(validator.iter_errors(yaml.safe_load((REPO / "manager.yaml").read_text())))
@@ -204,7 +204,7 @@ def test_the_published_schema_accepts_the_repository_manager_yaml_and_refuses_un
 
 
 def test_manager_config_pointing_at_a_folder_says_so_in_one_line(tmp_path):
-    from manager_pipeline.config import load_config
+    from manager_pipeline.config.file import load_config
 
     with pytest.raises(ConfigError, match="is a folder; point MANAGER_CONFIG at the manager.yaml file in it"):
         load_config(tmp_path)

@@ -98,7 +98,7 @@ def test_tfvars_match_the_terraform_variables_one_to_one():
 def test_generated_files_are_in_step_with_the_schema():
     assert (REPO / "terraform" / "sections.tf").read_text() == terraform_sections()
     assert json.loads((REPO / "schema" / "variables.schema.json").read_text()) == SCHEMA
-    assert markdown_reference() in (REPO / "README.md").read_text()
+    assert markdown_reference() in (REPO / "docs" / "contract.md").read_text()
 
 
 def test_examples_point_editors_at_the_schema():

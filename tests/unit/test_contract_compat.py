@@ -208,7 +208,7 @@ CONFLICTS = [
         "objects would be deleted (expiration_days 90) before they move (transition_days 120)",
     ),
     ("storage:\n  lifecycle_rules:\n    - {id: r, transition_days: 10}\n", "add transition_storage_class"),
-    ("backup:\n  cross_region_copy: true\n", "backup.cross_region_copy: name the region to copy backups to"),
+    ("storage:\n  buckets:\n    - {name: access-logs}\n", "names the manager's access-log bucket"),
     ("backup:\n  cross_region_copy: us-east-1\n", "us-east-1 is staging's own region"),
     ("compute:\n  type: ec2\n", "compute: `ami_id` is required for compute of type ec2"),
     ("compute:\n  type: ecs\n  image: nginx\n  cpu: 256\n  memory: 4096\n", "4096 MiB does not fit Fargate's 256 CPU units"),
@@ -323,3 +323,75 @@ def test_a_placeholder_certificate_is_accepted_with_a_warning_at_its_line():
     assert any(w.startswith("variables.yml:75:24: security.ssl_certificate_arn: looks like a placeholder") for w in warnings)
     issued = UPSTREAM_EXTENDED.replace("certificate/...", "certificate/0b6e5b4c-1d2e-4f5a-9b8c-7d6e5f4a3b2c")
     assert not any("placeholder" in str(w) for w in contract_warnings(load_variables(issued, ENVS)))
+
+
+# --- backup.cross_region_copy: true, the original pipeline's switch ------------------------
+
+
+def test_cross_region_copy_true_copies_each_environment_to_its_paired_region():
+    text = UPSTREAM_EXTENDED.replace("cross_region_copy: false", "cross_region_copy: true")
+    assert "cross_region_copy: true" in text
+    data = load_variables(text, ENVS)
+    # The extended example's staging is in us-east-1, its production in us-west-2.
+    assert resolve(data, "staging", "app").to_tfvars()["backup"]["cross_region_copy"] == "us-west-2"
+    assert resolve(data, "production", "app").to_tfvars()["backup"]["cross_region_copy"] == "us-east-1"
+
+
+def test_cross_region_copy_true_in_a_region_without_a_pair_asks_for_the_region():
+    text = BASE.replace("region: us-west-2", "region: ap-southeast-3") + "backup:\n  cross_region_copy: true\n"
+    found = problems(text)
+    assert found == [
+        "variables.yml:6:22: backup.cross_region_copy: production's region ap-southeast-3 has no paired region to "
+        "copy backups to: name the region (or false for no copy)"
+    ], found
+
+
+def test_every_paired_region_is_another_valid_region_and_the_pairs_are_documented():
+    from manager_pipeline.contract.schema import COPY_REGIONS, SECTIONS
+
+    pattern = re.compile(SECTIONS["backup"]["properties"]["cross_region_copy"]["pattern"])
+    assert all(home != paired and pattern.match(paired) for home, paired in COPY_REGIONS.items())
+    assert "us-west-2 -> us-east-1" in markdown_reference()
+
+
+# --- a missing required key is reported once --------------------------------------------
+
+
+def test_each_missing_required_key_is_reported_once():
+    text = "project_name: shop\nenvironments:\n  staging: {enable_monitoring: true}\n"
+    found = problems(text)
+    assert found == [
+        "variables.yml:3:12: environments.staging: `region` is required",
+        "variables.yml:3:12: environments.staging: `instance_type` is required",
+        "variables.yml:3:12: environments.staging: `min_instances` is required",
+        "variables.yml:3:12: environments.staging: `max_instances` is required",
+    ], found
+
+
+# --- the module's safe defaults, as Terraform receives them -------------------------------
+
+
+def test_flow_logs_tls_policy_and_encryption_default_to_the_safe_choice():
+    tfvars = staging(BASE + "storage: {}\nsecurity: {}\n" + LAMBDA.replace("lambda", "ecs").replace(IMAGE, "nginx"))
+    assert tfvars["flow_logs"] is True
+    assert tfvars["security"]["ssl_policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert tfvars["security"]["unrestricted_egress"] is False
+    assert tfvars["storage"]["encryption"] == "aws:kms"
+    assert tfvars["compute"]["read_only_root_filesystem"] is True
+    # Unset: the module protects the load balancer in production only.
+    assert tfvars["compute"].get("deletion_protection") is None
+    opted_out = staging(BASE + "networking: {flow_logs: false}\nsecurity: {ssl_policy: ELBSecurityPolicy-TLS-1-2-2017-01}\n")
+    assert opted_out["flow_logs"] is False and opted_out["security"]["ssl_policy"] == "ELBSecurityPolicy-TLS-1-2-2017-01"
+    assert any("ssl_policy" in p and "not valid" in p for p in problems(BASE + "security: {ssl_policy: TLS-anything}\n"))
+
+
+def test_the_access_log_bucket_name_must_fit_s3s_limit():
+    # 40 characters of project and `production` make 63 with `-access-logs`: S3's limit, accepted.
+    load_variables(BASE.replace("project_name: shop", "project_name: " + "p" * 40), ENVS)
+    text = BASE.replace("project_name: shop", "project_name: " + "p" * 40).replace("production:", "production-eu:")
+    with pytest.raises(ContractError) as caught:
+        load_variables(text, ["staging", "production-eu"])
+    assert [str(p) for p in caught.value.problems] == [
+        f"variables.yml:1:15: project_name: `{'p' * 40}-production-eu-access-logs` (the access-log bucket in "
+        "production-eu) is 66 characters; S3 allows 63: shorten project_name or the environment's name"
+    ]

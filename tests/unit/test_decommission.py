@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from manager_pipeline.config import parse_config
-from manager_pipeline.decommission import (
+from manager_pipeline.config.file import parse_config
+from manager_pipeline.destroy.inputs import (
     PartitionState,
     destroy_inputs,
     last_applied_plan,
@@ -25,7 +25,7 @@ from manager_pipeline.feedback import Outcome, OutcomeStatus
 from manager_pipeline.feedback.report import render_report
 from manager_pipeline.plans import ApplyFacts, Plan, PlanFacts, Plans, PlanState, apply_requirements
 from manager_pipeline.plans.gate import decide
-from manager_pipeline.request import ResolvedRequest
+from manager_pipeline.config.request import ResolvedRequest
 from manager_pipeline.terraform.plan import PlanSummary
 
 MANAGER_YAML = """
@@ -45,6 +45,7 @@ TFVARS = {
     "availability_zones": 2,
     "enable_nat_gateway": False,
     "enable_vpn": False,
+    "flow_logs": True,
     "instances": {
         "instance_type": "t3.micro",
         "min_instances": 1,
@@ -156,7 +157,7 @@ def test_a_destroy_plan_is_recorded_as_one_and_its_apply_run_says_so(store, tmp_
     plan = save(store, tmp_path, destroy=True, state=PlanState.AWAITING)
     assert store.find(plan.plan_id).destroy and not save(store, tmp_path).destroy
     tags = plan.apply_tags("approval")
-    assert tags["manager/destroy"] == "true"
+    assert tags[".dagster/manager/destroy"] == "true"
     assert DispatchEvent.from_tags("old", "staging", tags).destroy
     assert not DispatchEvent.from_tags("old", "staging", {}).destroy
 

@@ -8,19 +8,21 @@ from datetime import datetime, timezone
 import pytest
 from dagster import build_schedule_context, instance_for_test
 
-from manager_pipeline.config import parse_config
-from manager_pipeline.cron import cron_problem
-from manager_pipeline.defs.drift import DRIFT_JOB, KIND_TAG, drift_schedules
+from manager_pipeline.config.file import parse_config
+from manager_pipeline.config.cron import cron_problem
+from manager_pipeline.defs.drift import DRIFT_JOB, drift_schedules
+from manager_pipeline.events import KIND_TAG, TRIGGER_TAG
 from manager_pipeline.defs.partitions import SOURCE
-from manager_pipeline.defs.resources import AwsResource, PlanStoreResource
-from manager_pipeline.drift import DriftCheck, DriftStatus, drift_report, issue_body, issue_marker, report_markdown
+from manager_pipeline.defs.resources import AwsResource, ManagerConfigResource, PlanStoreResource
+from manager_pipeline.drift.report import DriftCheck, DriftStatus, drift_report, issue_body, issue_marker, report_markdown
 from manager_pipeline.errors import ConfigError
 from manager_pipeline.events import DispatchEvent
-from manager_pipeline.feedback import Outcome, OutcomeStatus, drift_issue
+from manager_pipeline.drift import issue as drift_issue
+from manager_pipeline.feedback import Outcome, OutcomeStatus
 from manager_pipeline.feedback.delivery import deliver
 from manager_pipeline.feedback.github_items import items_for
 from manager_pipeline.feedback.outbox import Outbox
-from manager_pipeline.feedback.redact import forget_registered_secrets, register_secret
+from manager_pipeline.redact import forget_registered_secrets, register_secret
 from manager_pipeline.github.client import GitHubError, Issue
 from manager_pipeline.plans import PlanFacts, Plans, PlanState
 from manager_pipeline.terraform.plan import PlanSummary
@@ -125,7 +127,10 @@ class FakeIssues:
     def open_issues(self, repo):
         if self.refuse:
             raise GitHubError(f"open issues of {repo}", self.refuse, "Issues are disabled for this repo")
-        return [Issue(n, i["title"], i["body"]) for n, i in self.issues.items() if i["state"] == "open"]
+        return [Issue(n, i["title"], i["body"], "manager") for n, i in self.issues.items() if i["state"] == "open"]
+
+    def own_login(self):
+        return "manager"
 
     def create_issue(self, repo, title, body):
         self.writes += 1
@@ -223,7 +228,7 @@ environments:
 
 def test_each_environment_gets_its_schedule_daily_by_default_off_when_asked(tmp_path):
     config = parse_config(MANAGER_YAML, tmp_path / "manager.yaml")
-    schedules = sorted((s.name, s.cron_schedule) for s in drift_schedules(tmp_path / "manager.yaml", config))
+    schedules = sorted((s.name, s.cron_schedule) for s in drift_schedules(config))
     assert [cron for _, cron in schedules] == ["0 6 * * *", "30 5 * * *"]
     # Dagster names take letters, digits and `_`: a suffix keeps `eu-west` apart from an `eu_west`.
     assert schedules[0][0].startswith("drift_eu_west_") and schedules[1][0] == "drift_staging"
@@ -234,7 +239,7 @@ def test_each_environment_gets_its_schedule_daily_by_default_off_when_asked(tmp_
 def test_a_schedule_asks_for_the_partitions_with_state_only(tmp_path):
     config_path = tmp_path / "manager.yaml"
     config_path.write_text(MANAGER_YAML)
-    [staging] = [s for s in drift_schedules(config_path, parse_config(MANAGER_YAML, config_path))
+    [staging] = [s for s in drift_schedules(parse_config(MANAGER_YAML, config_path))
                  if s.name == "drift_staging"]
     database = f"sqlite:///{tmp_path / 'manager.db'}"
     store = Plans(database, tmp_path / "plans")
@@ -256,13 +261,16 @@ def test_a_schedule_asks_for_the_partitions_with_state_only(tmp_path):
                                             variables_digest="v", module_digest="m", terraform_version="1.15.5",
                                             has_changes=True, summary=PlanSummary()))  # planned, never applied
     aws = AwsResource(mode="aws", region="us-east-1", state_bucket="b", manager_home=str(tmp_path))
-    resources = {"plans": PlanStoreResource(root=str(tmp_path / "plans"), database_url=database, aws=aws)}
+    resources = {
+        "manager": ManagerConfigResource(config_path=str(config_path)),
+        "plans": PlanStoreResource(root=str(tmp_path / "plans"), database_url=database, aws=aws),
+    }
     with instance_for_test() as instance:
         instance.add_dynamic_partitions(SOURCE, ["web", "api", "batch"])
         tick = datetime(2026, 12, 1, 6, tzinfo=timezone.utc)
         with build_schedule_context(instance=instance, resources=resources, scheduled_execution_time=tick) as context:
             requests = staging(context)
-    assert [(r.partition_key, r.tags[KIND_TAG], r.tags["manager/trigger"]) for r in requests] == [
+    assert [(r.partition_key, r.tags[KIND_TAG], r.tags[TRIGGER_TAG]) for r in requests] == [
         ("staging|web", "drift", "schedule")
     ]
     assert staging.job_name == DRIFT_JOB

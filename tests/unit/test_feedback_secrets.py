@@ -14,7 +14,7 @@ from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.feedback import Outcome, OutcomeStatus, github_items, render_report
 from manager_pipeline.feedback.comments import COMMENT_LIMIT, fit_plan, split_comment
-from manager_pipeline.feedback.redact import (
+from manager_pipeline.redact import (
     MASK,
     forget_registered_secrets,
     known_secrets,

@@ -1,6 +1,6 @@
 import pytest
 
-from manager_pipeline.config import EnvironmentPolicy
+from manager_pipeline.config.model import EnvironmentPolicy
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.feedback import OutcomeStatus
 from manager_pipeline.plans import PlanState

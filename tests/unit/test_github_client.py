@@ -15,7 +15,7 @@ from manager_pipeline.feedback import github_items
 from manager_pipeline.feedback.comments import split_comment
 from manager_pipeline.feedback.delivery import post_once, send, upsert_comment
 from manager_pipeline.feedback.outbox import FeedbackItem
-from manager_pipeline.feedback.redact import MASK
+from manager_pipeline.redact import MASK
 from manager_pipeline.github import Comment, GitHubClient, GitHubNotConfigured
 from manager_pipeline.github.client import STATUS_DESCRIPTION_LIMIT
 
@@ -141,6 +141,9 @@ class FakeGitHub:
     def _new(self, body: str) -> Comment:
         self.next_id += 1
         return Comment(self.next_id, "manager", body, 0.0, False)
+
+    def own_login(self):
+        return "manager"
 
     def create_status(self, repo, sha, context, state, description, target_url):
         self.writes.append(("status", sha, context, state, description))

@@ -1,6 +1,6 @@
 """DAGSTER_HOME always gets an instance config that keeps one run per partition."""
 
-from manager_pipeline.instance import prepare_home
+from manager_pipeline.defs.instance import prepare_home
 from manager_pipeline.settings import Settings
 
 

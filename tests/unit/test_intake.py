@@ -10,9 +10,9 @@ import pytest
 from dagster import DagsterInstance, DagsterRun, Definitions, ResourceDefinition, RunsFilter, build_sensor_context
 from sqlalchemy import delete, insert, select
 
-from manager_pipeline.config import parse_config
+from manager_pipeline.config.file import parse_config
 from manager_pipeline.defs.jobs import deploy_job
-from manager_pipeline.defs.resources import GitHubResource, InboxResource
+from manager_pipeline.defs.resources import GitHubResource, InboxResource, ManagerConfigResource
 from manager_pipeline.defs.intake import dispatch_sensor
 from manager_pipeline.intake.announce import Announcer, queued_statuses
 from manager_pipeline.intake.dispatch import plan_dispatch, pr_checker
@@ -98,9 +98,9 @@ def test_pull_requests_plan_every_environment_and_pushes_the_apply_branches(tmp_
     plan = plan_dispatch(events, config(), lambda delivery, spec: True)
     runs = {(r.delivery.delivery_id, r.environment): r for r in plan.runs}
     assert set(runs) == {("pr-1", "staging"), ("pr-1", "production"), ("push-1", "production")}
-    assert runs[("pr-1", "staging")].tags()["manager/plan-only"] == "true"
-    assert "manager/plan-only" not in runs[("push-1", "production")].tags()
-    assert runs[("push-1", "production")].tags()["manager/delivery"] == "push-1"
+    assert runs[("pr-1", "staging")].tags()[".dagster/manager/plan-only"] == "true"
+    assert ".dagster/manager/plan-only" not in runs[("push-1", "production")].tags()
+    assert runs[("push-1", "production")].tags()[".dagster/manager/delivery"] == "push-1"
     assert plan.notes[events[2].id] == ("ignored", "web: branch feature deploys to no environment")
 
 
@@ -197,7 +197,11 @@ def dispatch_setup(tmp_path):
     )
     instance = DagsterInstance.ephemeral()  # in memory: the runs a test adds cost no disk writes
     url = f"sqlite:///{tmp_path / 'manager.db'}"
-    resources = {"inbox": InboxResource(database_url=url), "github": GitHubResource()}
+    resources = {
+        "manager": ManagerConfigResource(config_path=str(manager_yaml)),
+        "inbox": InboxResource(database_url=url),
+        "github": GitHubResource(),
+    }
     return parse_config(manager_yaml.read_text(), manager_yaml), manager_yaml, instance, resources, Inbox(url)
 
 
@@ -206,10 +210,10 @@ def test_the_same_delivery_twice_gives_one_run_per_environment(dispatch_setup):
     body = push_payload(repo="acme/s01", sha="d" * 40)
     assert inbox.add(read_delivery(config_, "push", "same", body))[1] is True
     assert inbox.add(read_delivery(config_, "push", "same", body))[1] is False
-    result = evaluate(dispatch_sensor(path), instance, resources)
+    result = evaluate(dispatch_sensor(), instance, resources)
     assert sorted(r.run_key for r in result.run_requests) == ["same:s01:production", "same:s01:staging"]
     launch(instance, result)
-    confirmed = evaluate(dispatch_sensor(path), instance, resources)
+    confirmed = evaluate(dispatch_sensor(), instance, resources)
     assert confirmed.skip_message == "no new deliveries" and inbox.states() == {"dispatched": 1}
 
 
@@ -230,20 +234,20 @@ def test_a_burst_of_1000_deliveries_across_50_sources_survives_a_restart_halfway
     for delivery in deliveries:
         inbox.add(delivery)
 
-    sensor = dispatch_sensor(path, batch=500)
+    sensor = dispatch_sensor(batch=500)
     first = evaluate(sensor, instance, resources)
     launch(instance, first)
     # The sensor is stopped here and started again: only the inbox's row states survive.
-    second = evaluate(dispatch_sensor(path, batch=500), instance, resources)
+    second = evaluate(dispatch_sensor(batch=500), instance, resources)
     launch(instance, second)
-    assert evaluate(dispatch_sensor(path, batch=500), instance, resources).skip_message
+    assert evaluate(dispatch_sensor(batch=500), instance, resources).skip_message
     requests = first.run_requests + second.run_requests
     keys = [r.run_key for r in requests]
     assert len(keys) == len(set(keys)), "a delivery started two runs"
 
     states = inbox.states()
     assert sum(states.values()) == 1000 and "received" not in states, states
-    dispatched = {r.tags["manager/delivery"] for r in requests}
+    dispatched = {r.tags[".dagster/manager/delivery"] for r in requests}
     # Every delivery is accounted for: dispatched, or superseded by a newer one of its branch or PR.
     for event in inbox.after(0, 2000):
         assert (event.delivery.delivery_id in dispatched) == (event.state == "dispatched"), event
@@ -252,9 +256,9 @@ def test_a_burst_of_1000_deliveries_across_50_sources_survives_a_restart_halfway
     for delivery in deliveries:
         newest[(delivery.sources[0], delivery.ref_key)] = delivery.delivery_id
     for (source, _), delivery_id in newest.items():
-        envs = {r.tags["manager/environment"] for r in requests if r.tags["manager/delivery"] == delivery_id}
+        envs = {r.tags["manager/environment"] for r in requests if r.tags[".dagster/manager/delivery"] == delivery_id}
         assert envs == {"staging", "production"}, (source, delivery_id)
-    assert all(r.tags["manager/plan-only"] == "true" for r in requests if "manager/pr" in r.tags)
+    assert all(r.tags[".dagster/manager/plan-only"] == "true" for r in requests if ".dagster/manager/pr" in r.tags)
 
 
 # --- issue 10: row states, not an id cursor; marking after the runs exist; unloaded partitions --
@@ -269,29 +273,29 @@ def test_a_lower_id_that_commits_after_a_higher_one_is_still_dispatched(dispatch
     with inbox.engine.begin() as connection:  # row 1 not committed yet: invisible
         [hidden] = connection.execute(select(inbox_table).where(inbox_table.c.id == early)).mappings().all()
         connection.execute(delete(inbox_table).where(inbox_table.c.id == early))
-    first = evaluate(dispatch_sensor(path), instance, resources)
-    assert {r.tags["manager/delivery"] for r in first.run_requests} == {"fast-commit"}
+    first = evaluate(dispatch_sensor(), instance, resources)
+    assert {r.tags[".dagster/manager/delivery"] for r in first.run_requests} == {"fast-commit"}
     launch(instance, first)
     with inbox.engine.begin() as connection:  # ... and now it commits, under its lower id
         connection.execute(insert(inbox_table).values(**hidden))
-    second = evaluate(dispatch_sensor(path), instance, resources, cursor=getattr(first, "cursor", None))
-    assert {r.tags["manager/delivery"] for r in second.run_requests} == {"slow-commit"}
+    second = evaluate(dispatch_sensor(), instance, resources, cursor=getattr(first, "cursor", None))
+    assert {r.tags[".dagster/manager/delivery"] for r in second.run_requests} == {"slow-commit"}
 
 
 def test_rows_are_dispatched_only_once_their_runs_exist_and_lost_requests_are_asked_again(dispatch_setup):
     config_, path, instance, resources, inbox = dispatch_setup
     inbox.add(read_delivery(config_, "push", "lost", push_payload(repo="acme/s03", sha="3" * 40)))
-    first = evaluate(dispatch_sensor(path), instance, resources)
+    first = evaluate(dispatch_sensor(), instance, resources)
     assert inbox.states() == {"dispatching": 1}
     # The daemon dies after the tick: the staging run was created, the production one never was.
     launch(instance, first, lose={"lost:s03:production"})
-    second = evaluate(dispatch_sensor(path), instance, resources)
+    second = evaluate(dispatch_sensor(), instance, resources)
     assert [r.run_key for r in second.run_requests] == ["lost:s03:production"]
-    assert second.run_requests[0].tags["manager/delivery"] == "lost" and inbox.states() == {"dispatching": 1}
+    assert second.run_requests[0].tags[".dagster/manager/delivery"] == "lost" and inbox.states() == {"dispatching": 1}
     launch(instance, second)
-    assert evaluate(dispatch_sensor(path), instance, resources).skip_message == "no new deliveries"
+    assert evaluate(dispatch_sensor(), instance, resources).skip_message == "no new deliveries"
     assert inbox.states() == {"dispatched": 1}
-    assert len(instance.get_runs(RunsFilter(tags={"manager/delivery": "lost"}))) == 2
+    assert len(instance.get_runs(RunsFilter(tags={".dagster/manager/delivery": "lost"}))) == 2
 
 
 def test_an_environment_the_loaded_job_lacks_is_noted_and_the_tick_goes_on(dispatch_setup):
@@ -302,7 +306,7 @@ def test_an_environment_the_loaded_job_lacks_is_noted_and_the_tick_goes_on(dispa
     job = deploy_job(["staging"])
     stubs = {key: ResourceDefinition.none_resource() for key in job.required_resource_keys - {"io_manager"}}
     loaded = Definitions(jobs=[job], resources={**stubs, **resources})
-    result = evaluate(dispatch_sensor(path), instance, resources, definitions=loaded)
+    result = evaluate(dispatch_sensor(), instance, resources, definitions=loaded)
     partitions = {str(r.partition_key) for r in result.run_requests}
     assert partitions == {"staging|s04", "staging|s05"}
     notes = {event.delivery.delivery_id: event for event in inbox.after(0, 10)}
@@ -310,23 +314,23 @@ def test_an_environment_the_loaded_job_lacks_is_noted_and_the_tick_goes_on(dispa
     assert "no environment production yet (reload the code location)" in notes["new-env"].note
     launch(instance, result)
     # Reloaded: the production runs are requested; the staging ones again, under the same run keys.
-    reloaded = evaluate(dispatch_sensor(path), instance, resources)
+    reloaded = evaluate(dispatch_sensor(), instance, resources)
     assert {str(r.partition_key) for r in reloaded.run_requests} >= {"production|s04", "production|s05"}
     launch(instance, reloaded)
-    evaluate(dispatch_sensor(path), instance, resources)
+    evaluate(dispatch_sensor(), instance, resources)
     assert inbox.states() == {"dispatched": 2}
-    assert len(instance.get_runs(RunsFilter(tags={"manager/delivery": "new-env"}))) == 2
+    assert len(instance.get_runs(RunsFilter(tags={".dagster/manager/delivery": "new-env"}))) == 2
 
 
 def test_a_waiting_fork_pull_request_gets_a_run_only_after_a_maintainers_plan(dispatch_setup):
     config_, path, instance, resources, inbox = dispatch_setup
     fork = pull_request_payload(repo="acme/s06", head_repo="mallory/s06", association="NONE")
     inbox.add(read_delivery(config_, "pull_request", "fork-pr", fork))
-    assert evaluate(dispatch_sensor(path), instance, resources).skip_message == "no new deliveries"
+    assert evaluate(dispatch_sensor(), instance, resources).skip_message == "no new deliveries"
     assert inbox.states() == {"waiting": 1}
     inbox.add(read_delivery(config_, "issue_comment", "plan", plan_comment_payload(repo="acme/s06")))
-    result = evaluate(dispatch_sensor(path), instance, resources)
-    assert {(r.tags["manager/delivery"], r.tags["manager/plan-only"]) for r in result.run_requests} == {
+    result = evaluate(dispatch_sensor(), instance, resources)
+    assert {(r.tags[".dagster/manager/delivery"], r.tags[".dagster/manager/plan-only"]) for r in result.run_requests} == {
         ("fork-pr", "true")
     }
 
@@ -351,5 +355,5 @@ def test_webhook_runs_carry_the_pull_request_author_and_the_pusher(tmp_path):
     # rule against self-approval is checked against).
     _, events = events_from([pr, push], tmp_path)
     plan = plan_dispatch(events, config(), lambda delivery, spec: True)
-    authors = {(r.delivery.delivery_id, r.environment): r.tags().get("manager/author") for r in plan.runs}
+    authors = {(r.delivery.delivery_id, r.environment): r.tags().get(".dagster/manager/author") for r in plan.runs}
     assert authors == {("pr-7", "staging"): "carol", ("pr-7", "production"): "carol", ("push-7", "production"): "pat"}

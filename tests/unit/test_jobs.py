@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from manager_pipeline.config import parse_config
+from manager_pipeline.config.file import parse_config
 from manager_pipeline.defs.jobs import apply_job, deploy_job
 from manager_pipeline.errors import ManagerError
 from manager_pipeline.events import DispatchEvent
-from manager_pipeline.request import ResolvedRequest
+from manager_pipeline.config.request import ResolvedRequest
 
 MANAGER_YAML = """
 sources:

@@ -4,7 +4,7 @@ Reading a source (working tree, a commit) runs git: tests/integration/test_local
 
 import pytest
 
-from manager_pipeline.config import SourceSpec
+from manager_pipeline.config.model import SourceSpec
 from manager_pipeline.errors import SourceError
 from manager_pipeline.sources import LocalSource
 

@@ -1,12 +1,16 @@
-"""GitHub Actions OIDC tokens at the receiver, without a network: the issuer's keys come from a callable."""
+"""GitHub Actions OIDC tokens at the receiver, without a network: PyJWT's key client reads the issuer's keys
+from a stand-in for the one HTTP opener it makes, on a clock the tests move."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import io
 import json
 import time
+import urllib.error
+import urllib.request
 
 import jwt
 import pytest
@@ -31,7 +35,8 @@ def keys():
 
 
 class Issuer:
-    """The issuer's JWKS endpoint, as a callable; counts fetches."""
+    """The issuer's JWKS endpoint, as the opener PyJWT's key client fetches it with; counts fetches. ``now``
+    is the clock the key cache reads (``time.monotonic``)."""
 
     def __init__(self, keys: dict):
         self.published = {"k1": keys["github"]}
@@ -39,29 +44,31 @@ class Issuer:
         self.now = 1000.0
         self.down = False
 
-    def fetch(self, url: str) -> dict:
-        self.fetches.append(url)
+    def open(self, request: urllib.request.Request, timeout: float | None = None) -> io.BytesIO:
+        self.fetches.append(request.full_url)
         if self.down:
-            raise OSError("connection refused")
+            raise urllib.error.URLError("connection refused")
         entries = []
         for kid, key in self.published.items():
             entry = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
             entries.append({**entry, "kid": kid, "use": "sig", "alg": "RS256"})
-        return {"keys": entries}
+        return io.BytesIO(json.dumps({"keys": entries}).encode())
 
 
 @pytest.fixture
-def issuer(keys):
-    return Issuer(keys)
+def issuer(keys, monkeypatch):
+    issuer = Issuer(keys)
+    monkeypatch.setattr(urllib.request, "build_opener", lambda *handlers: issuer)
+    monkeypatch.setattr(time, "monotonic", lambda: issuer.now)
+    return issuer
 
 
-def make_app(tmp_path, issuer, config=INTAKE_CONFIG, secret=SECRET) -> WebhookApp:
+def make_app(tmp_path, issuer, config=INTAKE_CONFIG, secret=SECRET, pulls=None) -> WebhookApp:
     path = tmp_path / "manager.yaml"
     path.write_text(config)
-    verifier = OidcVerifier(ISSUER, AUDIENCE, fetch=issuer.fetch, clock=lambda: issuer.now)
-    return WebhookApp(
-        secret, ConfigWatcher(path), Inbox(f"sqlite:///{tmp_path / 'inbox.db'}"), environ={}, oidc=verifier
-    )
+    verifier = OidcVerifier(ISSUER, AUDIENCE)
+    inbox = Inbox(f"sqlite:///{tmp_path / 'inbox.db'}")
+    return WebhookApp(secret, ConfigWatcher(path), inbox, environ={}, oidc=verifier, pulls=pulls)
 
 
 @pytest.fixture
@@ -82,6 +89,8 @@ def claims(**changes) -> dict:
         "event_name": "push",
         "ref": "refs/heads/main",
         "sha": SHA,
+        # Who started the workflow run (push_payload's pusher).
+        "actor": "dev",
         "sub": "repo:acme/web:ref:refs/heads/main",
         "jti": "j-1",
     }
@@ -119,10 +128,21 @@ def test_a_pull_request_token_vouches_for_its_own_pull_request_only(app, keys):
     pr_claims = {"event_name": "pull_request", "ref": "refs/pull/12/merge", "head_ref": "feature", "sha": "f" * 40}
     body = pull_request_payload(number=12)
     status, answer = send(app, body, token(keys, **pr_claims), event="pull_request")
-    assert status == 202 and answer["status"] == "queued"
+    # Without GitHub credentials the receiver cannot ask GitHub who made it and from where: it waits.
+    assert status == 202 and answer["status"] == "waiting" and "no GitHub credentials" in answer["reason"]
     other = pull_request_payload(number=13)
     status, answer = send(app, other, token(keys, **pr_claims), event="pull_request", delivery="d-2")
     assert status == 401 and "pull request #13" in answer["error"]
+
+
+def test_a_push_names_as_its_pusher_only_the_tokens_actor(app, keys):
+    """Issue 19 #4: in workflow mode the body is the workflow's word; the author the self-approval rule
+    checks is who GitHub says started the run (the token's `actor`), never a pusher the body names."""
+    body = json.loads(push_payload(sha=SHA))
+    body["pusher"] = {"name": "alice", "email": "alice@example.com"}  # an approver, so she may approve it
+    status, answer = send(app, json.dumps(body).encode(), token(keys))
+    assert status == 401 and "the token's run was started by 'dev'" in answer["error"], answer
+    assert "pusher 'alice'" in answer["error"]
 
 
 def _unsigned(header: dict, payload: dict) -> str:
@@ -256,3 +276,4 @@ def test_the_issuer_must_be_https_and_the_audience_set():
     verifier = OidcVerifier.from_environ({"MANAGER_OIDC_ISSUER": "http://127.0.0.1:9/", "MANAGER_OIDC_AUDIENCE": "m"})
     assert (verifier.jwks_url, verifier.audience) == ("http://127.0.0.1:9/.well-known/jwks", "m")
     assert OidcVerifier.from_environ({}).jwks_url == "https://token.actions.githubusercontent.com/.well-known/jwks"
+

@@ -9,23 +9,15 @@ from pathlib import Path
 import pytest
 
 from manager_pipeline import cli
-from manager_pipeline.config import parse_config
+from manager_pipeline.config.file import parse_config
 from manager_pipeline.errors import ContractError
 from manager_pipeline.github.client import GitHubError, Hook, NotAFile, Repository
 from manager_pipeline.intake.receiver import PATH
-from manager_pipeline.onboarding import (
-    WEBHOOK_EVENTS,
-    AddRequest,
-    NewSource,
-    OnboardingError,
-    Refused,
-    add_entry,
-    add_source,
-    remove_entry,
-    remove_source,
-    secret_env_name,
-    webhook_url,
-)
+from manager_pipeline.onboarding.add import AddRequest, add_source
+from manager_pipeline.onboarding.errors import OnboardingError, Refused
+from manager_pipeline.onboarding.manager_yaml import NewSource, add_entry, remove_entry
+from manager_pipeline.onboarding.remove import remove_source
+from manager_pipeline.onboarding.webhook import WEBHOOK_EVENTS, secret_env_name, webhook_url
 from tests.support import EXAMPLE_VARIABLES, REPO
 
 SHIPPED = (REPO / "manager.yaml").read_text()
@@ -420,3 +412,26 @@ def test_cli_bad_input_exits_2_with_one_line(manager_yaml, monkeypatch, capsys):
     assert manager_yaml.read_text() == SPACED
     with pytest.raises(SystemExit):
         cli.main(["add-source", "shop", "--repo", "a/b", "--path", "x"])
+
+
+def test_add_source_prints_the_ruleset_that_makes_the_default_branch_wait_for_its_plans(manager_yaml):
+    import json
+    import shlex
+
+    output = run_add(manager_yaml, FakeGitHub(default_branch="trunk"), webhook=False)
+    command = next(line for line in output.splitlines() if "gh api" in line)
+    assert command.strip().startswith("gh api --method POST repos/acme/shop/rulesets --input - <<< ")
+    body = json.loads(shlex.split(command.split("<<<", 1)[1])[0])
+    assert body["conditions"]["ref_name"]["include"] == ["~DEFAULT_BRANCH"] and body["enforcement"] == "active"
+    (rule,) = body["rules"]
+    assert rule["type"] == "required_status_checks"
+    assert [c["context"] for c in rule["parameters"]["required_status_checks"]] == [
+        "manager-pipeline/staging", "manager-pipeline/production"]
+    assert "`trunk` of acme/shop" in output
+
+
+def test_with_a_github_app_only_its_check_counts():
+    from manager_pipeline.onboarding.protection import ruleset
+
+    checks = ruleset(["staging"], app_id="123456")["rules"][0]["parameters"]["required_status_checks"]
+    assert checks == [{"context": "manager-pipeline/staging", "integration_id": 123456}]

@@ -132,7 +132,7 @@ def test_a_repository_secret_signs_only_for_its_own_repository(own_secrets_app):
 
 
 def test_manager_yaml_names_the_variable_never_the_secret(tmp_path):
-    from manager_pipeline.config import parse_config
+    from manager_pipeline.config.file import parse_config
     from manager_pipeline.errors import ManagerError
 
     with pytest.raises(ManagerError) as caught:

@@ -4,7 +4,7 @@ from pathlib import Path
 from manager_pipeline.plans import Plan, PlanState
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.feedback import Outcome, OutcomeStatus, render_report
-from manager_pipeline.feedback.report import code_block
+from manager_pipeline.markdown import code_block
 from manager_pipeline.terraform.plan import PlanSummary
 
 
@@ -49,7 +49,7 @@ def test_summary_and_destroy_warning_come_before_the_plan(tmp_path):
     assert "`aws_db.main`" in report and "`aws_instance.web`" in report
     assert "[run-1234](http://ui/runs/run-1234567890)" in report
     # The plan's own backticks cannot close the fence early.
-    assert "````text" in report
+    assert "````diff" in report
 
 
 def test_failures_say_where_and_why(tmp_path):
@@ -82,3 +82,22 @@ def test_values_a_sender_controls_cannot_escape_their_code_span(tmp_path):
     assert len(re.findall(r"(?<!\\)\|", row)) == 3  # the table keeps its two cells
     trigger = next(line for line in report.splitlines() if line.startswith("| Trigger |"))
     assert "``d`@acme/admins``" in trigger
+
+
+def test_the_plan_keeps_terraforms_change_marks_in_the_first_column_for_diff_colouring():
+    from manager_pipeline.feedback.report import diff_markers
+
+    plan = (
+        "  # aws_vpc.main will be created\n"
+        '  + resource "aws_vpc" "main" {\n'
+        '      + cidr_block = "10.0.0.0/16"\n'
+        "    }\n"
+        '  ~ resource "aws_subnet" "a" {\n'
+        '-/+ resource "aws_route" "r" {\n'
+        '  - resource "aws_eip" "nat" {\n'
+        "Plan: 1 to add, 1 to change, 2 to destroy."
+    )
+    lines = diff_markers(plan).splitlines()
+    assert [line[:2] for line in lines] == ["  ", "+ ", "+ ", "  ", "! ", "! ", "- ", "  "]
+    # The text itself is whole after the mark: nothing Terraform said is lost.
+    assert [line[2:] for line in lines] == plan.splitlines()

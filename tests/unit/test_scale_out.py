@@ -11,15 +11,17 @@ from pathlib import Path
 import pytest
 from dagster import in_process_executor
 
-from manager_pipeline.aws import AwsTarget, environment_target
-from manager_pipeline.config import AwsAccess, SourceSpec, parse_config
+from manager_pipeline.aws.target import AwsTarget, environment_target
+from manager_pipeline.config.file import parse_config
+from manager_pipeline.config.model import AwsAccess, SourceSpec
 from manager_pipeline.contract import DeployConfig, load_variables, resolve
-from manager_pipeline.defs.executor import executor_for, queue_for
+from manager_pipeline.defs.celery import queue_for
+from manager_pipeline.defs.executor import executor_for
 from manager_pipeline.defs.resources import AwsResource
 from manager_pipeline.errors import ConfigError, ManagerError
-from manager_pipeline.feedback.redact import forget_registered_secrets, redact_text, register_secret
-from manager_pipeline.handoff import DatabaseStash, DocumentRef, HandoffError, dumps, loads
+from manager_pipeline.handoff.values import DatabaseStash, DocumentRef, HandoffError, dumps, loads
 from manager_pipeline.plans import Plan, PlanState
+from manager_pipeline.redact import forget_registered_secrets, redact_text, register_secret
 from manager_pipeline.settings import AwsSettings, Settings
 from manager_pipeline.sources import VariablesDocument
 from manager_pipeline.terraform.errored import SharedStates, keep_errored_state, push_errored_states
@@ -48,6 +50,7 @@ CELERY = {
     "MANAGER_DATABASE_URL": "postgresql://postgres@db.internal/manager",
     "PLAN_ARTIFACT_BUCKET": "acme-plans",
     "AWS_ENDPOINT_URL": "http://aws.internal:5000",
+    "MANAGER_HANDOFF_KEY": "handoff-unit-key",
 }
 
 
@@ -142,8 +145,8 @@ def test_a_deploy_config_travels_without_its_webhook_and_gets_it_back_from_its_d
     assert taken == config and taken.slack_webhook == WEBHOOK and taken.digest == config.digest
     # Read again, the webhook is a secret of the receiving process too.
     assert redact_text(f"posting to {WEBHOOK}") == "posting to ***"
-    # A config without a webhook needs no second read of its source.
-    quiet, bare = Here(VARIABLES), replace(config, slack_webhook=None)
+    # A config made from a plan's record (no document) travels as its tfvars, and needs no read of a source.
+    quiet, bare = Here(VARIABLES), replace(config, slack_webhook=None, origin=None)
     assert loads(dumps(bare, "x"), quiet) == bare and quiet.read == []
 
 
@@ -255,7 +258,7 @@ def test_a_profile_gives_terraform_its_keys_and_none_of_the_managers(tmp_path, m
     )
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    base = AwsTarget(settings=AwsSettings("aws", None, "eu-west-1", "state"), endpoint_url=None)
+    base = AwsTarget(settings=AwsSettings(mode="aws", region="eu-west-1", state_bucket="state"), endpoint_url=None)
     target = environment_target(base, "production", AwsAccess(profile="prod"))
     env = target.process_env(
         {"PATH": "/bin", "AWS_ACCESS_KEY_ID": "AKIAMANAGER", "AWS_PROFILE": "manager", "AWS_REGION": "eu-west-1"}

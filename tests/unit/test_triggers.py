@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, DagsterRun, build_sensor_context
 
-from manager_pipeline.config import parse_config
+from manager_pipeline.config.file import parse_config
 from manager_pipeline.defs.intake import dispatch_sensor
-from manager_pipeline.defs.resources import GitHubResource, InboxResource
+from manager_pipeline.defs.resources import GitHubResource, InboxResource, ManagerConfigResource
 from manager_pipeline.errors import ConfigError
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.feedback import Outcome, OutcomeStatus, trigger_status
@@ -197,12 +197,16 @@ def test_a_trigger_delivery_runs_its_sources_as_a_push_to_their_default_branch()
     # net deploys from main (staging and production); data from trunk, staging only.
     assert sorted(runs) == [("data", "staging"), ("net", "production"), ("net", "staging")]
     tags = runs[("net", "production")]
-    assert tags["manager/trigger-repo"] == "acme/web-app" and tags["manager/trigger-sha"] == APP_SHA
-    assert tags["manager/trigger-ref"] == "refs/heads/main" and tags["manager/trigger"] == "webhook"
+    assert tags[".dagster/manager/trigger-repo"] == "acme/web-app" and tags[".dagster/manager/trigger-sha"] == APP_SHA
+    assert tags[".dagster/manager/trigger-ref"] == "refs/heads/main" and tags[".dagster/manager/trigger"] == "webhook"
     # The infra repository is read at its branch head (the run resolves it), never at the app's commit.
-    assert "manager/sha" not in tags and "manager/branch" not in tags and "manager/plan-only" not in tags
+    assert ".dagster/manager/sha" not in tags and ".dagster/manager/branch" not in tags and ".dagster/manager/plan-only" not in tags
     event = DispatchEvent.from_tags("net", "production", tags)
     assert (event.trigger_repo, event.trigger_sha, event.sha) == ("acme/web-app", APP_SHA, None)
+    # Issue 19 #4: the application's pusher did not write the infra head being planned: the run carries
+    # no author, and the approval takes the author of the planned infra commit from GitHub.
+    assert delivery.author == "dev" and event.author is None
+    assert not any(key.endswith("/author") for key in tags)
 
 
 def test_a_trigger_removed_from_manager_yaml_since_the_delivery_starts_nothing():
@@ -223,11 +227,15 @@ def test_the_dispatch_sensor_asks_again_for_a_lost_trigger_run_with_the_same_tag
     url = f"sqlite:///{tmp_path / 'manager.db'}"
     Inbox(url).add(read_delivery(config(), "push", "lost", push_payload("acme/web-app", sha=APP_SHA)))
     instance = DagsterInstance.ephemeral()
-    resources = {"inbox": InboxResource(database_url=url), "github": GitHubResource()}
+    resources = {
+        "manager": ManagerConfigResource(config_path=str(path)),
+        "inbox": InboxResource(database_url=url),
+        "github": GitHubResource(),
+    }
 
     def tick():
         with build_sensor_context(instance=instance, resources=resources) as context:
-            return dispatch_sensor(path)(context)
+            return dispatch_sensor()(context)
 
     first = {r.run_key: r.tags for r in tick().run_requests}
     assert sorted(first) == ["lost:data:staging", "lost:net:production", "lost:net:staging"]
@@ -268,6 +276,6 @@ def test_a_finished_run_tells_the_application_commit_with_a_link_and_only_a_trig
     # A release's commit is learnt during the run: the tags as they are at the end decide.
     unresolved = DispatchEvent("net", "staging", trigger_repo="acme/web-app", trigger_ref="refs/tags/v1")
     assert trigger_status.started(unresolved, "u") == []
-    resolved = trigger_status.with_trigger(unresolved, unresolved.to_tags() | {"manager/trigger-sha": APP_SHA})
+    resolved = trigger_status.with_trigger(unresolved, unresolved.to_tags() | {".dagster/manager/trigger-sha": APP_SHA})
     [started] = trigger_status.started(resolved, "u")
     assert started.payload["sha"] == APP_SHA and started.payload["description"] == "Planning staging…"

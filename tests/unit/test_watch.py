@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from manager_pipeline import watch
-from manager_pipeline.config import parse_config
-from manager_pipeline.watch import LocalWatchState, detect_local_changes
+from manager_pipeline.intake import watch
+from manager_pipeline.config.file import parse_config
+from manager_pipeline.intake.watch import LocalWatchState, detect_local_changes
 
 
 @pytest.fixture(autouse=True)
