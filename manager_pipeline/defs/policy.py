@@ -124,6 +124,9 @@ def check_policies_at_start(config: ManagerConfig, settings: Settings) -> list[s
         except PolicyConfigError as exc:
             warnings.append(str(exc))
             continue
+        except OSError as exc:  # the home not writable: said here, and by the environment's next policy stage
+            warnings.append(f"the policy of {name} could not be kept in {settings.kept_policies_dir}: {exc}")
+            continue
         if loaded.kept_because:
             warnings.append(loaded.kept_because)
     for warning in warnings:

@@ -11,12 +11,14 @@ nobody could read is never no policy.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,10 +121,30 @@ def _settings(policy: PlanPolicy) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def _locked(folder: Path, exclusive: bool) -> Iterator[None]:
+    """The kept copy of ``folder`` held against a writer (shared) or against everyone (exclusive): every
+    process of the manager (the code location, each run, each worker) keeps the policy at its start, and a
+    reader must not look between a writer's two renames."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder.parent / f".{folder.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
 def write_kept(folder: Path, policy: PlanPolicy) -> bool:
     """Keep ``policy`` in ``folder`` unless the same is kept already; True when it was written. The new
-    copy is made beside the old one and swapped in, so a reader never sees half of one."""
+    copy is made beside the old one and swapped in, so a reader never sees half of one, and one writer at
+    a time does so (many processes start at once)."""
     settings = _settings(policy)
+    with _locked(folder, exclusive=True):
+        return _write_kept(folder, settings, policy)
+
+
+def _write_kept(folder: Path, settings: dict[str, Any], policy: PlanPolicy) -> bool:
     kept = folder / KEPT_FILE
     try:
         before = json.loads(kept.read_text())
@@ -153,6 +175,13 @@ def write_kept(folder: Path, policy: PlanPolicy) -> bool:
 
 def read_kept(folder: Path) -> tuple[PlanPolicy, str] | None:
     """The policy kept in ``folder`` and when it was taken, or None when nothing (whole) is kept there."""
+    if not folder.parent.is_dir():
+        return None
+    with _locked(folder, exclusive=False):
+        return _read_kept(folder)
+
+
+def _read_kept(folder: Path) -> tuple[PlanPolicy, str] | None:
     try:
         kept = json.loads((folder / KEPT_FILE).read_text())
         custom_folder = folder / CUSTOM_FOLDER

@@ -123,3 +123,32 @@ def test_an_unknown_check_id_in_manager_yaml_is_a_bad_policy_too(layout):
     # The kept policy stands: what it enforces and its custom checks, not the typo.
     assert loaded.policy.enforce == good.enforce == frozenset() and set(loaded.policy.custom) == set(good.custom)
 
+
+def _write_and_read(args: tuple[str, int]) -> list[str]:
+    """One of many at once: keep one of two policies again and again, reading the kept one each time."""
+    layout, n = Path(args[0]), args[1]
+    from manager_pipeline.policy.last_good import write_kept
+
+    seen = []
+    for i in range(15):
+        checks = ChecksFile(custom_policies="policies", warn=("CKV_AWS_21",) if (n + i) % 2 else ("CKV_AWS_20",))
+        loaded = environment_policy(
+            "production", checks, root=layout, module_dir=layout / "terraform", known=KNOWN, keep=None
+        )
+        write_kept(layout / "kept" / "production", loaded.policy)
+        kept = read_kept(layout / "kept" / "production")
+        seen.append("whole" if kept is not None and "CKV2_MP_1" in (kept[0].custom or {}) else "missing")
+    return seen
+
+
+def test_many_processes_keeping_at_once_never_fail_nor_leave_half_a_copy(layout):
+    """Every process of the manager (the code location, each run, each worker) keeps the policy as it
+    starts: writers that swap the copy at the same moment must neither raise nor let a reader see none.
+    (Threads here: each opens the lock file anew, so flock holds them apart as it holds processes.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(_write_and_read, [(str(layout), n) for n in range(6)]))
+    assert {state for seen in results for state in seen} == {"whole"}
+    leftovers = [p.name for p in (layout / "kept").iterdir() if p.name not in ("production", ".production.lock")]
+    assert leftovers == [], "a swap left its old or new copy behind"
