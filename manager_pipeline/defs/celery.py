@@ -63,7 +63,16 @@ def celery_environment_executor(init_context):
 # step to another worker of its queue (the broker gives it again), which fails or finishes it cleanly (an
 # apply is applied once: the plan's state says so, plans/state.py). RabbitMQ's consumer_timeout (30 min
 # by default) must exceed the longest apply.
-WORKER_SETTINGS = {"task_acks_late": True, "task_reject_on_worker_lost": True, "worker_prefetch_multiplier": 1}
+# The run's process asks the result backend about each step every second and a worker writes each step's
+# result there: a moment the backend does not answer (a loaded machine, a Redis restart) is retried, not
+# taken for the step's failure (which dagster-celery turns into the whole run failing outside its steps).
+RESULT_SETTINGS = {"result_backend_always_retry": True, "result_backend_max_retries": 20}
+WORKER_SETTINGS = {
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+    **RESULT_SETTINGS,
+}
 
 
 def worker_app(broker: str, backend: str):

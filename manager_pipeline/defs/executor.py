@@ -15,8 +15,9 @@ def executor_for(settings: Settings) -> ExecutorDefinition:
         # seconds of start-up to every run.
         return in_process_executor
     # dagster-celery (and Celery) cost their import only where steps go to workers.
-    from manager_pipeline.defs.celery import celery_environment_executor
+    from manager_pipeline.defs.celery import RESULT_SETTINGS, celery_environment_executor
 
     return celery_environment_executor.configured(
-        {"broker": settings.celery_broker, "backend": settings.celery_backend}, name="celery"
+        {"broker": settings.celery_broker, "backend": settings.celery_backend, "config_source": RESULT_SETTINGS},
+        name="celery",
     )
