@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import urlsplit
 
 from manager_pipeline.errors import TerraformError
 
@@ -168,7 +169,7 @@ class TerraformRunner:
         if found is None:
             return None
         url = _REQUEST_URL.search(output)
-        endpoint = url.group("url") if url else (found.group("address") or found.group("host"))
+        endpoint = url.group("url") if url else self._configured_endpoint(found.group("address") or found.group("host"))
         why = found.group("why") or "no such host"
         text = f"terraform {what}: AWS did not answer at {endpoint} ({why})"
         if what != "apply":
@@ -181,6 +182,17 @@ class TerraformRunner:
             parts.append("the state lock may be left behind: the next run names it and how to release it")
         parts.append("re-plan once the endpoint answers")
         return "; ".join(parts)
+
+    def _configured_endpoint(self, address: str) -> str:
+        """The endpoint setting (``AWS_ENDPOINT_URL``, or a service's own) that ``address`` (host:port, or a
+        host) belongs to, as it was set: Go names only the address when an error is not a request's (saving
+        the state, releasing the lock), and one name for one endpoint is what a person can search for."""
+        for key, value in sorted(self._env.items()):
+            if key.startswith("AWS_ENDPOINT_URL") and value:
+                parsed = urlsplit(value)
+                if address in (parsed.netloc, parsed.hostname):
+                    return f"{parsed.scheme}://{parsed.netloc}"
+        return address
 
     def init(self, backend_file: Path) -> CommandResult:
         return self._check(

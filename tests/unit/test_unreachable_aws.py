@@ -1,0 +1,49 @@
+"""One line for a Terraform command that failed because AWS did not answer (terraform/runner.py): the
+endpoint is named as it was set, whichever of Go's two forms the error took."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from manager_pipeline.errors import TerraformError
+from manager_pipeline.terraform.runner import TerraformRunner
+
+ENDPOINT = "http://127.0.0.1:45323"
+
+
+def failure(tmp_path: Path, what: str, stderr: str, env: dict[str, str]) -> str:
+    runner = TerraformRunner(tmp_path, Path("/nonexistent/terraform"), env)
+    with pytest.raises(TerraformError) as raised:
+        runner._check(what, (1, "", stderr))
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        # A request's error: Go names the URL it asked.
+        'Error: saving state: Put "http://127.0.0.1:45323/tfstate/app/staging": dial tcp 127.0.0.1:45323: '
+        "connect: connection refused",
+        # Not a request's: only the address (the form the last CI's apply outage took).
+        "Error: Failed to save state: dial tcp 127.0.0.1:45323: connect: connection refused",
+    ],
+)
+def test_the_endpoint_is_named_as_it_was_set(tmp_path, stderr):
+    line = failure(tmp_path, "apply", stderr, {"AWS_ENDPOINT_URL": ENDPOINT})
+    assert line.startswith(f"terraform apply: AWS did not answer at {ENDPOINT} (connection refused)"), line
+    assert line.endswith("re-plan once the endpoint answers")
+
+
+def test_a_service_endpoint_of_its_own_is_named_too(tmp_path):
+    stderr = "Error: error releasing the state lock: dial tcp 10.0.0.7:9000: i/o timeout"
+    env = {"AWS_ENDPOINT_URL": ENDPOINT, "AWS_ENDPOINT_URL_S3": "https://10.0.0.7:9000/"}
+    line = failure(tmp_path, "plan", stderr, env)
+    assert line.startswith("terraform plan: AWS did not answer at https://10.0.0.7:9000 (i/o timeout); nothing"), line
+
+
+def test_an_address_of_no_endpoint_setting_is_named_as_go_said(tmp_path):
+    stderr = "Error: dial tcp 192.0.2.1:443: connect: no route to host"
+    line = failure(tmp_path, "plan", stderr, {"AWS_ENDPOINT_URL": ENDPOINT})
+    assert "AWS did not answer at 192.0.2.1:443 (no route to host)" in line
