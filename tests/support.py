@@ -263,6 +263,9 @@ class Manager:
 # terraform/ builds a VPC and more; LIGHT_MODULE builds nothing in AWS (tests/modules/light/main.tf): for the
 # tests of what the manager decides around Terraform, where what the module builds is not under test.
 LIGHT_MODULE = REPO / "tests" / "modules" / "light"
+# One VPC as terraform/ declares its main one (tests/modules/vpc/main.tf): for the tests of what the manager
+# does with a resource in AWS (drift), where the rest of terraform/ is not under test.
+VPC_MODULE = REPO / "tests" / "modules" / "vpc"
 
 
 def manager_config(sources: dict[str, Path], staging_auto_apply: bool = True) -> str:

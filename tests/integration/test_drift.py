@@ -18,9 +18,11 @@ from manager_pipeline.drift.report import DriftStatus
 from manager_pipeline.feedback import OutcomeStatus
 from manager_pipeline.defs.instance import open_instance
 from manager_pipeline.terraform import state_key
-from tests.support import QUIET, run_partition
+from tests.support import QUIET, VPC_MODULE, run_partition
 
 pytestmark = pytest.mark.integration
+# What a drift check does with a resource in AWS is under test here, not what terraform/ builds.
+TERRAFORM_DIR = VPC_MODULE
 
 
 def drift_check(manager, source: str = "app", environment: str = "staging"):

@@ -21,9 +21,11 @@ from manager_pipeline.aws.standin import free_port
 from tests.integration.test_destroy import config_text
 from tests.integration.test_ui import graphql, render
 from manager_pipeline.plans import Plans, PlanState
-from tests.support import BIN, approve_as, serving_ui, wait_until
+from tests.support import BIN, VPC_MODULE, approve_as, serving_ui, wait_until
 
 pytestmark = pytest.mark.integration
+# What the UI shows of a partition is under test (a VPC to drift and destroy), not what terraform/ builds.
+TERRAFORM_DIR = VPC_MODULE
 
 LOCATION = "manager_pipeline.defs.definitions"
 
