@@ -1,9 +1,13 @@
 """Folders and files that hold what the manager keeps to itself (variables, plans, reports, its
-database): the owner's only, 0700 and 0600, whatever the umask of the process that makes them."""
+database): the owner's only, 0700 and 0600, whatever the umask of the process that makes them; and the
+lock files by which the manager's many processes take turns at a shared folder."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PRIVATE_DIR = 0o700
@@ -33,3 +37,17 @@ def write_private(path: Path, text: str) -> Path:
     os.chmod(tmp, PRIVATE_FILE)
     tmp.replace(path)
     return path
+
+
+@contextmanager
+def locked(lock_file: Path, *, shared: bool = False, mode: int = 0o666) -> Iterator[None]:
+    """``lock_file`` (made, with its folder, when missing; ``mode`` before the umask) held with flock for the
+    block: by one process at a time, or ``shared`` by readers while no one holds it alone. Closing the file
+    releases it, as a process that dies does."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT, mode)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)

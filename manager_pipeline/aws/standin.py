@@ -7,7 +7,6 @@ keeps two processes from starting two servers.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -18,12 +17,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from manager_pipeline.errors import LocalAwsError
+from manager_pipeline.files import locked
 
 STARTUP_TIMEOUT_S = 30.0
 
@@ -73,16 +71,7 @@ class LocalAws:
         self.home = home
         self.state_file = home / "local-aws.json"
         self.log_file = home / "local-aws.log"
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.home / "local-aws.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        self.lock_file = home / "local-aws.lock"
 
     def _recorded(self) -> tuple[int, str] | None:
         try:
@@ -99,7 +88,7 @@ class LocalAws:
 
     def ensure_running(self) -> LocalAwsStatus:
         """The running stand-in, started in the background if there is none."""
-        with self._locked():
+        with locked(self.lock_file):
             status = self.running()
             if status:
                 return status
@@ -124,7 +113,7 @@ class LocalAws:
 
     def stop(self) -> bool:
         """Stop the stand-in this home started; False when none was running."""
-        with self._locked():
+        with locked(self.lock_file):
             recorded = self._recorded()
             self.state_file.unlink(missing_ok=True)
             if not recorded or not pid_alive(recorded[0]):

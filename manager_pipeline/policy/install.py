@@ -9,7 +9,6 @@ the stamp is a broken install and is made again. ``manager-pipeline setup`` call
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -17,13 +16,13 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from manager_pipeline.errors import ManagerError
+from manager_pipeline.files import locked
 
 CHECKOV_VERSION = "3.3.30"
 STAMP = ".installed"
@@ -82,17 +81,6 @@ def engine_env(home: Path | None = None) -> dict[str, str]:
         env["HOME"] = str(home)
         env["CKV_CACHE_DIR"] = str(home / "cache")
     return env
-
-
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _run(argv: list[str], timeout_s: float, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -202,7 +190,7 @@ def ensure_checkov(tools_dir: Path, python: str | None = None) -> Checkov:
     """
     folder = checkov_dir(tools_dir)
     if not (folder / STAMP).is_file():
-        with _locked(folder):
+        with locked(folder.parent / f".{folder.name}.lock"):
             if not (folder / STAMP).is_file():
                 _install(folder, python or sys.executable)
     return _installed(folder)

