@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from manager_pipeline.config.model import DEFAULT_ENVIRONMENTS, DEFAULT_VARIABLES_FILE, ManagerConfig, SourceSpec
+from manager_pipeline.config.model import DEFAULT_ENVIRONMENTS, ManagerConfig, SourceSpec
 from manager_pipeline.config.schema import _NAME, _NAME_RULE, _REPO
 from manager_pipeline.errors import ContractError, SourceError
 from manager_pipeline.onboarding.errors import OnboardingError
@@ -32,22 +32,10 @@ from manager_pipeline.onboarding.manager_yaml import (
     write_atomically,
 )
 from manager_pipeline.onboarding.protection import protection_lines
+from manager_pipeline.onboarding.request import AddRequest
 from manager_pipeline.onboarding.webhook import WEBHOOK_EVENTS, describe_webhook, events_text, plan_webhook
 from manager_pipeline.settings import GitHubSettings
 from manager_pipeline.yamlfile import YamlDocument, parse_yaml, suggest
-
-
-@dataclass(frozen=True)
-class AddRequest:
-    name: str
-    repo: str | None = None
-    path: str | None = None
-    variables_file: str = DEFAULT_VARIABLES_FILE
-    environments: tuple[str, ...] | None = None
-    webhook_url: str | None = None
-    webhook: bool = True  # False: --no-webhook
-    org_secret: bool = False  # sign with GITHUB_WEBHOOK_SECRET instead of a secret of the source's own
-    dry_run: bool = False
 
 
 def check_request(request: AddRequest, config: ManagerConfig, document: YamlDocument) -> tuple[str, ...] | None:

@@ -6,15 +6,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from manager_pipeline.config.model import ManagerConfig
 from manager_pipeline.onboarding.errors import OnboardingError
+from manager_pipeline.onboarding.request import AddRequest
 from manager_pipeline.settings import GitHubSettings
-
-if TYPE_CHECKING:
-    from manager_pipeline.onboarding.add import AddRequest
 
 WEBHOOK_EVENTS = ("push", "pull_request", "issue_comment", "pull_request_review")
 # How GitHub's webhook form names them ("Let me select individual events").
