@@ -190,8 +190,9 @@ class TerraformRunner:
         for key, value in sorted(self._env.items()):
             if key.startswith("AWS_ENDPOINT_URL") and value:
                 parsed = urlsplit(value)
-                if address in (parsed.netloc, parsed.hostname):
-                    return f"{parsed.scheme}://{parsed.netloc}"
+                host_port = parsed.netloc.rpartition("@")[2]  # never a user or password the URL carries
+                if address in (host_port, parsed.hostname):
+                    return f"{parsed.scheme}://{host_port}"
         return address
 
     def init(self, backend_file: Path) -> CommandResult:

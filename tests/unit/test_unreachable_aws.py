@@ -47,3 +47,11 @@ def test_an_address_of_no_endpoint_setting_is_named_as_go_said(tmp_path):
     stderr = "Error: dial tcp 192.0.2.1:443: connect: no route to host"
     line = failure(tmp_path, "plan", stderr, {"AWS_ENDPOINT_URL": ENDPOINT})
     assert "AWS did not answer at 192.0.2.1:443 (no route to host)" in line
+
+
+def test_credentials_in_an_endpoint_setting_are_never_named(tmp_path):
+    stderr = "Error: Failed to save state: dial tcp proxy.internal:8443: connect: connection refused"
+    env = {"AWS_ENDPOINT_URL": "https://svc-user:s3cr3t-in-url@proxy.internal:8443"}
+    line = failure(tmp_path, "apply", stderr, env)
+    assert "AWS did not answer at https://proxy.internal:8443 (connection refused)" in line, line
+    assert "s3cr3t-in-url" not in line and "svc-user" not in line
