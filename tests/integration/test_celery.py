@@ -30,6 +30,7 @@ from tests.support import (
     build_manager,
     plan_only_backfill,
     run_partition,
+    serving_code_location,
     stop_process,
     wait_until,
 )
@@ -362,39 +363,41 @@ def test_a_plan_only_backfill_of_twenty_partitions_spreads_over_both_workers(clu
     instance = cluster.instance()
     assert set(names) <= set(sync_source_partitions(instance, load_config(config)))
     log_path = cluster.root / "daemon.log"
-    with open(log_path, "wb") as log:
-        daemon = subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", str(cluster.manager.root / "workspace.yaml")],
-            cwd=cluster.manager.root,
-            env=cluster.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        launched = time.time()
-        done = subprocess.run(
-            plan_only_backfill(cluster.manager.root, [f"staging|{name}" for name in names]),
-            cwd=cluster.manager.root,
-            env=cluster.env,
-            capture_output=True,
-            text=True,
-            timeout=300,  # it loads the code location first: minutes on a loaded machine
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        submitted = time.time()
-        [backfill] = instance.get_backfills()
-        terminal = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+    # The code location served on its own, as the multi-worker deployment runs it (docs/scale.md).
+    with serving_code_location(cluster.manager.root, cluster.env, cluster.root / "code-server.log"):
+        with open(log_path, "wb") as log:
+            daemon = subprocess.Popen(
+                [str(BIN / "dagster-daemon"), "run", "-w", str(cluster.manager.root / "workspace.yaml")],
+                cwd=cluster.manager.root,
+                env=cluster.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            launched = time.time()
+            done = subprocess.run(
+                plan_only_backfill(cluster.manager.root, [f"staging|{name}" for name in names]),
+                cwd=cluster.manager.root,
+                env=cluster.env,
+                capture_output=True,
+                text=True,
+                timeout=300,  # it loads the code location first: minutes on a loaded machine
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            submitted = time.time()
+            [backfill] = instance.get_backfills()
+            terminal = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
-        def finished():
-            runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
-            return len(runs) == len(names) and all(run.status in terminal for run in runs) and runs
+            def finished():
+                runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+                return len(runs) == len(names) and all(run.status in terminal for run in runs) and runs
 
-        # A bound, not a measure (bench/backfill measures): twenty plans and their checks on a loaded machine.
-        runs = wait_until(finished, 900, "the backfill's runs", log_path, interval=1.0)
-        assert daemon.poll() is None, log_path.read_text(errors="replace")[-3000:]
-    finally:
-        stop_process(daemon, timeout=30)
+            # A bound, not a measure (bench/backfill measures): twenty plans and their checks on a loaded machine.
+            runs = wait_until(finished, 900, "the backfill's runs", log_path, interval=1.0)
+            assert daemon.poll() is None, log_path.read_text(errors="replace")[-3000:]
+        finally:
+            stop_process(daemon, timeout=30)
     failed = [
         f"{run.tags['dagster/partition']} {run.status.value} (run {run.run_id}):\n"
         + story(instance, run.run_id, framework_only=True)[-12000:]
@@ -402,7 +405,9 @@ def test_a_plan_only_backfill_of_twenty_partitions_spreads_over_both_workers(clu
         if run.status != DagsterRunStatus.SUCCESS
     ]
     if failed:  # the whole story, not an assertion's cut repr
-        pytest.fail("\n\n".join(failed) + "\n\ndaemon log:\n" + log_path.read_text(errors="replace")[-4000:])
+        code_log = (cluster.root / "code-server.log").read_text(errors="replace")[-3000:]
+        daemon_log = log_path.read_text(errors="replace")[-4000:]
+        pytest.fail("\n\n".join(failed) + f"\n\ndaemon log:\n{daemon_log}\n\ncode server log:\n{code_log}")
     by_partition = {run.tags["dagster/partition"]: run for run in runs}
     assert sorted(by_partition) == [f"staging|{name}" for name in names]
     assert all(run.tags[".dagster/manager/plan-only"] == "true" for run in runs)
