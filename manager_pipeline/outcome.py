@@ -1,26 +1,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING, Any, Mapping
 
 from manager_pipeline.events import DispatchEvent
+from manager_pipeline.plans.state import OutcomeStatus
 
 if TYPE_CHECKING:
     from manager_pipeline.plans import Plan
 
-
-class OutcomeStatus(str, Enum):
-    APPLIED = "applied"
-    NO_CHANGES = "no-changes"
-    PLAN_ONLY = "plan-only"
-    AWAITING_APPROVAL = "awaiting-approval"
-    SUPERSEDED = "superseded"
-    FAILED = "failed"
-
-    @property
-    def succeeded(self) -> bool:
-        return self is not OutcomeStatus.FAILED
+__all__ = ["Outcome", "OutcomeStatus"]
 
 
 @dataclass(frozen=True)

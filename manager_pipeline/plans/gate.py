@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from manager_pipeline.config.model import EnvironmentPolicy
 from manager_pipeline.events import DispatchEvent
 from manager_pipeline.markdown import inline_code
-from manager_pipeline.outcome import OutcomeStatus
-from manager_pipeline.plans.state import PlanState
+from manager_pipeline.plans.state import OutcomeStatus, PlanState
 
 
 @dataclass(frozen=True)

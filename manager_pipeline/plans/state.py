@@ -55,3 +55,18 @@ TRANSITIONS: dict[PlanState, frozenset[PlanState]] = {
 def sources_of(target: PlanState) -> frozenset[PlanState]:
     """The states a plan may move to ``target`` from."""
     return frozenset(state for state, targets in TRANSITIONS.items() if target in targets)
+
+
+# How a run ends, as the gate decides it with the plan's state (plans/gate.py); the run's `Outcome`
+# (outcome.py) carries it to the feedback.
+class OutcomeStatus(str, Enum):
+    APPLIED = "applied"
+    NO_CHANGES = "no-changes"
+    PLAN_ONLY = "plan-only"
+    AWAITING_APPROVAL = "awaiting-approval"
+    SUPERSEDED = "superseded"
+    FAILED = "failed"
+
+    @property
+    def succeeded(self) -> bool:
+        return self is not OutcomeStatus.FAILED
