@@ -74,6 +74,8 @@ def test_ui_refuses_to_listen_beyond_loopback_without_a_login_in_front(manager):
 @pytest.mark.timeout(1500)
 def test_every_partition_tells_its_truth_in_the_ui(manager, ui, shots, github_standin, source_repo):
     base, port = ui
+    # One code server, started by `ui`, for its webserver and its daemon (neither starts one of its own).
+    assert len(processes_of(manager, "api", "grpc")) == 1
     manager.github = github_standin
     manager.write_config(config_text(f"\n  - name: app\n    path: {source_repo}"))
 
@@ -136,3 +138,17 @@ def deployed_vpc(manager) -> str:
     # From this manager's own state: the stand-in is shared, and other tests' VPCs carry the same tags.
     body = manager.s3().get_object(Bucket=manager.bucket, Key="app/staging/terraform.tfstate")["Body"].read()
     return json.loads(body)["outputs"]["vpc_id"]["value"]
+
+
+def processes_of(manager, *argv: str) -> list[int]:
+    """The pids of this manager's processes (its DAGSTER_HOME in their environment) whose command line holds
+    ``argv``, in that order."""
+    home, wanted = f"DAGSTER_HOME={manager.dagster_home}".encode(), "\0".join(argv).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if wanted in (entry / "cmdline").read_bytes() and home in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
