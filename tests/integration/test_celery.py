@@ -179,7 +179,9 @@ def cluster(tmp_path_factory, moto_endpoint, tools_dir, github_standin, postgres
         "storage:\n  postgres:\n    postgres_db:\n"
         f"      hostname: 127.0.0.1\n      username: postgres\n      password: ''\n      db_name: {postgres_database}\n"
         "      port: 5432\n"
-        "concurrency:\n  runs:\n    tag_concurrency_limits:\n"
+        # At most four runs in flight: two workers take one step each, and on a loaded two-core machine
+        # twenty run processes starting at once kept the code server past the daemon's gRPC deadline.
+        "concurrency:\n  runs:\n    max_concurrent_runs: 4\n    tag_concurrency_limits:\n"
         "      - {key: dagster/partition, value: {applyLimitPerUniqueValue: true}, limit: 1}\n"
         # The queue as the repository's dagster.yaml has it (a look every second), for the backfill's daemon.
         "run_queue:\n  dequeue_interval_seconds: 1\n  dequeue_use_threads: true\n  dequeue_num_workers: 4\n"
@@ -369,7 +371,8 @@ def test_a_plan_only_backfill_of_twenty_partitions_spreads_over_both_workers(clu
             daemon = subprocess.Popen(
                 [str(BIN / "dagster-daemon"), "run", "-w", str(cluster.manager.root / "workspace.yaml")],
                 cwd=cluster.manager.root,
-                env=cluster.env,
+                # A start of a run waits for its process to load the code: 60 s by default, a bound under load.
+                env=cluster.env | {"DAGSTER_GRPC_TIMEOUT_SECONDS": "300"},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
