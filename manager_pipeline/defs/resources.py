@@ -272,7 +272,12 @@ class TerraformResource(ConfigurableResource):
         with provider_servers(servers, env) as reattach:
             yield (
                 TerraformRunner(
-                    working_dir, toolchain.terraform, env | reattach, on_line=on_line, lock_timeout=self.lock_timeout
+                    working_dir,
+                    toolchain.terraform,
+                    env | reattach,
+                    on_line=on_line,
+                    lock_timeout=self.lock_timeout,
+                    endpoint_url=aws.endpoint_url,
                 ),
                 toolchain,
             )

@@ -101,10 +101,14 @@ class TerraformRunner:
         env: Mapping[str, str],
         on_line: LineSink | None = None,
         lock_timeout: str = DEFAULT_LOCK_TIMEOUT,
+        endpoint_url: str | None = None,
     ):
+        """``endpoint_url``: the AWS endpoint the working directory's HCL names (a stand-in's), which is not in
+        ``env`` (Terraform gets none of the AWS_* variables then)."""
         self.working_dir = working_dir
         self.lock_timeout = lock_timeout
         self._terraform, self._env, self._on_line = str(terraform_bin), dict(env), on_line
+        self._endpoint_url = endpoint_url
 
     def _run(self, command: str, *args: str) -> tuple[int, str, str]:
         """(exit code, stdout, stderr) of ``terraform <command> <args>`` in the working directory."""
@@ -184,11 +188,13 @@ class TerraformRunner:
         return "; ".join(parts)
 
     def _configured_endpoint(self, address: str) -> str:
-        """The endpoint setting (``AWS_ENDPOINT_URL``, or a service's own) that ``address`` (host:port, or a
-        host) belongs to, as it was set: Go names only the address when an error is not a request's (saving
-        the state, releasing the lock), and one name for one endpoint is what a person can search for."""
-        for key, value in sorted(self._env.items()):
-            if key.startswith("AWS_ENDPOINT_URL") and value:
+        """The endpoint (the stand-in's the HCL names, or the setting ``AWS_ENDPOINT_URL`` or a service's own)
+        that ``address`` (host:port, or a host) belongs to, as it was set: Go names only the address when an
+        error is not a request's (saving the state, releasing the lock), and one name for one endpoint is what a
+        person can search for."""
+        settings = [value for key, value in sorted(self._env.items()) if key.startswith("AWS_ENDPOINT_URL")]
+        for value in [self._endpoint_url, *settings]:
+            if value:
                 parsed = urlsplit(value)
                 host_port = parsed.netloc.rpartition("@")[2]  # never a user or password the URL carries
                 if address in (host_port, parsed.hostname):

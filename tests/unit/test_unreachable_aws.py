@@ -13,8 +13,8 @@ from manager_pipeline.terraform.runner import TerraformRunner
 ENDPOINT = "http://127.0.0.1:45323"
 
 
-def failure(tmp_path: Path, what: str, stderr: str, env: dict[str, str]) -> str:
-    runner = TerraformRunner(tmp_path, Path("/nonexistent/terraform"), env)
+def failure(tmp_path: Path, what: str, stderr: str, env: dict[str, str], endpoint_url: str | None = None) -> str:
+    runner = TerraformRunner(tmp_path, Path("/nonexistent/terraform"), env, endpoint_url=endpoint_url)
     with pytest.raises(TerraformError) as raised:
         runner._check(what, (1, "", stderr))
     return str(raised.value)
@@ -55,3 +55,11 @@ def test_credentials_in_an_endpoint_setting_are_never_named(tmp_path):
     line = failure(tmp_path, "apply", stderr, env)
     assert "AWS did not answer at https://proxy.internal:8443 (connection refused)" in line, line
     assert "s3cr3t-in-url" not in line and "svc-user" not in line
+
+
+def test_a_stand_ins_endpoint_is_named_though_terraform_has_no_aws_variable(tmp_path):
+    """With a stand-in the endpoint is in the working directory's HCL, and Terraform's environment holds none
+    of the AWS_* variables (aws/target.py): the runner is told it (what the apply-outage fault test met)."""
+    stderr = "Error: Failed to save state: dial tcp 127.0.0.1:45323: connect: connection refused"
+    line = failure(tmp_path, "apply", stderr, {"PATH": "/usr/bin"}, endpoint_url=ENDPOINT)
+    assert line.startswith(f"terraform apply: AWS did not answer at {ENDPOINT} (connection refused)"), line
