@@ -25,6 +25,8 @@ import boto3
 from dagster import DagsterInstance, build_sensor_context
 
 from manager_pipeline.config.file import load_config
+from manager_pipeline.errors import ManagerError
+from manager_pipeline.defs.code_server import serve_code_location
 from manager_pipeline.defs.jobs import DEPLOY_JOB
 from manager_pipeline.defs.location import build_definitions
 from manager_pipeline.defs.partitions import partition_key, sync_source_partitions
@@ -187,40 +189,22 @@ def serving_ui(manager: Manager, argv: list[str], log_name: str, timeout: float 
 
 @contextmanager
 def serving_code_location(root: Path, env: dict[str, str], log: Path, timeout: float = 300) -> Iterator[Path]:
-    """The manager's code location served by a `dagster api grpc` of its own, as docs/scale.md deploys it, and
-    ``root``'s workspace.yaml pointed at it (a Unix socket: no port to race for); stopped by its own process id.
-
-    A code server that a daemon starts itself shuts down for good once 20 s pass without a heartbeat from the
-    daemon (Dagster's DAEMON_GRPC_SERVER_HEARTBEAT_TTL), and then refuses every run the daemon hands it ("Tried
-    to start a run on a server after telling it to shut down") until the daemon restarts: on a loaded two-core
-    CI machine that failed a twenty-run backfill. A server of its own has no heartbeat to miss."""
-    folder = Path(tempfile.mkdtemp(prefix="mp-code-"))  # short: a socket's path has at most 107 bytes
-    socket_path = folder / "code.sock"
-    name = "manager_pipeline.defs.definitions"
-    argv = [str(BIN / "dagster"), "api", "grpc", "-m", name, "-d", str(root), "-s", str(socket_path)]
+    """The manager's code location on a code server of its own (defs/code_server.py, as `ui` and docs/scale.md
+    run it), its output in ``log``, and ``root``'s workspace.yaml pointed at it; stopped by its own process id."""
     with open(log, "wb") as out:
-        process = subprocess.Popen(
-            argv + ["--location-name", name], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            process, served = serve_code_location(root, env, stdout=out, timeout=timeout)
+        except ManagerError as exc:
+            raise AssertionError(f"{exc}\n{log.read_text(errors='replace')}") from None
     workspace = root / "workspace.yaml"
     managed = workspace.read_text()
     try:
-        wait_until(
-            lambda: process.poll() is not None or "Started Dagster code server" in log.read_text(errors="replace"),
-            timeout,
-            "the code server",
-            log,
-        )
-        assert process.poll() is None, log.read_text(errors="replace")
-        workspace.write_text(
-            f"load_from:\n  - grpc_server:\n      socket: {socket_path}\n      location_name: {name}\n"
-        )
-        yield socket_path
+        workspace.write_text(served.read_text())
+        yield served
     finally:
         workspace.write_text(managed)
         stop_process(process, timeout=30)
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(served.parent, ignore_errors=True)
 
 
 # --- source repositories ------------------------------------------------------------------

@@ -30,6 +30,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     import shutil
     import subprocess
 
+    from manager_pipeline.defs.code_server import serve_code_location
     from manager_pipeline.defs.instance import open_instance
     from manager_pipeline.settings import UI_ADDRESS_FILE
 
@@ -57,7 +58,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)  # a stop while the code loads stops its server too
-    code_server, workspace = _serve_code_location(bin_dir, root, env)
+    # One code server for both (defs/code_server.py says why).
+    code_server, workspace_file = serve_code_location(root, env)
+    workspace = str(workspace_file)
     processes = [code_server]
     webserver = [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", args.host, "-p", str(args.port)]
     if args.read_only:
@@ -88,60 +91,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-        shutil.rmtree(Path(workspace).parent, ignore_errors=True)
+        shutil.rmtree(workspace_file.parent, ignore_errors=True)
     failed = [process.returncode for process in processes if process.returncode not in (0, -signal.SIGTERM, None)]
     return EXIT_FAILED if failed else EXIT_OK
-
-
-def _serve_code_location(bin_dir: Path, root: Path, env: dict[str, str], timeout: float = 600) -> tuple:
-    """The code location of ``root``'s workspace.yaml served by a `dagster api grpc` of this command's own, on a
-    Unix socket in a folder only this user can enter; the process and a workspace file that points at it.
-
-    Left to themselves the webserver and the daemon would each start a code server, and the daemon's tells
-    itself to shut down once 20 s pass without the daemon's heartbeat (a busy machine): while runs it started
-    are still going it stays up, and the daemon hands it every run it dequeues, each failing ("Tried to start
-    a run on a server after telling it to shut down"; seen in CI under load). This one has no heartbeat to
-    miss, and the code loads once instead of twice."""
-    import shutil
-    import socket
-    import subprocess
-    import tempfile
-    import time
-
-    from manager_pipeline.yamlfile import load_yaml
-
-    workspace_file = root / "workspace.yaml"
-    [entry] = load_yaml(workspace_file.read_text(), str(workspace_file)).get("load_from") or [{}]
-    module = entry.get("python_module") or {}
-    name = module.get("module_name") or "manager_pipeline.defs.definitions"
-    location = module.get("location_name") or name
-    folder = Path(tempfile.mkdtemp(prefix="manager-pipeline-ui-"))  # 0700; short enough for a socket's path
-    path = folder / "code.sock"
-    argv = [str(bin_dir / "dagster"), "api", "grpc", "-m", name, "-d", str(root / module.get("working_directory", "."))]
-    process = subprocess.Popen(
-        argv + ["-s", str(path), "--location-name", location], cwd=root, env=env, start_new_session=True
-    )
-    deadline = time.monotonic() + timeout
-    try:
-        while process.poll() is None:
-            try:
-                with socket.socket(socket.AF_UNIX) as probe:
-                    probe.connect(str(path))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise ManagerError(f"the code location {name} did not load within {timeout:.0f} s") from None
-                time.sleep(0.2)
-        if process.poll() is not None:
-            raise ManagerError(f"the code server for {name} ended before it served (its output is above)")
-    except BaseException:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    workspace = folder / "workspace.yaml"
-    workspace.write_text(f"load_from:\n  - grpc_server:\n      socket: {path}\n      location_name: {location}\n")
-    return process, str(workspace)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
