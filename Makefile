@@ -5,10 +5,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: env browser demo check test ui stop bench generate clean
+.PHONY: env browser demo check test durations ui stop bench generate clean
 
 # The install steps live in scripts/install.sh, shared with deploy/Containerfile (which passes --no-test):
-# a venv, `pip install -e '.[test]'`, `manager-pipeline setup` (Terraform launcher, provider mirror).
+# a venv, `uv pip install -e '.[test]'` (uv from PyPI), `manager-pipeline setup` (Terraform launcher, provider mirror).
 $(STAMP): pyproject.toml manager_pipeline/policy/install.py
 	PYTHON='$(PYTHON)' sh scripts/install.sh --venv '$(VENV)'
 	touch $(STAMP)
@@ -35,8 +35,15 @@ check: env
 # commit's fsync costs more than the event. One folder a checkout (pytest empties it as it starts).
 TEST_TMP ?= $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm/manager-pipeline-tests-$$(id -u)-$(notdir $(CURDIR)))
 
+PYTEST := $(BIN)/python -m pytest tests -n 6 --dist loadscope $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
+
+# The modules go to the workers costliest first, by tests/durations.json (tests/scheduling.py).
 test: env browser
-	$(BIN)/python -m pytest tests -n 6 --dist loadscope --durations=15 $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
+	$(PYTEST) --durations=15
+
+# The whole suite, rewriting tests/durations.json from its times (commit it when the suite changed).
+durations: env browser
+	$(PYTEST) --store-durations
 
 ui: env
 	$(BIN)/manager-pipeline ui

@@ -32,6 +32,9 @@ from tests.support import (
     wait_until,
 )
 
+# Which module each worker takes next: the costliest first (tests/scheduling.py).
+pytest_plugins = ("tests.scheduling",)
+
 
 def pytest_sessionfinish(session):
     """The policy engine's server (started by the first scan, shared by every worker) ends with the run
@@ -202,23 +205,3 @@ def github_source(manager, github_standin, monkeypatch, tmp_path):
         monkeypatch.setenv(key, value)
     yield {"name": name, "token": token, "head": head}
     github_standin.clear_faults()
-
-
-# The modules that take longest, longest first: pytest-xdist hands modules to workers in collection
-# order, so starting these first keeps one of them from being the last thing a run waits for.
-LONGEST_FIRST = (
-    "test_daemon.py",
-    "test_sections_compute.py",
-    "test_faults.py",
-    "test_approval_flow.py",
-    "test_celery.py",
-    "test_sections_example.py",
-    "test_sections_database.py",
-    "test_sections_data.py",
-    "test_github_runs.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each module keeps its order
