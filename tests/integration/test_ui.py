@@ -12,9 +12,11 @@ import pytest
 
 from manager_pipeline.defs.instance import prepare_home
 from manager_pipeline.aws.standin import free_port
-from tests.support import BIN, run_partition, serving_ui
+from tests.support import BIN, LIGHT_MODULE, run_partition, serving_ui
 
 pytestmark = pytest.mark.integration
+# What the UI shows of a run is under test, not what terraform/ builds.
+TERRAFORM_DIR = LIGHT_MODULE
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -37,10 +39,12 @@ def chromium() -> str:
 
 
 def render(url: str, screenshot=None) -> str:
+    """The page's DOM once its scripts have run (the virtual time budget), and its picture from the same
+    load when ``screenshot`` names a file: one Chromium does both."""
     with tempfile.TemporaryDirectory() as profile:
         args = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
         if screenshot:
-            subprocess.run([*args, f"--screenshot={screenshot}", url], capture_output=True, timeout=120)
+            args.append(f"--screenshot={screenshot}")
         done = subprocess.run([*args, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     return done.stdout
 
