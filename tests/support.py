@@ -265,6 +265,11 @@ class Manager:
             text = text.replace(f"terraform_dir: {REPO / 'terraform'}", f"terraform_dir: {self.module}")
         self.config_path.write_text(text)
 
+    def use_module(self, module: Path) -> None:
+        """Plan ``module`` in place of terraform/ from now on (a test where what terraform/ builds is not under test)."""
+        self.module = module
+        self.write_config(self.config_path.read_text())
+
     def client(self, service: str):
         """A boto3 client of the AWS stand-in the manager talks to."""
         return boto3.client(

@@ -9,7 +9,7 @@ import pytest
 from dagster import DagsterInstance
 
 from manager_pipeline.feedback import OutcomeStatus
-from tests.support import REPO, commit_all, git, run_partition
+from tests.support import LIGHT_MODULE, REPO, commit_all, git, run_partition
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +57,7 @@ def test_production_stops_after_plan_awaiting_approval(manager):
 
 
 def test_feature_branch_and_pull_request_only_plan(manager, source_repo):
+    manager.use_module(LIGHT_MODULE)  # which runs may apply is under test, not what terraform/ builds
     git(source_repo, "checkout", "-q", "-b", "feature")
     branch = run_partition(manager, "app", "staging")
     assert branch.output_for_node("feedback").status is OutcomeStatus.PLAN_ONLY
@@ -68,6 +69,7 @@ def test_feature_branch_and_pull_request_only_plan(manager, source_repo):
 
 
 def test_variables_at_a_given_commit_are_used(manager, source_repo):
+    manager.use_module(LIGHT_MODULE)  # which commit's variables are read is under test
     variables = source_repo / "infra" / "variables.yml"
     old_sha = git(source_repo, "rev-parse", "HEAD")
     variables.write_text(variables.read_text().replace("10.20.0.0/16", "10.30.0.0/16"))

@@ -10,9 +10,11 @@ from dagster import DagsterInstance
 from manager_pipeline.feedback.outbox import FeedbackItem, Outbox
 from manager_pipeline.intake.inbox import Inbox
 from manager_pipeline.intake.webhooks import Delivery
-from tests.support import run_partition
+from tests.support import LIGHT_MODULE, run_partition
 
 pytestmark = pytest.mark.integration
+# The instance in PostgreSQL is under test, not what terraform/ builds.
+TERRAFORM_DIR = LIGHT_MODULE
 
 SERVER = "host=127.0.0.1 port=5432 user=postgres"
 
