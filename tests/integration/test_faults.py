@@ -213,6 +213,27 @@ def quick_module(tmp_path_factory) -> Path:
     return module
 
 
+def with_outage_window(module: Path, folder: Path) -> tuple[Path, Path]:
+    """A copy of ``module`` in ``folder`` with a window to cut AWS in the middle of an apply, and the file that
+    says the window is open. The window opens once the VPC and its public subnets exist (the state lock
+    held), stays open for 15 s, and a subnet after it needs AWS again: the cut always lands mid-apply,
+    before Terraform's last state write, however fast or loaded the machine."""
+    copy = Path(shutil.copytree(module, folder / "terraform"))
+    opened = folder / "outage-window-open"
+    (copy / "outage_window.tf").write_text(
+        'resource "terraform_data" "outage_window" {\n'
+        "  input = aws_subnet.public[*].id\n"
+        f'  provisioner "local-exec" {{\n    command = "touch {opened} && sleep 15"\n  }}\n'
+        "}\n\n"
+        'resource "aws_subnet" "after_the_window" {\n'
+        "  vpc_id     = aws_vpc.main.id\n"
+        "  cidr_block = cidrsubnet(aws_vpc.main.cidr_block, 8, 250)\n"
+        "  depends_on = [terraform_data.outage_window]\n"
+        "}\n"
+    )
+    return copy, opened
+
+
 def faulty_manager(tmp_path, endpoint: str, tools_dir, template: Path, project: str, module: Path | None = None):
     """A manager whose one source `app` deploys project ``project`` (its own resource names and tags)."""
     repo = Path(shutil.copytree(template, tmp_path / "source", symlinks=True))
@@ -330,22 +351,21 @@ def apply_outage(tmp_path_factory, own_moto, tools_dir, source_repo_template, qu
     project = "outage-apply"
     forwarder = Forwarder(own_moto)
     tmp_path = tmp_path_factory.mktemp("apply-outage")
-    manager = faulty_manager(tmp_path, forwarder.url, tools_dir, source_repo_template, project, quick_module)
+    module, window_open = with_outage_window(quick_module, tmp_path_factory.mktemp("window"))
+    manager = faulty_manager(tmp_path, forwarder.url, tools_dir, source_repo_template, project, module)
     facts: dict = {"manager": manager, "forwarder": forwarder}
     process = start_run(manager)
     seen: list[str] = []
     try:
         read_until(process, "[gate", seen)
         wait_until(
-            lambda: (
-                process.poll() is not None
-                # A subnet of the VPC: Terraform had the VPC's id (the create's answer reached it) and went on.
-                or (lock_held(own_moto, manager.bucket, STATE_KEY) and subnets_in(own_moto, vpcs_of(own_moto, project)))
-            ),
-            60,
-            "the apply to take the state lock, create the VPC and go on to its subnets",
+            lambda: process.poll() is not None or window_open.exists(),
+            120,
+            "the apply to take the state lock, create the VPC and its subnets, and open the outage window",
+            interval=0.1,
         )
         assert process.poll() is None, "".join(seen) + process.stdout.read() + process.stderr.read()
+        assert lock_held(own_moto, manager.bucket, STATE_KEY) and subnets_in(own_moto, vpcs_of(own_moto, project))
         forwarder.down()
         rest, stderr = process.communicate(timeout=180)
     finally:
