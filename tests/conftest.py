@@ -3,6 +3,7 @@ stopped by its own pid. Helpers and constants live in tests/support.py."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -34,6 +35,13 @@ from tests.support import (
 
 # Which module each worker takes next: the costliest first (tests/scheduling.py).
 pytest_plugins = ("tests.scheduling",)
+
+
+def pytest_collection_finish(session):
+    """What the collection imported (Dagster, boto3, the manager, every test module) lives as long as the
+    worker: frozen, the collector's full passes over the hundreds of in-process runs to come skip it
+    (tests/unit: 25 s of CPU -> 21 s)."""
+    gc.freeze()
 
 
 def pytest_sessionfinish(session):

@@ -74,6 +74,7 @@ def _cli_forkserver() -> Path | None:
         _cli_server.kill()
         _cli_server = None
         return None
+    atexit.register(shutil.rmtree, folder, True)  # after the server's stop (atexit runs last in, first)
     atexit.register(stop_process, _cli_server, 10)
     return _cli_socket
 
