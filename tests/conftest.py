@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -32,6 +33,16 @@ from tests.support import (
     stop_process,
     wait_until,
 )
+
+# A suite started in the background by a non-interactive shell inherits SIGTERM, SIGINT and SIGQUIT ignored, and
+# every process it starts would too: stop_process's SIGTERM then went unheard and each service waited out its
+# 15 s before the SIGKILL (a worker's last teardown took 16 s). They are taken as from a terminal again, here,
+# before the workers start.
+for _signal in (signal.SIGTERM, signal.SIGQUIT):
+    if signal.getsignal(_signal) == signal.SIG_IGN:
+        signal.signal(_signal, signal.SIG_DFL)
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Which module each worker takes next: the costliest first (tests/scheduling.py).
 pytest_plugins = ("tests.scheduling",)

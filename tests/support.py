@@ -34,6 +34,7 @@ from manager_pipeline.events import PLAN_ONLY_TAG, DispatchEvent, sign_author
 from manager_pipeline.defs.instance import open_instance
 from manager_pipeline.aws.standin import endpoint_answers, free_port, moto_server_command
 from manager_pipeline.settings import Settings
+from manager_pipeline.terraform.provider_server import die_with_parent
 from manager_pipeline.signing import run_tag_key
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,6 +70,8 @@ def _cli_forkserver() -> Path | None:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        # Its stop is this process's atexit; should that not run (a worker that ends otherwise), it ends with it.
+        preexec_fn=die_with_parent,
     )
     if _cli_server.stdout.readline().strip() != b"ready":
         _cli_server.kill()

@@ -29,7 +29,7 @@ _REATTACH_LINE = re.compile(r"TF_REATTACH_PROVIDERS='(?P<json>\{.*\})'")
 START_TIMEOUT_S = 30.0
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: get SIGTERM when the process that started it dies (a killed run leaves no provider)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -44,7 +44,7 @@ def _start(binary: Path, env: Mapping[str, str]) -> tuple[subprocess.Popen, dict
         stderr=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     found: dict = {}
 
