@@ -103,8 +103,7 @@ def manager(request, tmp_path, moto_endpoint, tools_dir, source_repo, monkeypatc
     setup = build_manager(tmp_path / "manager", moto_endpoint, tools_dir, {"app": source_repo})
     module = getattr(request.module, "TERRAFORM_DIR", None)
     if module is not None:
-        setup.module = module
-        setup.write_config(setup.config_path.read_text())
+        setup.use_module(module)
     for key in list(os.environ):
         if key.startswith(SCOPED_PREFIXES):
             monkeypatch.delenv(key)
