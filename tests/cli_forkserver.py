@@ -83,10 +83,6 @@ def _command(request: dict, main, learned: str) -> int:
 
 
 def serve(path: str) -> None:
-    # A process started from an xdist worker inherits SIGTERM and SIGINT ignored: the server (and each command it
-    # becomes) takes them as a process started from a shell does, so its stop (SIGTERM) and its parent's end stop it.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     # What the CLI imports, imported now; nothing is run (no settings read, no instance opened).
     import boto3  # noqa: F401
     import github  # noqa: F401
